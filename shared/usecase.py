@@ -1,0 +1,251 @@
+"""The use-case file: one declarative TOML document per dataset (contract + model settings).
+
+The contract is the single definition of what a valid row is. It drives two validators:
+vectorized column checks for files (:mod:`shared.validation`) and a pydantic model for
+single records (:meth:`Contract.record_model`), used by the API and as the benchmark baseline.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from datetime import date, datetime
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from shared.exceptions import UseCaseError
+
+USECASE_NAME = re.compile(r"^[a-z][a-z0-9_]{1,48}$")
+
+
+class ColumnType(StrEnum):
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"
+    STRING = "string"
+    CATEGORY = "category"
+    TIMESTAMP = "timestamp"
+    DATE = "date"
+
+
+NUMERIC_TYPES = frozenset({ColumnType.INT, ColumnType.FLOAT})
+
+
+class Column(BaseModel):
+    """One declared column of a dataset."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128)
+    type: ColumnType
+    nullable: bool = False
+    required: bool = True
+    """A required column must be present in every object; an optional one may be absent."""
+    min: float | None = None
+    max: float | None = None
+    allowed: tuple[str | int, ...] | None = None
+    max_length: int = Field(default=1024, gt=0)
+    format: str | None = None
+    """strptime format for timestamp/date columns; ISO 8601 when unset."""
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _check_constraints(self) -> Column:
+        if (self.min is not None or self.max is not None) and self.type not in NUMERIC_TYPES:
+            raise ValueError(f"column {self.name!r}: min/max apply to int and float columns only")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"column {self.name!r}: min {self.min} is greater than max {self.max}")
+        if self.type is ColumnType.CATEGORY and not self.allowed:
+            raise ValueError(f"column {self.name!r}: a category column needs `allowed` values")
+        if self.allowed is not None:
+            if self.type not in (ColumnType.CATEGORY, ColumnType.INT, ColumnType.STRING):
+                raise ValueError(f"column {self.name!r}: `allowed` applies to category, string and int columns")
+            wanted = int if self.type is ColumnType.INT else str
+            wrong = [v for v in self.allowed if type(v) is not wanted]
+            if wrong:
+                raise ValueError(f"column {self.name!r}: allowed values {wrong} are not {wanted.__name__}")
+        if not self.required and not self.nullable:
+            raise ValueError(f"column {self.name!r}: an optional (required = false) column must be nullable")
+        return self
+
+    def python_type(self) -> Any:
+        """The strict Python type of a single value of this column (for record validation)."""
+        base: Any
+        match self.type:
+            case ColumnType.INT:
+                base = StrictInt
+            case ColumnType.FLOAT:
+                base = StrictFloat | StrictInt
+            case ColumnType.BOOL:
+                base = StrictBool
+            case ColumnType.TIMESTAMP:
+                base = datetime
+            case ColumnType.DATE:
+                base = date
+            case _:
+                base = Annotated[str, Field(max_length=self.max_length)]
+        if self.allowed is not None:
+            base = Literal[tuple(self.allowed)]
+        elif self.type in NUMERIC_TYPES:
+            base = Annotated[base, Field(ge=self.min, le=self.max, allow_inf_nan=False)]
+        return base | None if self.nullable else base
+
+
+class Contract(BaseModel):
+    """The dataset contract: what a valid row is, and the roles columns play."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+    entity_id: str
+    label: str
+    positive_class: str | int | bool
+    event_time: str | None = None
+    segments: tuple[str, ...] = ()
+    null_values: tuple[str, ...] = ("",)
+    columns: tuple[Column, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_roles(self) -> Contract:
+        names = [c.name for c in self.columns]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"columns declared twice: {dupes}")
+        for role in ("entity_id", "label", "event_time"):
+            name = getattr(self, role)
+            if name is not None and name not in names:
+                raise ValueError(f"{role} {name!r} is not a declared column")
+        missing_segments = [s for s in self.segments if s not in names]
+        if missing_segments:
+            raise ValueError(f"segments {missing_segments} are not declared columns")
+        for role in ("entity_id", "label"):
+            column = self.column(getattr(self, role))
+            if column.nullable or not column.required:
+                raise ValueError(f"{role} column {column.name!r} must be required and not nullable")
+        label = self.column(self.label)
+        if label.allowed is not None and self.positive_class not in label.allowed:
+            raise ValueError(f"positive_class {self.positive_class!r} is not an allowed value of {label.name!r}")
+        if self.event_time is not None and self.column(self.event_time).type not in (
+            ColumnType.TIMESTAMP,
+            ColumnType.DATE,
+        ):
+            raise ValueError(f"event_time column {self.event_time!r} must be a timestamp or date")
+        return self
+
+    def column(self, name: str) -> Column:
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(name)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def features(self) -> tuple[Column, ...]:
+        """Columns a model may learn from: everything but the entity id, the label and the event time."""
+        roles = {self.entity_id, self.label, self.event_time}
+        return tuple(c for c in self.columns if c.name not in roles)
+
+    @cached_property
+    def _record_model(self) -> type[BaseModel]:
+        fields: dict[str, Any] = {}
+        for column in self.columns:
+            default = None if column.nullable else ...
+            fields[column.name] = (column.python_type(), default)
+        return create_model(  # type: ignore[call-overload, no-any-return]
+            "Record",
+            __config__=ConfigDict(extra="allow", frozen=True),
+            **fields,
+        )
+
+    def record_model(self) -> type[BaseModel]:
+        """A pydantic model validating one record (a JSON object) against this contract."""
+        return self._record_model
+
+    def validate_record(self, record: dict[str, Any]) -> list[dict[str, str]]:
+        """Validate one record; return field-level errors (empty when the record is valid)."""
+        try:
+            self.record_model().model_validate(record)
+        except ValidationError as exc:
+            return [
+                {"field": ".".join(str(p) for p in err["loc"]) or "<record>", "reason": err["msg"]}
+                for err in exc.errors(include_url=False)
+            ]
+        return []
+
+
+class ModelKind(StrEnum):
+    LIGHT = "light"
+    HEAVY = "heavy"
+
+
+class ModelSettings(BaseModel):
+    """How the use case's model is trained and served."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: ModelKind = ModelKind.LIGHT
+    estimator: str = "logistic_regression"
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    false_positive_cost: float = Field(default=1.0, gt=0)
+    false_negative_cost: float = Field(default=1.0, gt=0)
+    approval: Literal["manual", "automatic"] = "manual"
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _finite(cls, value: dict[str, Any]) -> dict[str, Any]:
+        bad = [k for k, v in value.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            raise ValueError(f"hyperparameters {bad} are not finite")
+        return value
+
+
+class UseCase(BaseModel):
+    """A use case: a named dataset contract and the model settings for it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    description: str = ""
+    contract: Contract
+    model: ModelSettings = Field(default_factory=ModelSettings)
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not USECASE_NAME.match(value):
+            raise ValueError("name must be lowercase letters, digits and underscores, starting with a letter")
+        return value
+
+
+def load_usecase(path: str | Path) -> UseCase:
+    """Read and validate a use-case file; raise :class:`UseCaseError` with every problem found."""
+    path = Path(path)
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise UseCaseError(f"use-case file {path} does not exist") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UseCaseError(f"use-case file {path} is not valid TOML: {exc}") from exc
+    try:
+        return UseCase.model_validate(document)
+    except ValidationError as exc:
+        raise UseCaseError(f"use-case file {path} is invalid:\n{exc}") from exc
