@@ -1,0 +1,122 @@
+"""Synthesize the CDK app once per change of its inputs.
+
+`cdk synth` of this app takes tens of seconds (the Python CDK drives node through jsii), so
+`make synth`, the infra tests and the embedded cloud all go through :func:`synthesize`, which
+reuses ``cdk.out/`` while a hash of everything that shapes the template is unchanged.
+The subprocess is what the CDK CLI would run: ``python app.py`` with ``CDK_OUTDIR`` and
+``CDK_CONTEXT_JSON`` set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUTDIR = ROOT / "cdk.out"
+DEFAULT_USECASE = ROOT / "usecases" / "telco_churn.toml"
+HASH_FILE = ".sluice-inputs.sha256"
+
+# Everything that can change the synthesized template or its assets.
+INPUT_GLOBS = (
+    "app.py",
+    "cdk.json",
+    "requirements.txt",
+    "infra/**/*.py",
+    "functions/**/*.py",
+    "functions/**/*.txt",
+    "shared/**/*.py",
+    "layers/**/*.txt",
+    "training/**/*.py",
+)
+
+
+class SynthError(RuntimeError):
+    """`cdk synth` failed; the message carries its output."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Assembly:
+    """A synthesized cloud assembly: where it is and which stacks it holds."""
+
+    outdir: Path
+    stacks: dict[str, Path]
+    """Stack name → template file."""
+
+    def template(self, stack_name: str | None = None) -> dict[str, object]:
+        if stack_name is None:
+            if len(self.stacks) != 1:
+                raise SynthError(f"the assembly holds {sorted(self.stacks)}; name one")
+            stack_name = next(iter(self.stacks))
+        return json.loads(self.stacks[stack_name].read_text())  # type: ignore[no-any-return]
+
+
+def inputs_hash(usecase: Path, context: dict[str, str]) -> str:
+    digest = hashlib.sha256()
+    for pattern in INPUT_GLOBS:
+        for path in sorted(ROOT.glob(pattern)):
+            if "__pycache__" in path.parts:
+                continue
+            digest.update(str(path.relative_to(ROOT)).encode())
+            digest.update(path.read_bytes())
+    digest.update(usecase.read_bytes())
+    digest.update(json.dumps(context, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def read_assembly(outdir: Path) -> Assembly:
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    stacks = {
+        artifact.get("displayName", name): outdir / artifact["properties"]["templateFile"]
+        for name, artifact in manifest["artifacts"].items()
+        if artifact["type"] == "aws:cloudformation:stack"
+    }
+    return Assembly(outdir=outdir, stacks=stacks)
+
+
+def synthesize(
+    *,
+    usecase: Path = DEFAULT_USECASE,
+    outdir: Path = DEFAULT_OUTDIR,
+    context: dict[str, str] | None = None,
+    force: bool = False,
+) -> Assembly:
+    """Synthesize the app for ``usecase`` into ``outdir``, or reuse it if its inputs are unchanged."""
+    usecase = usecase.resolve()
+    full_context = {"usecase": str(usecase), **(context or {})}
+    digest = inputs_hash(usecase, full_context)
+    stamp = outdir / HASH_FILE
+    if not force and stamp.exists() and stamp.read_text() == digest and (outdir / "manifest.json").exists():
+        return read_assembly(outdir)
+
+    env = {**os.environ, "CDK_OUTDIR": str(outdir), "CDK_CONTEXT_JSON": json.dumps(full_context)}
+    result = subprocess.run(  # noqa: S603 - our own interpreter running our own app
+        [sys.executable, str(ROOT / "app.py")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SynthError(f"cdk synth failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    stamp.write_text(digest)
+    return read_assembly(outdir)
+
+
+def main() -> None:
+    assembly = synthesize(
+        usecase=Path(os.environ.get("SLUICE_USECASE", DEFAULT_USECASE)),
+        force="--force" in sys.argv,
+    )
+    for name, template in assembly.stacks.items():
+        print(f"{name}: {template.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
