@@ -1,0 +1,71 @@
+# Sluice — every target creates the pinned virtualenv first if it is missing or stale.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PYTHONDONTWRITEBYTECODE := 1
+# The embedded cloud and the tests never talk to AWS: dummy credentials, one region.
+export AWS_DEFAULT_REGION ?= us-east-1
+export AWS_ACCESS_KEY_ID ?= testing
+export AWS_SECRET_ACCESS_KEY ?= testing
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+
+.PHONY: help venv synth local demo test lint format typecheck unit integration infra e2e bench clean
+
+help:
+	@echo "make demo    run the whole loop on the embedded cloud (no AWS account, no Docker)"
+	@echo "make test    lint, type-check and run the whole test suite"
+	@echo "make synth   synthesize the CDK app into cdk.out/ (cached on its inputs)"
+	@echo "make local   serve the embedded cloud until Ctrl-C (outputs in .local/outputs.json)"
+	@echo "make bench   run the benchmarks (results in bench/results/)"
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	@$(PY) -m pip install --quiet -r requirements.txt 2>&1 | grep -v "^WARNING: Location"; test $${PIPESTATUS[0]} -eq 0
+	@touch $(STAMP)
+
+synth: venv
+	$(PY) -m infra.assembly
+
+local: synth
+	$(PY) -m local
+
+demo: synth
+	$(PY) -m local.demo
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: venv
+	$(VENV)/bin/mypy app.py infra shared functions local training bench
+
+unit: venv
+	$(PY) -m pytest tests/unit -q
+
+integration: venv
+	$(PY) -m pytest tests/integration -q
+
+infra: synth
+	$(PY) -m pytest tests/infra -q
+
+e2e: synth
+	$(PY) -m pytest tests/e2e -q
+
+test: lint typecheck synth
+	$(PY) -m pytest tests -q
+
+bench: venv
+	$(PY) -m bench
+
+clean:
+	rm -rf cdk.out .local .build .pytest_cache .mypy_cache .ruff_cache bench/results
