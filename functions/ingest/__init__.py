@@ -1,0 +1,1 @@
+"""The ingest function: an upload to the raw bucket → validated rows in the lake."""

@@ -1,0 +1,161 @@
+"""Ingest handler: S3 ObjectCreated events → :func:`shared.ingest.ingest_object`, once per object version.
+
+Environment (validated once, at the first invocation): ``SLUICE_USECASE_FILE`` (the use-case TOML;
+relative to ``LAMBDA_TASK_ROOT``; default ``usecase.toml``), ``LAKE_BUCKET``, ``IDEMPOTENCY_TABLE``,
+``SLUICE_WORKDIR`` (default ``/tmp``), plus powertools' own (``POWERTOOLS_METRICS_NAMESPACE``, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import S3Event
+from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.exceptions import SettingsError
+from shared.ingest import SourceObject, ingest_object
+from shared.manifest import IngestStatus, Manifest
+from shared.storage import S3ObjectStore
+from shared.usecase import UseCase, load_usecase
+
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+class IngestSettings(BaseModel):
+    """The ingest function's environment."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    usecase_file: str = Field(default="usecase.toml", alias="SLUICE_USECASE_FILE")
+    task_root: str = Field(default=".", alias="LAMBDA_TASK_ROOT")
+    lake_bucket: str = Field(min_length=3, alias="LAKE_BUCKET")
+    idempotency_table: str = Field(min_length=3, alias="IDEMPOTENCY_TABLE")
+    workdir: Path = Field(default=Path("/tmp"), alias="SLUICE_WORKDIR")  # noqa: S108 - Lambda's scratch space
+
+    @property
+    def usecase_path(self) -> Path:
+        path = Path(self.usecase_file)
+        return path if path.is_absolute() else Path(self.task_root) / path
+
+
+@lru_cache(maxsize=1)
+def settings() -> IngestSettings:
+    try:
+        return IngestSettings.model_validate(dict(os.environ))
+    except ValidationError as exc:
+        raise SettingsError(f"the ingest function's environment is invalid:\n{exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def usecase() -> UseCase:
+    return load_usecase(settings().usecase_path)
+
+
+@lru_cache(maxsize=1)
+def object_store() -> S3ObjectStore:
+    import boto3
+
+    return S3ObjectStore(boto3.client("s3"))
+
+
+@lru_cache(maxsize=1)
+def idempotency_config() -> IdempotencyConfig:
+    return IdempotencyConfig(
+        event_key_jmespath="[bucket, key, version_id, etag]", expires_after_seconds=IDEMPOTENCY_TTL_SECONDS
+    )
+
+
+@lru_cache(maxsize=1)
+def idempotent_ingest() -> Any:
+    """``ingest_object`` wrapped once per process in powertools idempotency (DynamoDB), built lazily."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    persistence = DynamoDBPersistenceLayer(table_name=settings().idempotency_table)
+
+    @idempotent_function(data_keyword_argument="source", persistence_store=persistence, config=idempotency_config())
+    def ingest(*, source: SourceObject, received_at: str) -> dict[str, Any]:
+        current = settings()
+        manifest = ingest_object(
+            source,
+            usecase=usecase(),
+            store=object_store(),
+            lake_bucket=current.lake_bucket,
+            now=datetime.fromisoformat(received_at),
+            workdir=current.workdir,
+        )
+        return manifest.model_dump(mode="json")
+
+    return ingest
+
+
+def source_object(record: S3EventRecord) -> SourceObject:
+    """The object version an S3 event record names (keys arrive URL-encoded)."""
+    s3_object = record.s3.get_object
+    return SourceObject(
+        bucket=record.s3.bucket.name,
+        key=unquote_plus(s3_object.key),
+        version_id=s3_object.version_id or None,
+        etag=s3_object.etag or "",
+        size=s3_object.size or 0,
+        sequencer=s3_object.sequencer,
+    )
+
+
+def _received_at(record: S3EventRecord) -> str:
+    """The upload's event time: the ingest date, the same on every delivery of the event."""
+    try:
+        return datetime.fromisoformat(record.event_time.replace("Z", "+00:00")).isoformat()
+    except (KeyError, TypeError, ValueError):
+        return datetime.now(UTC).isoformat()
+
+
+def _record_metrics(manifest: Manifest) -> None:
+    metrics.add_metric(name="RowsIn", unit=MetricUnit.Count, value=manifest.rows_in)
+    metrics.add_metric(name="RowsCurated", unit=MetricUnit.Count, value=manifest.rows_curated)
+    metrics.add_metric(name="RowsQuarantined", unit=MetricUnit.Count, value=manifest.rows_quarantined)
+    rejected = 1 if manifest.status is IngestStatus.REJECTED else 0
+    metrics.add_metric(name="ObjectsRejected", unit=MetricUnit.Count, value=rejected)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    idempotency_config().register_lambda_context(context)
+    metrics.add_dimension(name="usecase", value=usecase().name)
+    results = []
+    for record in S3Event(event).records:
+        source = source_object(record)
+        logger.info("ingesting", extra={"source": source.model_dump(), "object_id": source.object_id})
+        manifest = Manifest.model_validate(idempotent_ingest()(source=source, received_at=_received_at(record)))
+        _record_metrics(manifest)
+        logger.info(
+            "ingested",
+            extra={"status": manifest.status.value, "rows_in": manifest.rows_in, "reason": manifest.reason},
+        )
+        results.append(
+            {
+                "object_id": manifest.object_id,
+                "source_key": manifest.source_key,
+                "status": manifest.status.value,
+                "reason": manifest.reason,
+                "rows_in": manifest.rows_in,
+                "rows_curated": manifest.rows_curated,
+                "rows_quarantined": manifest.rows_quarantined,
+            }
+        )
+    return {"results": results}

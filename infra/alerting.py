@@ -1,0 +1,52 @@
+"""Alerting: the SNS topic every Sluice alarm notifies (ingest failures now; training, promotion later)."""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+
+class Alerting(Construct):
+    """A KMS-encrypted, TLS-only SNS topic that CloudWatch alarms may publish to."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, usecase_name: str) -> None:
+        super().__init__(scope, construct_id)
+        self.topic_key = self._build_topic_key()
+        self.topic = self._build_topic(usecase_name=usecase_name)
+
+    def notify_on_alarm(self, alarm: cloudwatch.Alarm) -> None:
+        """Send ``alarm``'s state changes into ALARM to the topic."""
+        alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))
+
+    def _build_topic_key(self) -> kms.Key:
+        key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            description="Encrypts the Sluice alarm topic",
+            enable_key_rotation=True,
+        )
+        # CloudWatch publishes alarm notifications itself, so the key must let it encrypt messages.
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=["*"],  # in a key policy, "*" is this key
+                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+            )
+        )
+        return key
+
+    def _build_topic(self, *, usecase_name: str) -> sns.Topic:
+        return sns.Topic(
+            self,
+            "AlarmTopic",
+            display_name=f"Sluice alarms ({usecase_name})",
+            master_key=self.topic_key,
+            enforce_ssl=True,
+        )

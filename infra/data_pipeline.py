@@ -1,0 +1,294 @@
+"""The data pipeline: raw uploads → ingest + validate → the lake (curated, quarantine, manifests).
+
+An object created in the raw bucket invokes the ingest function asynchronously (S3 notifications
+arrive at least once, so the function is idempotent through a DynamoDB table). After its retries
+an event lands in a dead-letter queue, and a message there raises an alarm on the alert topic.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, CfnElement, Duration, Stack, Validations
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3_notifications
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct, IConstruct
+
+from infra.alerting import Alerting
+from infra.bundling import ARCHITECTURE, RUNTIME, function_code
+from infra.layers import dependency_layer
+from infra.settings import USECASE_FILE_IN_BUNDLE, DataPipelineSettings
+
+# The environment contract of functions/ingest (its settings model reads these names).
+ENV_USECASE_FILE = "SLUICE_USECASE_FILE"
+ENV_LAKE_BUCKET = "LAKE_BUCKET"
+ENV_IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
+ENV_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
+ENV_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
+ENV_LOG_LEVEL = "LOG_LEVEL"
+
+# The layout aws_lambda_powertools.utilities.idempotency.DynamoDBPersistenceLayer expects by default.
+IDEMPOTENCY_KEY_ATTRIBUTE = "id"
+IDEMPOTENCY_EXPIRY_ATTRIBUTE = "expiration"
+IDEMPOTENCY_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+
+CDK_BUCKET_NOTIFICATIONS_HANDLER = "BucketNotificationsHandler"
+"""Id prefix of the stack-wide function CDK adds to configure S3 bucket notifications."""
+
+
+def acknowledge(construct: IConstruct, finding: str, reason: str) -> None:
+    """Accept one cdk-nag finding on ``construct`` (and its children), with the reason it is acceptable."""
+    Validations.of(construct).acknowledge(Acknowledgment(id=f"AwsSolutions::{finding}", reason=reason))
+
+
+class DataPipeline(Construct):
+    """Raw bucket, ingest function, lake bucket, idempotency table, and the failure path to alerting."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: DataPipelineSettings,
+        shared_code_layer: lambda_.ILayerVersion,
+        alerting: Alerting,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.settings = settings
+        self.access_logs_bucket = self._build_access_logs_bucket()
+        self.raw_bucket = self._build_data_bucket("RawBucket", logs_prefix="raw/")
+        self.lake_bucket = self._build_data_bucket("LakeBucket", logs_prefix="lake/")
+        self.idempotency_table = self._build_idempotency_table()
+        self.dead_letter_queue = self._build_dead_letter_queue()
+        self.ingest_role = self._build_ingest_role()
+        self.ingest_function = self._build_ingest_function(shared_code_layer=shared_code_layer)
+        self._grant_ingest_least_privilege()
+        self._build_raw_upload_trigger()
+        self.dead_letter_alarm = self._build_dead_letter_alarm()
+        alerting.notify_on_alarm(self.dead_letter_alarm)
+
+    # --- storage -------------------------------------------------------------------------------
+
+    def _build_access_logs_bucket(self) -> s3.Bucket:
+        return s3.Bucket(
+            self,
+            "AccessLogsBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,  # the only encryption S3 log delivery supports
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[s3.LifecycleRule(expiration=self.settings.access_log_retention)],
+        )
+
+    def _build_data_bucket(self, construct_id: str, *, logs_prefix: str) -> s3.Bucket:
+        return s3.Bucket(
+            self,
+            construct_id,
+            versioned=True,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=self.access_logs_bucket,
+            server_access_logs_prefix=logs_prefix,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    noncurrent_version_expiration=self.settings.noncurrent_version_retention,
+                    abort_incomplete_multipart_upload_after=Duration.days(7),
+                )
+            ],
+        )
+
+    def _build_idempotency_table(self) -> dynamodb.Table:
+        return dynamodb.Table(
+            self,
+            "IdempotencyTable",
+            partition_key=dynamodb.Attribute(name=IDEMPOTENCY_KEY_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
+            time_to_live_attribute=IDEMPOTENCY_EXPIRY_ATTRIBUTE,
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+        )
+
+    # --- the ingest function -------------------------------------------------------------------
+
+    def _build_dead_letter_queue(self) -> sqs.Queue:
+        queue = sqs.Queue(
+            self,
+            "IngestDeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=self.settings.ingest.dead_letter_retention,
+        )
+        acknowledge(
+            queue,
+            "AwsSolutions-SQS3",
+            "This queue is the ingest function's dead-letter queue (its async on-failure destination); "
+            "a dead-letter queue of its own would only move the same events again.",
+        )
+        return queue
+
+    def _build_ingest_role(self) -> iam.Role:
+        return iam.Role(
+            self,
+            "IngestFunctionRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Ingest function: read raw uploads, write the lake, record idempotency",
+        )
+
+    def _build_ingest_function(self, *, shared_code_layer: lambda_.ILayerVersion) -> lambda_.Function:
+        ingest = self.settings.ingest
+        log_group = logs.LogGroup(self, "IngestLogGroup", retention=ingest.log_retention)
+        log_group.grant_write(self.ingest_role)
+        function = lambda_.Function(
+            self,
+            "IngestFunction",
+            description=f"Validate uploads of {self.settings.usecase_name} against its contract into the lake",
+            code=function_code(ingest.source_dir, usecase_file=self.settings.usecase_file),
+            handler="handler.lambda_handler",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            memory_size=ingest.memory_size_mb,
+            timeout=ingest.timeout,
+            ephemeral_storage_size=ingest.ephemeral_storage,
+            tracing=lambda_.Tracing.ACTIVE,
+            role=self.ingest_role,
+            log_group=log_group,
+            layers=[
+                dependency_layer(self, "IngestDependencies", requirements_file=ingest.requirements_file),
+                shared_code_layer,
+            ],
+            environment={
+                ENV_USECASE_FILE: USECASE_FILE_IN_BUNDLE,
+                ENV_LAKE_BUCKET: self.lake_bucket.bucket_name,
+                ENV_IDEMPOTENCY_TABLE: self.idempotency_table.table_name,
+                ENV_SERVICE_NAME: ingest.service_name,
+                ENV_METRICS_NAMESPACE: ingest.metrics_namespace,
+                ENV_LOG_LEVEL: ingest.log_level,
+            },
+            retry_attempts=ingest.retry_attempts,
+            max_event_age=ingest.max_event_age,
+            on_failure=destinations.SqsDestination(self.dead_letter_queue),
+        )
+        acknowledge(
+            function,
+            "AwsSolutions-L1",
+            "Pinned to Python 3.12: the dependency layer's wheels are built for CPython 3.12 (cp312, arm64); "
+            "moving the runtime means rebuilding and re-testing that layer.",
+        )
+        return function
+
+    def _grant_ingest_least_privilege(self) -> None:
+        lake = self.settings.lake
+        role = self.ingest_role
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadRawUploads",
+                actions=["s3:GetObject", "s3:GetObjectVersion"],
+                resources=[self.raw_bucket.arn_for_objects("*")],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteLakePrefixes",
+                actions=["s3:PutObject"],
+                resources=[
+                    self.lake_bucket.arn_for_objects(f"{prefix}*")
+                    for prefix in (lake.curated, lake.quarantine, lake.manifests)
+                ],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadLakeManifests",
+                actions=["s3:GetObject"],
+                resources=[self.lake_bucket.arn_for_objects(f"{lake.manifests}*")],
+            )
+        )
+        # Without s3:ListBucket, S3 answers HeadObject/GetObject on a missing key with 403, not 404, and
+        # the manifest exists-check could not tell "not ingested yet" from "denied". The function writes
+        # every key of the lake itself, so listing the lake's key names reveals nothing new to it.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="TellMissingManifestsFromDenied",
+                actions=["s3:ListBucket"],
+                resources=[self.lake_bucket.bucket_arn],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RecordIdempotency",
+                actions=list(IDEMPOTENCY_TABLE_ACTIONS),
+                resources=[self.idempotency_table.table_arn],
+            )
+        )
+        policy = role.node.find_child("DefaultPolicy")
+        acknowledge(
+            policy,
+            f"AwsSolutions-IAM5[Resource::<{self._logical_id(self.raw_bucket)}.Arn>/*]",
+            "Uploads arrive under any key of the raw bucket; the function may only read them (Get, GetVersion).",
+        )
+        for prefix in (lake.curated, lake.quarantine, lake.manifests):
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Resource::<{self._logical_id(self.lake_bucket)}.Arn>/{prefix}*]",
+                f"Object keys under the lake's {prefix} prefix are derived from each upload; "
+                "access is limited to that prefix.",
+            )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords "
+            "support no resource-level permissions.",
+        )
+
+    def _build_raw_upload_trigger(self) -> None:
+        self.raw_bucket.add_event_notification(
+            s3.EventType.OBJECT_CREATED, s3_notifications.LambdaDestination(self.ingest_function)
+        )
+        # CDK adds one stack-wide function that writes bucket notification configurations at deployment.
+        for child in Stack.of(self).node.children:
+            if child.node.id.startswith(CDK_BUCKET_NOTIFICATIONS_HANDLER):
+                acknowledge(
+                    child.node.find_child("Role"),
+                    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                    "AWSLambdaBasicExecutionRole]",
+                    "CDK's bucket-notification function runs only during deployment; the AWS managed basic "
+                    "execution policy only lets it write its own logs.",
+                )
+
+    # --- failure alarm -------------------------------------------------------------------------
+
+    def _build_dead_letter_alarm(self) -> cloudwatch.Alarm:
+        depth = self.dead_letter_queue.metric_approximate_number_of_messages_visible(
+            period=Duration.minutes(1), statistic=cloudwatch.Stats.MAXIMUM
+        )
+        return cloudwatch.Alarm(
+            self,
+            "IngestDeadLetterAlarm",
+            alarm_description=(
+                f"Uploads of {self.settings.usecase_name} failed ingestion after retries; "
+                "their events wait in the ingest dead-letter queue."
+            ),
+            metric=depth,
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            datapoints_to_alarm=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+
+    @staticmethod
+    def _logical_id(construct: Construct) -> str:
+        resource = construct.node.default_child
+        if not isinstance(resource, CfnElement):
+            raise TypeError(f"{construct.node.path} has no CloudFormation resource")
+        stack = Stack.of(construct)
+        return str(stack.resolve(stack.get_logical_id(resource)))

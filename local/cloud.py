@@ -1,0 +1,265 @@
+"""The embedded cloud: moto in server mode, the stack deployed from its synthesized template.
+
+``EmbeddedCloud`` starts ``moto.server.ThreadedMotoServer`` on 127.0.0.1, turns on moto's Step
+Functions interpreter, installs the in-process Lambda runtime (:mod:`local.lambdas`), deploys the
+template (:mod:`local.deployer`) and writes ``outputs.json`` (the shape ``cdk deploy --outputs-file``
+writes) and ``deployment.json``. Any boto3 client or the AWS CLI reaches it at :attr:`endpoint_url`
+with any credentials. Region us-east-1, account 123456789012 (moto's default).
+
+Development and demo tooling only; never deployed. Process-global effects while it runs: the
+``MOTO_PORT`` environment variable (moto's Step Functions interpreter calls back to
+``localhost:$MOTO_PORT``), moto's in-process configuration and backends (reset on start and stop),
+and the patched moto functions -- so run one ``EmbeddedCloud`` per process at a time.
+
+Later capabilities (CloudWatch alarm evaluation from EMF, an HTTP front for API Gateway, SageMaker
+training in a subprocess) are meant to be further modules started and stopped here, each reading
+what it needs from :attr:`deployment` and :attr:`template`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from local.deployer import Deployer, Deployment, write_outputs_file
+from local.exceptions import IdleTimeoutError, LocalCloudError
+from local.lambdas import LambdaRuntime
+from local.template import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Template
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_STATE_DIR = ROOT / ".local"
+STEP_FUNCTIONS_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
+
+
+class EmbeddedCloud:
+    """Runs the stack locally. Use as a context manager, or call :meth:`start` and :meth:`stop`.
+
+    ``template`` is a template file (its directory is the asset root, as in ``cdk.out/``) or an
+    already-parsed template body (give ``asset_root``); when omitted the CDK app is synthesized for
+    ``usecase`` through :func:`infra.assembly.synthesize` (cached) and its one stack is used, or
+    ``stack_name`` among several.
+    """
+
+    def __init__(
+        self,
+        *,
+        template: Path | Mapping[str, Any] | None = None,
+        stack_name: str | None = None,
+        asset_root: Path | None = None,
+        usecase: Path | None = None,
+        port: int = 0,
+        state_dir: Path = DEFAULT_STATE_DIR,
+        outputs_file: Path | None = None,
+        parameters: Mapping[str, str] | None = None,
+        retry_backoff_s: float = 0.2,
+        project_root: Path = ROOT,
+    ) -> None:
+        self._template_source = template
+        self._stack_name = stack_name
+        self._asset_root = asset_root
+        self._usecase = usecase
+        self._requested_port = port
+        self.state_dir = state_dir
+        self.outputs_file = outputs_file or state_dir / "outputs.json"
+        self.deployment_file = state_dir / "deployment.json"
+        self._parameters = parameters
+        self._retry_backoff_s = retry_backoff_s
+        self._project_root = project_root
+        self.region = DEFAULT_REGION
+        self.account_id = DEFAULT_ACCOUNT_ID
+        self._server: Any = None
+        self._port: int | None = None
+        self._saved_moto_port: str | None = None
+        self._saved_config: dict[str, Any] | None = None
+        self._lambdas: LambdaRuntime | None = None
+        self._template: Template | None = None
+        self._deployment: Deployment | None = None
+        self._clients: dict[str, Any] = {}
+        self.startup_s: float | None = None
+
+    # -- properties -----------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise LocalCloudError("the embedded cloud is not running")
+        return self._port
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def template(self) -> Template:
+        if self._template is None:
+            raise LocalCloudError("the embedded cloud has not deployed a template")
+        return self._template
+
+    @property
+    def stack_name(self) -> str:
+        return self.template.stack_name
+
+    @property
+    def deployment(self) -> Deployment:
+        if self._deployment is None:
+            raise LocalCloudError("the embedded cloud has not deployed a template")
+        return self._deployment
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        """The stack's resolved outputs: ``{"<OutputKey>": "<value>"}``."""
+        return self.deployment.outputs
+
+    @property
+    def lambdas(self) -> LambdaRuntime:
+        if self._lambdas is None:
+            raise LocalCloudError("the embedded cloud is not running")
+        return self._lambdas
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` pointed at the embedded cloud (cached per service)."""
+        if service not in self._clients:
+            import boto3
+
+            self._clients[service] = boto3.client(
+                service,
+                endpoint_url=self.endpoint_url,
+                region_name=self.region,
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",  # noqa: S106 - moto accepts any credentials
+            )
+        return self._clients[service]
+
+    def wait_until_idle(self, timeout: float = 30.0) -> None:
+        """Wait until no asynchronous Lambda event is queued, retrying or running.
+
+        Does not wait for Step Functions executions: poll ``DescribeExecution`` for those.
+        """
+        if not self.lambdas.wait_until_idle(timeout):
+            raise IdleTimeoutError(f"{self.lambdas.pending} asynchronous invocations still pending after {timeout}s")
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> Self:
+        started = time.perf_counter()
+        try:
+            template, asset_root = self._load_template()
+            self._start_server()
+            self._lambdas = LambdaRuntime(
+                endpoint_url=self.endpoint_url,
+                region=self.region,
+                project_root=self._project_root,
+                retry_backoff_s=self._retry_backoff_s,
+            )
+            self._lambdas.install()
+            self._lambdas.start()
+            self._template = template
+            deployer = Deployer(
+                template, client=self.client, lambdas=self._lambdas, asset_root=asset_root, state_dir=self.state_dir
+            )
+            self._deployment = deployer.deploy()
+            self._deployment.write(self.deployment_file)
+            write_outputs_file(self.outputs_file, self._deployment)  # last: its appearance means "ready"
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_s = time.perf_counter() - started
+        not_emulated = self._deployment.not_emulated_types
+        logger.info(
+            "embedded cloud for %s on %s in %.1fs; not emulated: %s",
+            template.stack_name,
+            self.endpoint_url,
+            self.startup_s,
+            ", ".join(not_emulated) or "nothing",
+        )
+        return self
+
+    def stop(self, *, drain_timeout_s: float = 5.0) -> None:
+        """Drain and stop the async worker, undo the patches, reset moto, stop the server. Idempotent."""
+        if self._lambdas is not None:
+            self._lambdas.stop(drain_timeout_s=drain_timeout_s)
+            self._lambdas.uninstall()
+            self._lambdas = None
+        if self._server is not None:
+            try:
+                self._moto_api("reset")
+                if self._saved_config is not None:
+                    self._moto_api("config", self._saved_config)
+            finally:
+                self._server.stop()
+                self._server = None
+                if self._saved_moto_port is None:
+                    os.environ.pop("MOTO_PORT", None)
+                else:
+                    os.environ["MOTO_PORT"] = self._saved_moto_port
+        self._clients.clear()
+        self._port = None
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _load_template(self) -> tuple[Template, Path]:
+        source = self._template_source
+        if isinstance(source, Path):
+            template = Template.from_file(source, stack_name=self._stack_name, parameter_overrides=self._parameters)
+            return template, self._asset_root or source.parent
+        if source is not None:
+            if self._asset_root is None:
+                raise LocalCloudError("a template body needs asset_root (the cloud assembly directory)")
+            name = self._stack_name or "Sluice-local"
+            return Template(source, stack_name=name, parameter_overrides=self._parameters), self._asset_root
+        from infra.assembly import DEFAULT_USECASE, synthesize
+
+        assembly = synthesize(usecase=self._usecase or DEFAULT_USECASE)
+        stacks = assembly.stacks
+        if self._stack_name is None and len(stacks) > 1:
+            candidates = [name for name in stacks if name.startswith("Sluice-")]
+            if len(candidates) != 1:
+                raise LocalCloudError(f"the assembly holds {sorted(stacks)}; name one with stack_name")
+            self._stack_name = candidates[0]
+        name = self._stack_name or next(iter(stacks))
+        template = Template(assembly.template(name), stack_name=name, parameter_overrides=self._parameters)
+        return template, assembly.outdir
+
+    def _start_server(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._requested_port, verbose=False)
+        self._server.start()
+        self._port = int(self._server.get_host_and_port()[1])
+        self._saved_moto_port = os.environ.get("MOTO_PORT")
+        os.environ["MOTO_PORT"] = str(self._port)
+        self._moto_api("reset")
+        self._saved_config = {
+            "stepfunctions": self._moto_api("config").get("stepfunctions", {"execute_state_machine": False})
+        }
+        self._moto_api("config", STEP_FUNCTIONS_CONFIG)
+
+    def _moto_api(self, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """POST (reset, or config with ``body``) or GET (config) on moto's own ``/moto-api``."""
+        method = "POST" if body is not None or path == "reset" else "GET"
+        request = urllib.request.Request(  # noqa: S310 - our own loopback server
+            f"{self.endpoint_url}/moto-api/{path}",
+            data=json.dumps(body or {}).encode() if method == "POST" else None,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            text = response.read().decode() or "{}"
+        return json.loads(text) if text.lstrip().startswith("{") else {}

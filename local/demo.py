@@ -1,0 +1,172 @@
+"""`make demo`: the loop on the embedded cloud, driven as a user would — boto3 and the stack outputs.
+
+Stages so far: the data path. The cloud starts as its own process from the synthesized
+template; the demo uploads the use case's sample data, a damaged copy and a copy with a renamed
+column, waits for each object's manifest, re-uploads one file to show that a duplicate has no
+effect, prints what landed where, and shuts the cloud down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from local.launcher import ROOT, RunningCloud, launch
+from local.sample_data import damaged_csv, load_sample_rows, renamed_column_csv, to_csv
+from shared.lake import manifest_prefix
+from shared.usecase import UseCase, load_usecase
+
+DEFAULT_USECASE = ROOT / "usecases" / "telco_churn.toml"
+
+
+class DemoError(RuntimeError):
+    """The demo could not finish; the message says which step."""
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def manifests_by_key(cloud: RunningCloud, usecase: UseCase) -> dict[str, list[dict[str, Any]]]:
+    """Every manifest of the use case, grouped by the source key it describes."""
+    s3 = cloud.client("s3")
+    lake = cloud.stack_outputs["LakeBucketName"]
+    found: dict[str, list[dict[str, Any]]] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=lake, Prefix=manifest_prefix(usecase.name)):
+        for item in page.get("Contents", []):
+            manifest = json.loads(s3.get_object(Bucket=lake, Key=item["Key"])["Body"].read())
+            found.setdefault(manifest["source_key"], []).append(manifest)
+    return found
+
+
+def wait_for_manifests(cloud: RunningCloud, usecase: UseCase, keys: list[str], timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    seen: set[str] = set()
+    while True:
+        manifests = manifests_by_key(cloud, usecase)
+        for key in keys:
+            if key in manifests and key not in seen:
+                seen.add(key)
+                m = manifests[key][0]
+                say(f"  ✓ {key}: {m['status']} in {m['duration_ms']} ms")
+        if seen >= set(keys):
+            return {key: manifests[key][0] for key in keys}
+        if time.monotonic() > deadline:
+            raise DemoError(f"no manifest after {timeout:.0f}s for {sorted(set(keys) - seen)}")
+        time.sleep(0.5)
+
+
+def count_curated_rows(cloud: RunningCloud, manifest: dict[str, Any]) -> int:
+    import pyarrow.parquet as pq
+
+    s3 = cloud.client("s3")
+    lake = cloud.stack_outputs["LakeBucketName"]
+    return sum(
+        pq.read_metadata(io.BytesIO(s3.get_object(Bucket=lake, Key=key)["Body"].read())).num_rows
+        for key in manifest["curated_keys"]
+    )
+
+
+def quarantine_reasons(cloud: RunningCloud, manifest: dict[str, Any]) -> Counter[str]:
+    s3 = cloud.client("s3")
+    lake = cloud.stack_outputs["LakeBucketName"]
+    reasons: Counter[str] = Counter()
+    for key in manifest["quarantine_keys"]:
+        if not key.endswith(".jsonl"):
+            continue
+        for line in s3.get_object(Bucket=lake, Key=key)["Body"].iter_lines():
+            for error in json.loads(line)["errors"]:
+                reasons[f"{error['field']}: {error['reason'].split(':')[0]}"] += 1
+    return reasons
+
+
+def print_summary(manifests: dict[str, dict[str, Any]], curated_counts: dict[str, int]) -> None:
+    say("\nWhat landed where")
+    header = f"  {'object':<44} {'status':<9} {'rows in':>8} {'curated':>8} {'quarant.':>8}  reconciles"
+    say(header)
+    say("  " + "-" * (len(header) - 2))
+    for key, m in manifests.items():
+        ok = m["rows_in"] == m["rows_curated"] + m["rows_quarantined"] == curated_counts[key] + m["rows_quarantined"]
+        say(
+            f"  {key:<44} {m['status']:<9} {m['rows_in']:>8} {m['rows_curated']:>8} "
+            f"{m['rows_quarantined']:>8}  {'yes' if ok else 'NO'}"
+        )
+        if m["reason"]:
+            say(f"      reason: {m['reason'][:160]}")
+        for change in m["schema_changes"]:
+            say(f"      schema: {change[:160]}")
+
+
+def run(usecase_file: Path, timeout: float) -> int:
+    started = time.monotonic()
+    usecase = load_usecase(usecase_file)
+    say(f"Sluice demo — use case {usecase.name!r} (contract {usecase.contract.version})")
+    say("Starting the embedded cloud from the synthesized template …")
+    with launch(usecase=usecase_file) as cloud:
+        outputs = cloud.stack_outputs
+        say(f"  endpoint {cloud.endpoint_url}; outputs in {cloud.outputs_file}")
+        s3 = cloud.client("s3")
+        raw = outputs["RawBucketName"]
+
+        rows = load_sample_rows(usecase)
+        damaged = damaged_csv(rows, usecase.contract)
+        renamed, old, new = renamed_column_csv(rows, usecase.contract)
+        uploads = {
+            f"incoming/{usecase.name}.csv": to_csv(rows),
+            f"incoming/{usecase.name}_damaged.csv.gz": damaged.body,
+            f"incoming/{usecase.name}_renamed_column.csv": renamed,
+        }
+        say(f"\nUploading to s3://{raw}/ …")
+        for key, body in uploads.items():
+            s3.put_object(Bucket=raw, Key=key, Body=body)
+            say(f"  ↑ {key} ({len(body):,} bytes)")
+        say(f"  (the damaged copy breaks {damaged.bad_rows} of {damaged.rows} rows: {dict(damaged.damage)};")
+        say(f"   the third renames column {old!r} to {new!r})")
+
+        say("\nWaiting for the ingest function …")
+        manifests = wait_for_manifests(cloud, usecase, list(uploads), timeout)
+
+        duplicate_key = f"incoming/{usecase.name}.csv"
+        say(f"\nUploading {duplicate_key} again (same bytes: S3 and users both deliver twice) …")
+        s3.put_object(Bucket=raw, Key=duplicate_key, Body=uploads[duplicate_key])
+        time.sleep(2.0)
+        after = manifests_by_key(cloud, usecase)
+        curated_counts = {key: count_curated_rows(cloud, m) for key, m in manifests.items()}
+        print_summary(manifests, curated_counts)
+
+        duplicates = len(after.get(duplicate_key, [])) - 1
+        say(f"\n  duplicate upload → {duplicates} extra manifest(s), curated rows for it: {curated_counts[duplicate_key]}")
+        reasons = quarantine_reasons(cloud, manifests[f"incoming/{usecase.name}_damaged.csv.gz"])
+        say("\nQuarantine reasons in the damaged copy")
+        for reason, count in reasons.most_common(10):
+            say(f"  {count:>5}  {reason}")
+
+        failed = [k for k, m in manifests.items() if m["rows_in"] != curated_counts[k] + m["rows_quarantined"]]
+        if duplicates or failed:
+            raise DemoError(f"invariants broken: duplicates={duplicates}, not reconciled={failed}")
+        say("\nShutting the embedded cloud down …")
+    say(f"Done in {time.monotonic() - started:.1f}s.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
+    parser.add_argument("--usecase", type=Path, default=Path(os.environ.get("SLUICE_USECASE", DEFAULT_USECASE)))
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each stage")
+    args = parser.parse_args(argv)
+    try:
+        return run(args.usecase, args.timeout)
+    except DemoError as exc:
+        say(f"\nDemo failed: {exc}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
