@@ -89,7 +89,11 @@ def synthesize(
 ) -> Assembly:
     """Synthesize the app for ``usecase`` into ``outdir``, or reuse it if its inputs are unchanged."""
     usecase = usecase.resolve()
-    full_context: dict[str, object] = {"usecase": str(usecase), "aws:cdk:enable-asset-metadata": True, **(context or {})}
+    full_context: dict[str, object] = {
+        "usecase": str(usecase),
+        "aws:cdk:enable-asset-metadata": True,
+        **(context or {}),
+    }
     digest = inputs_hash(usecase, full_context)
     stamp = outdir / HASH_FILE
     if not force and stamp.exists() and stamp.read_text() == digest and (outdir / "manifest.json").exists():

@@ -142,7 +142,9 @@ def run(usecase_file: Path, timeout: float) -> int:
         print_summary(manifests, curated_counts)
 
         duplicates = len(after.get(duplicate_key, [])) - 1
-        say(f"\n  duplicate upload → {duplicates} extra manifest(s), curated rows for it: {curated_counts[duplicate_key]}")
+        say(
+            f"\n  duplicate upload → {duplicates} extra manifest(s); its curated rows: {curated_counts[duplicate_key]}"
+        )
         reasons = quarantine_reasons(cloud, manifests[f"incoming/{usecase.name}_damaged.csv.gz"])
         say("\nQuarantine reasons in the damaged copy")
         for reason, count in reasons.most_common(10):

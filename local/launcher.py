@@ -92,14 +92,16 @@ def launch(
     if usecase is not None:
         command += ["--usecase", str(usecase)]
     log: IO[bytes] = log_file.open("wb")
-    process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+    process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
     while not outputs_file.exists():
         if process.poll() is not None:
             raise LaunchError(f"the embedded cloud exited with {process.returncode}:\n{log_file.read_text()[-4000:]}")
         if time.monotonic() > deadline:
             process.kill()
-            raise LaunchError(f"the embedded cloud did not start within {timeout:.0f}s:\n{log_file.read_text()[-4000:]}")
+            raise LaunchError(
+                f"the embedded cloud did not start within {timeout:.0f}s:\n{log_file.read_text()[-4000:]}"
+            )
         time.sleep(0.2)
     outputs: dict[str, dict[str, str]] = {}
     while not outputs:  # the file may be observed before its writer has finished it

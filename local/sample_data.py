@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import math
 from dataclasses import dataclass, field
 
 from shared.usecase import ColumnType, Contract, UseCase
@@ -48,7 +49,7 @@ def load_sample_rows(usecase: UseCase) -> list[dict[str, str]]:
 
 
 def _text(value: object) -> str:
-    if value is None or (isinstance(value, float) and value != value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return str(value)
 
@@ -62,7 +63,9 @@ def to_csv(rows: list[dict[str, str]], *, columns: list[str] | None = None, deli
     return out.getvalue().encode("utf-8")
 
 
-def damaged_csv(rows: list[dict[str, str]], contract: Contract, *, every: int = 250, compress: bool = True) -> DamagedFile:
+def damaged_csv(
+    rows: list[dict[str, str]], contract: Contract, *, every: int = 250, compress: bool = True
+) -> DamagedFile:
     """A copy of ``rows`` in which every ``every``-th row is broken in one of several ways."""
     numeric = next(c for c in contract.features if c.type in (ColumnType.INT, ColumnType.FLOAT) and c.max is not None)
     category = next(c for c in contract.features if c.type is ColumnType.CATEGORY)
@@ -71,11 +74,11 @@ def damaged_csv(rows: list[dict[str, str]], contract: Contract, *, every: int = 
     columns = list(rows[0])
     kinds = ["out_of_range", "not_allowed", "not_finite", "wrong_type", "duplicate_id", "missing_fields", "bad_utf8"]
     damage = dict.fromkeys(kinds, 0)
-    lines: list[bytes] = [to_csv(rows[:1], columns=columns).split(b"\n", 1)[0]]
-    for index, row in enumerate(rows):
-        row = dict(row)
+    lines = [to_csv(rows[:1], columns=columns).split(b"\n", 1)[0]]
+    for index, original in enumerate(rows):
+        row = dict(original)
         kind = kinds[(index // every) % len(kinds)] if index % every == every - 1 else None
-        raw_override: bytes | None = None
+        line: bytes | None = None
         match kind:
             case "out_of_range":
                 row[numeric.name] = str((numeric.max or 0) * 10 + 1)
@@ -88,18 +91,22 @@ def damaged_csv(rows: list[dict[str, str]], contract: Contract, *, every: int = 
             case "duplicate_id":
                 row[contract.entity_id] = rows[0][contract.entity_id]
             case "missing_fields":
-                raw_override = ",".join(list(row.values())[:3]).encode()
+                line = ",".join(list(row.values())[:3]).encode()
             case "bad_utf8":
-                raw_override = to_csv([row], columns=columns).split(b"\n", 1)[1].rstrip(b"\n")
-                raw_override = raw_override.replace(row[category.name].encode(), b"\xff\xfe" + row[category.name].encode(), 1)
+                value = row[category.name].encode()
+                line = _csv_line(row, columns).replace(value, b"\xff\xfe" + value, 1)
         if kind is not None:
             damage[kind] += 1
-        body = raw_override if raw_override is not None else to_csv([row], columns=columns).split(b"\n", 1)[1].rstrip(b"\n")
-        lines.append(body)
+        lines.append(line if line is not None else _csv_line(row, columns))
     payload = b"\n".join(lines) + b"\n"
     if compress:
         payload = gzip.compress(payload, mtime=0)
     return DamagedFile(body=payload, rows=len(rows), bad_rows=sum(damage.values()), damage=damage)
+
+
+def _csv_line(row: dict[str, str], columns: list[str]) -> bytes:
+    """One data line of ``row`` as CSV, without its line ending."""
+    return to_csv([row], columns=columns).split(b"\n", 1)[1].rstrip(b"\n")
 
 
 def renamed_column_csv(rows: list[dict[str, str]], contract: Contract) -> tuple[bytes, str, str]:

@@ -1,8 +1,10 @@
 """Ingest one uploaded object: validate every row against the contract, curate or quarantine it.
 
 The outcome of every object is a :class:`~shared.manifest.Manifest`, written last, at a key that
-depends only on the object version: when it exists the object was ingested and is not ingested
-again. Output keys are deterministic too (:mod:`shared.lake`), so a re-run after a crash overwrites
+depends only on the object's identity — bucket, key and content (ETag) — so when it exists the
+object was ingested and is not ingested again: neither S3's duplicate delivery of an event nor a
+second upload of the same bytes (a new version id, same content) has a second effect.
+Output keys are deterministic too (:mod:`shared.lake`), so a re-run after a crash overwrites
 rather than duplicates. Output files are written incrementally in ``workdir`` and uploaded at the end,
 so nothing is published for an object that turns out to be rejected, and nothing is held whole in memory.
 """
@@ -64,7 +66,8 @@ class SourceObject(BaseModel):
 
     @property
     def object_id(self) -> str:
-        return lake.object_id(self.bucket, self.key, self.version)
+        """Stable across deliveries and re-uploads of the same bytes; new for new content."""
+        return lake.object_id(self.bucket, self.key, self.etag or self.version)
 
 
 @lru_cache(maxsize=8)

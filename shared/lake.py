@@ -7,7 +7,7 @@ inputs, so a re-run of the same object version overwrites its outputs instead of
     quarantine/{usecase}/ingest_date=YYYY-MM-DD/{object_id}.jsonl        rows that failed the contract
     quarantine/{usecase}/rejected/{object_id}/report.json                 an object rejected whole ...
     quarantine/{usecase}/rejected/{object_id}/source{ext}                 ... and a copy of it
-    manifests/{usecase}/{object_id}.json                                   one per source object version
+    manifests/{usecase}/{object_id}.json                                   one per source object (key + content)
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 OBJECT_ID_LENGTH = 20
 
 
-def object_id(bucket: str, key: str, version: str) -> str:
-    """A short, stable id of one version of one object (``version``: the version id, else the ETag)."""
-    digest = hashlib.sha256(f"{bucket}/{key}/{version}".encode()).hexdigest()
+def object_id(bucket: str, key: str, content: str) -> str:
+    """A short, stable id of one object's content (``content``: its ETag; the version id if there is none)."""
+    digest = hashlib.sha256(f"{bucket}/{key}/{content}".encode()).hexdigest()
     return digest[:OBJECT_ID_LENGTH]
 
 
@@ -61,5 +61,9 @@ def rejected_source_key(usecase: str, object_id: str, extension: str) -> str:
     return f"{rejected_prefix(usecase, object_id)}source{extension}"
 
 
+def manifest_prefix(usecase: str) -> str:
+    return f"{MANIFESTS}/{usecase}/"
+
+
 def manifest_key(usecase: str, object_id: str) -> str:
-    return f"{MANIFESTS}/{usecase}/{object_id}.json"
+    return f"{manifest_prefix(usecase)}{object_id}.json"

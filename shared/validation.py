@@ -515,7 +515,7 @@ class ObjectValidator:
         mask = np.zeros(len(bad) if bad is not None else len(candidates), dtype=bool)
         mask[list(first_lines)] = True
 
-        def reason(index: int, value: Any) -> str:
+        def reason(index: int, _value: Any) -> str:
             return f"duplicate entity id, first seen at line {first_lines[index]}"
 
         return pa.array(mask), reason

@@ -1,4 +1,4 @@
-"""Ingest handler: S3 ObjectCreated events → :func:`shared.ingest.ingest_object`, once per object version.
+"""Ingest handler: S3 ObjectCreated events → :func:`shared.ingest.ingest_object`, once per object and content.
 
 Environment (validated once, at the first invocation): ``SLUICE_USECASE_FILE`` (the use-case TOML;
 relative to ``LAMBDA_TASK_ROOT``; default ``usecase.toml``), ``LAKE_BUCKET``, ``IDEMPOTENCY_TABLE``,
@@ -74,9 +74,7 @@ def object_store() -> S3ObjectStore:
 
 @lru_cache(maxsize=1)
 def idempotency_config() -> IdempotencyConfig:
-    return IdempotencyConfig(
-        event_key_jmespath="[bucket, key, version_id, etag]", expires_after_seconds=IDEMPOTENCY_TTL_SECONDS
-    )
+    return IdempotencyConfig(event_key_jmespath="[bucket, key, etag]", expires_after_seconds=IDEMPOTENCY_TTL_SECONDS)
 
 
 @lru_cache(maxsize=1)
@@ -97,6 +95,7 @@ def idempotent_ingest() -> Any:
             now=datetime.fromisoformat(received_at),
             workdir=current.workdir,
         )
+        _record_metrics(manifest)  # here, so that a duplicate delivery counts no rows twice
         return manifest.model_dump(mode="json")
 
     return ingest
@@ -142,7 +141,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         source = source_object(record)
         logger.info("ingesting", extra={"source": source.model_dump(), "object_id": source.object_id})
         manifest = Manifest.model_validate(idempotent_ingest()(source=source, received_at=_received_at(record)))
-        _record_metrics(manifest)
         logger.info(
             "ingested",
             extra={"status": manifest.status.value, "rows_in": manifest.rows_in, "reason": manifest.reason},

@@ -253,7 +253,7 @@ def test_malformed_rows_are_counted_and_quarantined_with_exact_lines(ingest: Ing
     assert rows[4]["errors"] == [{"field": "<row>", "reason": "expected 21 fields, found 20"}]
     assert rows[4]["text"] == lines[3]
     assert reasons(rows[11]) == {"tenure": "expected int, found 'x'"}
-    assert manifest.rows_in == TELCO_ROWS and manifest.rows_quarantined == 2
+    assert (manifest.rows_in, manifest.rows_quarantined) == (TELCO_ROWS, 2)
 
 
 def test_blank_line_is_a_quarantined_row(ingest: Ingest, store, telco_csv) -> None:

@@ -48,15 +48,18 @@ def test_a_rejected_manifest_curates_nothing_and_says_why() -> None:
         manifest(status=IngestStatus.REJECTED, rows_curated=0, rows_quarantined=10)
 
 
-def test_object_id_depends_on_the_version_only() -> None:
-    # Given the same key in two versions, and an unversioned object identified by its ETag
-    v1 = SourceObject(bucket="raw", key="a.csv", version_id="v1", etag="e")
-    v2 = SourceObject(bucket="raw", key="a.csv", version_id="v2", etag="e")
-    unversioned = SourceObject(bucket="raw", key="a.csv", etag="e")
-    # Then each version has its own stable id
-    assert v1.object_id == SourceObject(bucket="raw", key="a.csv", version_id="v1", etag="other").object_id
-    assert len({v1.object_id, v2.object_id, unversioned.object_id}) == 3
-    assert len(v1.object_id) == lake.OBJECT_ID_LENGTH
+def test_object_id_depends_on_the_content_not_the_version() -> None:
+    # Given the same bytes uploaded twice (two versions, one ETag) and then new bytes under the same key
+    first = SourceObject(bucket="raw", key="a.csv", version_id="v1", etag="e")
+    again = SourceObject(bucket="raw", key="a.csv", version_id="v2", etag="e")
+    changed = SourceObject(bucket="raw", key="a.csv", version_id="v3", etag="f")
+    elsewhere = SourceObject(bucket="raw", key="b.csv", version_id="v1", etag="e")
+    # Then a re-upload of the same bytes is the same object, new bytes or another key are not
+    assert first.object_id == again.object_id
+    assert len({first.object_id, changed.object_id, elsewhere.object_id}) == 3
+    assert len(first.object_id) == lake.OBJECT_ID_LENGTH
+    # And an object without an ETag falls back to its version id
+    assert SourceObject(bucket="raw", key="a.csv", version_id="v1").object_id != first.object_id
 
 
 def test_key_layout() -> None:
