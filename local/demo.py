@@ -101,7 +101,8 @@ def print_summary(manifests: dict[str, dict[str, Any]], curated_counts: dict[str
         if m["reason"]:
             say(f"      reason: {m['reason'][:160]}")
         for change in m["schema_changes"]:
-            say(f"      schema: {change[:160]}")
+            if change != m["reason"]:
+                say(f"      schema: {change[:160]}")
 
 
 def run(usecase_file: Path, timeout: float) -> int:
@@ -142,9 +143,7 @@ def run(usecase_file: Path, timeout: float) -> int:
         print_summary(manifests, curated_counts)
 
         duplicates = len(after.get(duplicate_key, [])) - 1
-        say(
-            f"\n  duplicate upload → {duplicates} extra manifest(s); its curated rows: {curated_counts[duplicate_key]}"
-        )
+        say(f"\n  duplicate upload → {duplicates} extra manifest(s); its curated rows: {curated_counts[duplicate_key]}")
         reasons = quarantine_reasons(cloud, manifests[f"incoming/{usecase.name}_damaged.csv.gz"])
         say("\nQuarantine reasons in the damaged copy")
         for reason, count in reasons.most_common(10):

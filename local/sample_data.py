@@ -81,7 +81,8 @@ def damaged_csv(
         line: bytes | None = None
         match kind:
             case "out_of_range":
-                row[numeric.name] = str((numeric.max or 0) * 10 + 1)
+                beyond = (numeric.max or 0) * 10 + 1
+                row[numeric.name] = str(int(beyond)) if numeric.type is ColumnType.INT else str(beyond)
             case "not_allowed":
                 row[category.name] = "Not a declared value"
             case "not_finite":

@@ -103,14 +103,14 @@ def idempotent_ingest() -> Any:
 
 def source_object(record: S3EventRecord) -> SourceObject:
     """The object version an S3 event record names (keys arrive URL-encoded)."""
-    s3_object = record.s3.get_object
+    s3_object = record.s3.get_object.raw_event  # optional fields are absent, not null, in S3's events
     return SourceObject(
         bucket=record.s3.bucket.name,
-        key=unquote_plus(s3_object.key),
-        version_id=s3_object.version_id or None,
-        etag=s3_object.etag or "",
-        size=s3_object.size or 0,
-        sequencer=s3_object.sequencer,
+        key=unquote_plus(s3_object["key"]),
+        version_id=s3_object.get("versionId") or None,
+        etag=s3_object.get("eTag") or "",
+        size=s3_object.get("size") or 0,
+        sequencer=s3_object.get("sequencer"),
     )
 
 
