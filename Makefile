@@ -47,7 +47,7 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 
 typecheck: venv
-	$(VENV)/bin/mypy app.py infra shared functions local bench
+	$(VENV)/bin/mypy app.py infra shared functions local training bench
 
 unit: venv
 	$(PY) -m pytest tests/unit -q

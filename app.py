@@ -23,6 +23,8 @@ from shared.usecase import load_usecase
 USECASE_CONTEXT_KEY = "usecase"
 USECASE_ENV_VAR = "SLUICE_USECASE"
 DEFAULT_USECASE = "telco_churn"
+INITIAL_MODEL_DATA_CONTEXT_KEY = "initial_model_data"
+"""``s3://.../model.tar.gz`` of a registered model; a heavy use case gets its endpoint once this is set."""
 
 
 def resolve_usecase_file(reference: str) -> Path:
@@ -43,7 +45,11 @@ def main() -> None:
     app = cdk.App(context=cdk_json_context())
     reference = app.node.try_get_context(USECASE_CONTEXT_KEY) or os.environ.get(USECASE_ENV_VAR) or DEFAULT_USECASE
     usecase_file = resolve_usecase_file(str(reference))
-    settings = SluiceSettings.from_usecase(load_usecase(usecase_file), usecase_file=usecase_file)
+    settings = SluiceSettings.from_usecase(
+        load_usecase(usecase_file),
+        usecase_file=usecase_file,
+        initial_model_data=app.node.try_get_context(INITIAL_MODEL_DATA_CONTEXT_KEY),
+    )
     # Environment-agnostic on purpose: the template is the same whoever synthesizes it, so what the
     # tests and the embedded cloud check is what `cdk deploy` deploys.
     SluiceStack(

@@ -33,6 +33,7 @@ INPUT_GLOBS = (
     "shared/**/*.py",
     "layers/**/*.txt",
     "training/**/*.py",
+    "training/**/*.txt",
 )
 
 

@@ -297,3 +297,68 @@ def shared_code_layer_code(source_dir: Path = SHARED_DIR) -> lambda_.Code:
 def function_code(source_dir: Path, *, usecase_file: Path) -> lambda_.Code:
     """A function asset: the handler modules of ``source_dir`` and ``usecase_file`` as ``usecase.toml``."""
     return _code(source_dir, FunctionBundling(source_dir=source_dir, usecase_file=usecase_file))
+
+
+TRAINING_DIR = ROOT / "training"
+TRAINING_REQUIREMENTS = "requirements.txt"
+SOURCE_ARCHIVE_NAME = "sourcedir.tar.gz"
+
+
+@jsii.implements(ILocalBundling)
+class TrainingSourceBundling:
+    """SageMaker script mode's ``sourcedir.tar.gz``: ``training/``, ``shared/``, ``requirements.txt``, ``usecase.toml``.
+
+    ``training/requirements.txt`` goes to the archive's root, where SageMaker's training toolkit
+    installs it before it runs the entry point. The archive is reproducible (sorted members, fixed
+    mtime, owner and mode), so its bytes follow its inputs.
+    """
+
+    def __init__(self, *, usecase_file: Path, training_dir: Path = TRAINING_DIR, shared_dir: Path = SHARED_DIR) -> None:
+        self.usecase_file = usecase_file
+        self.training_dir = training_dir
+        self.shared_dir = shared_dir
+        self.asset_hash = _sha256_files("training-source", self._files())
+
+    def _files(self) -> list[tuple[str, Path]]:
+        files = [(USECASE_FILE_IN_BUNDLE, self.usecase_file)]
+        requirements = self.training_dir / TRAINING_REQUIREMENTS
+        if requirements.is_file():
+            files.append((TRAINING_REQUIREMENTS, requirements))
+        for root in (self.training_dir, self.shared_dir):
+            files.extend(
+                (f"{root.name}/{path.relative_to(root)}", path)
+                for path in root.rglob("*")
+                if path.is_file() and "__pycache__" not in path.parts and not path.name.endswith(".pyc")
+            )
+        return sorted(files)
+
+    def try_bundle(self, output_dir: str, options: BundlingOptions) -> bool:  # noqa: ARG002 - CDK's interface
+        import gzip
+        import tarfile
+
+        archive = Path(output_dir) / SOURCE_ARCHIVE_NAME
+        with (
+            archive.open("wb") as raw,
+            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as zipped,
+            tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
+        ):
+            for name, path in self._files():
+                info = tarfile.TarInfo(name)
+                info.size = path.stat().st_size
+                info.mode = 0o644
+                with path.open("rb") as body:
+                    tar.addfile(info, body)
+        return True
+
+
+def training_source_bundling(usecase_file: Path) -> tuple[BundlingOptions, str]:
+    """Bundling options of the training source asset (one archive, kept as is) and its custom hash."""
+    from aws_cdk import BundlingOutput
+
+    bundling = TrainingSourceBundling(usecase_file=usecase_file)
+    options = BundlingOptions(
+        image=DockerImage.from_registry(BUILD_IMAGE),
+        local=cast(ILocalBundling, bundling),
+        output_type=BundlingOutput.ARCHIVED,
+    )
+    return options, bundling.asset_hash

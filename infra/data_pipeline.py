@@ -264,6 +264,18 @@ class DataPipeline(Construct):
                     "execution policy only lets it write its own logs.",
                 )
 
+    def notify_on_new_manifests(self, queue: sqs.IQueue, *, prefix: str) -> None:
+        """Send object-created events of the lake's manifests under ``prefix`` to ``queue``.
+
+        A manifest is the last object ingest writes for an upload, so its arrival means new curated
+        data (the training pipeline's retraining trigger). The raw bucket's notification is unaffected.
+        """
+        if not prefix.startswith(self.settings.lake.manifests):
+            raise ValueError(f"{prefix!r} is not under the lake's manifests prefix {self.settings.lake.manifests!r}")
+        self.lake_bucket.add_event_notification(
+            s3.EventType.OBJECT_CREATED, s3_notifications.SqsDestination(queue), s3.NotificationKeyFilter(prefix=prefix)
+        )
+
     # --- failure alarm -------------------------------------------------------------------------
 
     def _build_dead_letter_alarm(self) -> cloudwatch.Alarm:

@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    {key} = {value}")
         not_emulated = cloud.deployment.not_emulated_types
         print(f"  not emulated: {', '.join(not_emulated) if not_emulated else 'nothing'}")
+        print(f"  SQS event sources polled: {len(cloud.event_sources.mappings)}")
+        print(f"  SageMaker training jobs run as subprocesses; logs under {cloud.training.jobs_dir}")
+        print("  EventBridge schedules do not fire locally: start a state machine execution explicitly")
         print("Ctrl-C to stop.", flush=True)
         stop.wait()
     finally:

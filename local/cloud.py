@@ -11,9 +11,12 @@ Development and demo tooling only; never deployed. Process-global effects while 
 ``localhost:$MOTO_PORT``), moto's in-process configuration and backends (reset on start and stop),
 and the patched moto functions -- so run one ``EmbeddedCloud`` per process at a time.
 
-Later capabilities (CloudWatch alarm evaluation from EMF, an HTTP front for API Gateway, SageMaker
-training in a subprocess) are meant to be further modules started and stopped here, each reading
-what it needs from :attr:`deployment` and :attr:`template`.
+Further capabilities started and stopped here: SageMaker training jobs that run in a subprocess
+(:mod:`local.sagemaker`, patched into moto before deployment) and the SQS event source mappings'
+pollers (:mod:`local.event_sources`, started after deployment). EventBridge schedules do not fire
+locally (said on startup): start a state machine execution explicitly instead. Later capabilities
+(CloudWatch alarm evaluation from EMF, an HTTP front for API Gateway) are meant to be further modules
+started and stopped here, each reading what it needs from :attr:`deployment` and :attr:`template`.
 """
 
 from __future__ import annotations
@@ -28,9 +31,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from local.assets import publish_file_assets
 from local.deployer import Deployer, Deployment, write_outputs_file
+from local.event_sources import SqsPoller
 from local.exceptions import IdleTimeoutError, LocalCloudError
 from local.lambdas import LambdaRuntime
+from local.sagemaker import TrainingRunner
+from local.stepfunctions import StepFunctionsPatches
 from local.template import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Template
 
 logger = logging.getLogger(__name__)
@@ -81,6 +88,9 @@ class EmbeddedCloud:
         self._saved_moto_port: str | None = None
         self._saved_config: dict[str, Any] | None = None
         self._lambdas: LambdaRuntime | None = None
+        self._training: TrainingRunner | None = None
+        self._stepfunctions = StepFunctionsPatches()
+        self._sqs: SqsPoller | None = None
         self._template: Template | None = None
         self._deployment: Deployment | None = None
         self._clients: dict[str, Any] = {}
@@ -125,6 +135,18 @@ class EmbeddedCloud:
             raise LocalCloudError("the embedded cloud is not running")
         return self._lambdas
 
+    @property
+    def training(self) -> TrainingRunner:
+        if self._training is None:
+            raise LocalCloudError("the embedded cloud is not running")
+        return self._training
+
+    @property
+    def event_sources(self) -> SqsPoller:
+        if self._sqs is None:
+            raise LocalCloudError("the embedded cloud is not running")
+        return self._sqs
+
     def client(self, service: str) -> Any:
         """A boto3 client for ``service`` pointed at the embedded cloud (cached per service)."""
         if service not in self._clients:
@@ -140,12 +162,27 @@ class EmbeddedCloud:
         return self._clients[service]
 
     def wait_until_idle(self, timeout: float = 30.0) -> None:
-        """Wait until no asynchronous Lambda event is queued, retrying or running.
+        """Wait until nothing runs in the background: no asynchronous Lambda event queued, retrying or
+        running, no training job running, no SQS batch in flight or visible message on a mapped queue.
 
         Does not wait for Step Functions executions: poll ``DescribeExecution`` for those.
         """
-        if not self.lambdas.wait_until_idle(timeout):
-            raise IdleTimeoutError(f"{self.lambdas.pending} asynchronous invocations still pending after {timeout}s")
+        deadline = time.monotonic() + timeout
+
+        def remaining() -> float:
+            return max(0.0, deadline - time.monotonic())
+
+        while True:
+            if not self.lambdas.wait_until_idle(remaining()):
+                pending = self.lambdas.pending
+                raise IdleTimeoutError(f"{pending} asynchronous invocations still pending after {timeout}s")
+            if not self.training.wait_until_idle(remaining()):
+                raise IdleTimeoutError(f"{self.training.active} training jobs still running after {timeout}s")
+            if not self.event_sources.wait_until_idle(remaining()):
+                raise IdleTimeoutError(f"SQS event sources still busy after {timeout}s")
+            # one source may have fed another (a batch queued an async event, a job wrote to S3): recheck
+            if self.lambdas.pending == 0 and self.training.active == 0 and self.event_sources.busy == 0:
+                return
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -170,12 +207,31 @@ class EmbeddedCloud:
             )
             self._lambdas.install()
             self._lambdas.start()
+            self._training = TrainingRunner(
+                endpoint_url=self.endpoint_url, region=self.region, state_dir=self.state_dir, client=self.client
+            )
+            self._training.install()
+            self._stepfunctions.install()
             self._template = template
+            publish_file_assets(
+                self.client("s3"),
+                asset_root=asset_root,
+                stack_name=template.stack_name,
+                account_id=self.account_id,
+                region=self.region,
+            )
             deployer = Deployer(
                 template, client=self.client, lambdas=self._lambdas, asset_root=asset_root, state_dir=self.state_dir
             )
             self._deployment = deployer.deploy()
             self._deployment.write(self.deployment_file)
+            self._sqs = SqsPoller(
+                mappings=self._deployment.event_source_mappings,
+                lambdas=self._lambdas,
+                client=self.client,
+                region=self.region,
+            )
+            self._sqs.start()
             write_outputs_file(self.outputs_file, self._deployment)  # last: its appearance means "ready"
         except BaseException:
             self.stop()
@@ -189,10 +245,25 @@ class EmbeddedCloud:
             self.startup_s,
             ", ".join(not_emulated) or "nothing",
         )
+        logger.info(
+            "polling %d SQS event source mapping(s); SageMaker training jobs run in subprocesses under %s; "
+            "EventBridge schedules do not fire locally (start executions explicitly)",
+            len(self._sqs.mappings) if self._sqs else 0,
+            self.state_dir / "sagemaker",
+        )
         return self
 
     def stop(self, *, drain_timeout_s: float = 5.0) -> None:
-        """Drain and stop the async worker, undo the patches, reset moto, stop the server. Idempotent."""
+        """Stop the SQS pollers and training jobs, drain and stop the async worker, undo the patches,
+        reset moto, stop the server. Idempotent."""
+        if self._sqs is not None:
+            self._sqs.stop(timeout_s=drain_timeout_s)
+            self._sqs = None
+        if self._training is not None:
+            self._training.stop(timeout_s=drain_timeout_s)
+            self._training.uninstall()
+            self._training = None
+        self._stepfunctions.uninstall()
         if self._lambdas is not None:
             self._lambdas.stop(drain_timeout_s=drain_timeout_s)
             self._lambdas.uninstall()

@@ -1,9 +1,11 @@
 """`make demo`: the loop on the embedded cloud, driven as a user would — boto3 and the stack outputs.
 
-Stages so far: the data path. The cloud starts as its own process from the synthesized
-template; the demo uploads the use case's sample data, a damaged copy and a copy with a renamed
-column, waits for each object's manifest, re-uploads one file to show that a duplicate has no
-effect, prints what landed where, and shuts the cloud down.
+Stages so far: the data path, then training. The cloud starts as its own process from the
+synthesized template; the demo uploads the use case's sample data, a damaged copy and a copy with a
+renamed column, waits for each object's manifest, re-uploads one file to show that a duplicate has
+no effect, and prints what landed where. Then it starts the training pipeline (Step Functions →
+SageMaker training job → gate → model registry), shows the metrics and the registered version, and
+shuts the cloud down.
 """
 
 from __future__ import annotations
@@ -105,6 +107,64 @@ def print_summary(manifests: dict[str, dict[str, Any]], curated_counts: dict[str
                 say(f"      schema: {change[:160]}")
 
 
+def read_s3_uri(cloud: RunningCloud, uri: str) -> bytes:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return cloud.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def train(cloud: RunningCloud, timeout: float) -> None:
+    """Start the training pipeline, follow it, and show what the registry received."""
+    sfn = cloud.client("stepfunctions")
+    outputs = cloud.stack_outputs
+    run_id = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    say(f"\nTraining: starting the pipeline (execution {run_id}) …")
+    started_at = time.monotonic()
+    execution = sfn.start_execution(stateMachineArn=outputs["TrainingStateMachineArn"], name=run_id, input="{}")
+    seen: set[str] = set()
+    while True:
+        for event in sfn.get_execution_history(executionArn=execution["executionArn"])["events"]:
+            name = event.get("stateEnteredEventDetails", {}).get("name")
+            if name and name not in seen:
+                seen.add(name)
+                say(f"  → {name} (+{time.monotonic() - started_at:.1f}s)")
+        status = sfn.describe_execution(executionArn=execution["executionArn"])
+        if status["status"] != "RUNNING":
+            break
+        if time.monotonic() - started_at > timeout:
+            raise DemoError(f"training still running after {timeout:.0f}s")
+        time.sleep(1.0)
+    if status["status"] != "SUCCEEDED":
+        raise DemoError(f"training {status['status']}: {status.get('error', '')} {status.get('cause', '')}")
+    say(f"  training pipeline succeeded in {time.monotonic() - started_at:.1f}s")
+
+    sagemaker = cloud.client("sagemaker")
+    summaries = sagemaker.list_model_packages(
+        ModelPackageGroupName=outputs["ModelPackageGroupName"], SortBy="CreationTime", SortOrder="Descending"
+    )["ModelPackageSummaryList"]
+    package = sagemaker.describe_model_package(ModelPackageName=summaries[0]["ModelPackageArn"])
+    metrics = json.loads(read_s3_uri(cloud, package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]))
+    properties = package["CustomerMetadataProperties"]
+    say(f"\nRegistered {package['ModelPackageGroupName']} version {package.get('ModelPackageVersion', '?')}")
+    say(f"  approval: {package['ModelApprovalStatus']}; ONNX sha256 {properties['onnx_sha256'][:16]}…")
+    say(f"  lineage: contract {properties['contract_version']}, training set {properties['training_set_hash'][:16]}…")
+    say(
+        f"  ROC AUC {metrics['auc']:.3f}  PR AUC {metrics['holdout']['pr_auc']:.3f}  "
+        f"ECE {metrics['ece']:.3f}  parity max |Δ| {metrics['parity']['max_abs_diff']:.1e}"
+    )
+    threshold = metrics.get("threshold", {})
+    if threshold:
+        say(
+            f"  threshold from costs {threshold.get('threshold', float('nan')):.3f}: precision "
+            f"{threshold.get('precision', float('nan')):.3f}, recall {threshold.get('recall', float('nan')):.3f}"
+        )
+    for segment, values in (metrics.get("segments") or {}).items():
+        aucs = ", ".join(
+            f"{value} {m['roc_auc']:.3f}" if "roc_auc" in m else f"{value} n/a ({m.get('skipped', 'no AUC')})"
+            for value, m in values.items()
+        )
+        say(f"  AUC by {segment}: {aucs}")
+
+
 def run(usecase_file: Path, timeout: float) -> int:
     started = time.monotonic()
     usecase = load_usecase(usecase_file)
@@ -152,6 +212,8 @@ def run(usecase_file: Path, timeout: float) -> int:
         failed = [k for k, m in manifests.items() if m["rows_in"] != curated_counts[k] + m["rows_quarantined"]]
         if duplicates or failed:
             raise DemoError(f"invariants broken: duplicates={duplicates}, not reconciled={failed}")
+
+        train(cloud, timeout)
         say("\nShutting the embedded cloud down …")
     say(f"Done in {time.monotonic() - started:.1f}s.")
     return 0

@@ -26,6 +26,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from local.event_sources import EventSourceMappingSpec
 from local.exceptions import DeploymentError, LocalCloudError, UnresolvableReferenceError
 from local.lambdas import LambdaRuntime
 from local.naming import physical_name
@@ -77,6 +78,7 @@ class Deployment:
     stack_name: str
     resources: list[DeployedResource] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
+    event_source_mappings: list[EventSourceMappingSpec] = field(default_factory=list)
 
     @property
     def not_emulated_types(self) -> list[str]:
@@ -180,6 +182,7 @@ class Deployer:
         for step in self._context.after_deployment:
             step()
         deployment.outputs = self._outputs(resolver)
+        deployment.event_source_mappings = list(self._context.event_source_mappings)
         return deployment
 
     def _outputs(self, resolver: Resolver) -> dict[str, str]:

@@ -37,8 +37,8 @@ Differences from AWS, on purpose or by necessity:
   no ``X-Amz-Log-Result``; nothing is written to CloudWatch Logs.
 * Functions created through the API (not from the template) have no local code: invoking one
   returns a ``Runtime.ImportModuleError`` payload. Versions and aliases are not distinguished.
-* SQS event source mappings are not polled (moto's own delivery on ``SendMessage`` does not apply
-  because mappings are only recorded by the deployer).
+* SQS event source mappings are polled by :mod:`local.event_sources` (moto's own delivery on
+  ``SendMessage`` does not apply because mappings are only recorded by the deployer).
 """
 
 from __future__ import annotations

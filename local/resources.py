@@ -15,7 +15,9 @@ Special cases:
 * ``AWS::Lambda::Function`` is created in moto with a tiny stub zip so the API knows it, and is
   registered with the in-process runtime (:mod:`local.lambdas`) with its asset directory
   (``aws:asset:path`` metadata, relative to the cloud assembly) or its inline ``ZipFile`` code.
-* ``AWS::Lambda::EventSourceMapping`` is recorded only (not created in moto, not polled).
+* ``AWS::Lambda::EventSourceMapping`` is recorded (not created in moto, which would invoke the
+  function inside ``SendMessage``) as an :class:`local.event_sources.EventSourceMappingSpec`; SQS
+  sources are polled by :class:`local.event_sources.SqsPoller`, other sources are not.
 * ``AWS::S3::BucketPolicy`` drops ``aws:SecureTransport`` Deny statements (CDK's ``enforceSSL``): moto
   enforces bucket-policy Denies and the local endpoint is plain HTTP.
 * ``AWS::IAM::Role`` ``ManagedPolicyArns`` naming AWS-managed policies are recorded as attributes but
@@ -36,6 +38,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from local.event_sources import EventSourceMappingSpec
 from local.exceptions import DeploymentError
 from local.lambda_code import FunctionSpec
 from local.lambdas import InvokeConfig, LambdaRuntime
@@ -71,6 +74,8 @@ class DeployContext:
     state_dir: Path
     after_deployment: list[Callable[[], None]] = field(default_factory=list)
     """Steps that must wait until every resource exists (run in order by the deployer)."""
+    event_source_mappings: list[EventSourceMappingSpec] = field(default_factory=list)
+    """Every ``AWS::Lambda::EventSourceMapping``, for :class:`local.event_sources.SqsPoller`."""
 
     def name(self, resource: Resource, given: Any, *, max_length: int = 64, lowercase: bool = False) -> str:
         if given:
@@ -542,14 +547,13 @@ def _event_invoke_config(ctx: DeployContext, _resource: Resource, props: dict[st
 @creates("AWS::Lambda::EventSourceMapping")
 def _event_source_mapping(ctx: DeployContext, resource: Resource, props: dict[str, Any]) -> Created:
     mapping_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{ctx.template.stack_name}/{resource.logical_id}"))
+    spec = EventSourceMappingSpec.from_properties(mapping_id, props)
+    ctx.event_source_mappings.append(spec)
+    polled = spec.is_sqs and spec.enabled
     return Created(
         physical_id=mapping_id,
-        attributes={
-            "Id": mapping_id,
-            "EventSourceArn": props.get("EventSourceArn"),
-            "Function": props.get("FunctionName"),
-        },
-        note="recorded only: the event source is not polled",
+        attributes={"Id": mapping_id, "EventSourceArn": spec.event_source_arn, "Function": spec.function_name},
+        note="SQS source polled locally" if polled else "recorded only: the event source is not polled",
     )
 
 
@@ -821,13 +825,55 @@ def _state_machine(ctx: DeployContext, resource: Resource, props: dict[str, Any]
                 "definition": definition,
                 "roleArn": props["RoleArn"],
                 "type": props.get("StateMachineType"),
-                "loggingConfiguration": props.get("LoggingConfiguration"),
-                "tracingConfiguration": props.get("TracingConfiguration"),
+                "loggingConfiguration": _state_machine_logging(props.get("LoggingConfiguration")),
+                "tracingConfiguration": _state_machine_tracing(props.get("TracingConfiguration")),
             }
         )
     )
     arn = created["stateMachineArn"]
     return Created(physical_id=arn, attributes={"Arn": arn, "Name": name}, note="executions run in moto's interpreter")
+
+
+@creates("AWS::SageMaker::ModelPackageGroup")
+def _model_package_group(ctx: DeployContext, resource: Resource, props: dict[str, Any]) -> Created:
+    name = ctx.name(resource, props.get("ModelPackageGroupName"), max_length=63)
+    created = ctx.client("sagemaker").create_model_package_group(
+        **_drop_none(
+            {
+                "ModelPackageGroupName": name,
+                "ModelPackageGroupDescription": props.get("ModelPackageGroupDescription"),
+            }
+        )
+    )
+    arn = created["ModelPackageGroupArn"]
+    return Created(
+        physical_id=name,
+        attributes={"ModelPackageGroupArn": arn, "ModelPackageGroupName": name},
+        note="the model registry (metadata, as in SageMaker)",
+    )
+
+
+def _state_machine_logging(config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """CloudFormation's LoggingConfiguration in the Step Functions API's casing (recorded; moto writes no logs)."""
+    if not config:
+        return None
+    return _drop_none(
+        {
+            "level": config.get("Level"),
+            "includeExecutionData": config.get("IncludeExecutionData"),
+            "destinations": [
+                {"cloudWatchLogsLogGroup": {"logGroupArn": d["CloudWatchLogsLogGroup"]["LogGroupArn"]}}
+                for d in config.get("Destinations", [])
+                if "CloudWatchLogsLogGroup" in d
+            ]
+            or None,
+        }
+    )
+
+
+def _state_machine_tracing(config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """CloudFormation's TracingConfiguration in the API's casing (recorded; no X-Ray locally)."""
+    return None if not config else {"enabled": bool(config.get("Enabled"))}
 
 
 @creates("AWS::SSM::Parameter")

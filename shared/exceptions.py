@@ -35,3 +35,27 @@ class UnsupportedFormatError(ObjectRejectedError):
 
 class SettingsError(SluiceError):
     """A function's environment is missing a variable or holds an invalid value."""
+
+
+class TrainingSetError(SluiceError):
+    """A training set could not be built (no curated data before the cutoff, or an unreadable lake)."""
+
+
+class ModelIntegrityError(SluiceError):
+    """A trained model's artifact is incomplete, or its ONNX file does not match its lineage."""
+
+
+class GateFailedError(SluiceError):
+    """A trained model missed the registry gate; ``reasons`` says which thresholds it missed."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = list(reasons)
+
+
+class RegistryError(SluiceError):
+    """The model registry (SageMaker Model Package Groups) refused or failed a request."""
+
+
+class TriggerError(SluiceError):
+    """A training run could not be started or its state could not be read."""

@@ -8,6 +8,9 @@ inputs, so a re-run of the same object version overwrites its outputs instead of
     quarantine/{usecase}/rejected/{object_id}/report.json                 an object rejected whole ...
     quarantine/{usecase}/rejected/{object_id}/source{ext}                 ... and a copy of it
     manifests/{usecase}/{object_id}.json                                   one per source object (key + content)
+    training-sets/{usecase}/{run_id}/train.parquet                         a point-in-time training set ...
+    training-sets/{usecase}/{run_id}/holdout.parquet                       ... its holdout split ...
+    training-sets/{usecase}/{run_id}/trainset.json                         ... and its report (lineage)
 """
 
 from __future__ import annotations
@@ -18,6 +21,14 @@ from datetime import date
 CURATED = "curated"
 QUARANTINE = "quarantine"
 MANIFESTS = "manifests"
+TRAINING_SETS = "training-sets"
+SAGEMAKER = "sagemaker"
+MODELS = "models"
+CAPTURE = "capture"
+MODEL_FILES = ("model.onnx", "metrics.json", "lineage.json")
+TRAIN_FILE = "train.parquet"
+HOLDOUT_FILE = "holdout.parquet"
+TRAINSET_REPORT_FILE = "trainset.json"
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 """The partition value of rows whose (nullable) event time is null; pyarrow's hive default."""
 
@@ -67,3 +78,52 @@ def manifest_prefix(usecase: str) -> str:
 
 def manifest_key(usecase: str, object_id: str) -> str:
     return f"{manifest_prefix(usecase)}{object_id}.json"
+
+
+def training_set_train_key(usecase: str, run_id: str) -> str:
+    return f"{training_set_prefix(usecase, run_id)}{TRAIN_FILE}"
+
+
+def training_set_holdout_key(usecase: str, run_id: str) -> str:
+    return f"{training_set_prefix(usecase, run_id)}{HOLDOUT_FILE}"
+
+
+def training_set_report_key(usecase: str, run_id: str) -> str:
+    return f"{training_set_prefix(usecase, run_id)}{TRAINSET_REPORT_FILE}"
+
+
+def training_set_prefix(usecase: str, run_id: str | None = None) -> str:
+    """All training sets of a use case, or the one of ``run_id``."""
+    base = f"{TRAINING_SETS}/{usecase}/"
+    return f"{base}{run_id}/" if run_id else base
+
+
+def sagemaker_prefix(usecase: str) -> str:
+    """What SageMaker writes for the use case: job outputs and spot checkpoints."""
+    return f"{SAGEMAKER}/{usecase}/"
+
+
+def training_output_prefix(usecase: str) -> str:
+    """A training job's ``OutputDataConfig.S3OutputPath`` (SageMaker appends ``{job}/output/model.tar.gz``)."""
+    return f"{sagemaker_prefix(usecase)}jobs/"
+
+
+def checkpoint_prefix(usecase: str, job_name: str | None = None) -> str:
+    base = f"{sagemaker_prefix(usecase)}checkpoints/"
+    return f"{base}{job_name}/" if job_name else base
+
+
+def model_prefix(usecase: str, run_id: str | None = None) -> str:
+    base = f"{MODELS}/{usecase}/"
+    return f"{base}{run_id}/" if run_id else base
+
+
+def model_file_key(usecase: str, run_id: str, name: str) -> str:
+    """One file of a trained model, unpacked from its ``model.tar.gz`` (``model.onnx``, ``metrics.json``, ...)."""
+    if name not in MODEL_FILES:
+        raise ValueError(f"{name!r} is not one of the model files {MODEL_FILES}")
+    return f"{model_prefix(usecase, run_id)}{name}"
+
+
+def capture_prefix(usecase: str) -> str:
+    return f"{CAPTURE}/{usecase}/"

@@ -43,6 +43,10 @@ class ObjectStore(Protocol):
 
     def exists(self, bucket: str, key: str) -> bool: ...
 
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        """Every key under ``prefix``, sorted."""
+        ...
+
     def copy(self, src_bucket: str, src_key: str, src_version_id: str | None, dst_bucket: str, dst_key: str) -> None:
         """Server-side copy of one object version."""
         ...
@@ -125,6 +129,15 @@ class S3ObjectStore:
         except _client_errors() as exc:
             raise StorageError(f"cannot check s3://{bucket}/{key}: {exc}") from exc
         return True
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        keys: list[str] = []
+        try:
+            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                keys.extend(item["Key"] for item in page.get("Contents", []))
+        except _client_errors() as exc:
+            raise StorageError(f"cannot list s3://{bucket}/{prefix}: {exc}") from exc
+        return sorted(keys)
 
     def copy(self, src_bucket: str, src_key: str, src_version_id: str | None, dst_bucket: str, dst_key: str) -> None:
         source = {"Bucket": src_bucket, "Key": src_key, **self._version(src_version_id)}

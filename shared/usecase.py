@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from shared.estimators import SUPPORTED_ESTIMATORS, unknown_hyperparameters
 from shared.exceptions import UseCaseError
 
 USECASE_NAME = re.compile(r"^[a-z][a-z0-9_]{1,48}$")
@@ -219,6 +220,13 @@ class ModelKind(StrEnum):
     HEAVY = "heavy"
 
 
+INSTANCE_TYPE = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
+SCHEDULE_EXPRESSION = r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))$"
+MAX_TRAINING_RUNTIME_SECONDS = 28 * 24 * 3600
+DEFAULT_TRAINING_INSTANCE = {ModelKind.LIGHT: "ml.m5.large", ModelKind.HEAVY: "ml.g5.xlarge"}
+DEFAULT_ENDPOINT_INSTANCE = "ml.g5.xlarge"
+
+
 class ModelSettings(BaseModel):
     """How the use case's model is trained and served."""
 
@@ -230,6 +238,45 @@ class ModelSettings(BaseModel):
     false_positive_cost: float = Field(default=1.0, gt=0)
     false_negative_cost: float = Field(default=1.0, gt=0)
     approval: Literal["manual", "automatic"] = "manual"
+    # --- training on SageMaker (instance defaults depend on `kind`; see _instance_defaults) ---
+    training_instance_type: str = Field(default=DEFAULT_TRAINING_INSTANCE[ModelKind.LIGHT], pattern=INSTANCE_TYPE)
+    training_instance_count: int = Field(default=1, ge=1, le=16)
+    training_volume_size_gb: int = Field(default=30, ge=1, le=512)
+    max_runtime_seconds: int = Field(default=3600, ge=60, le=MAX_TRAINING_RUNTIME_SECONDS)
+    use_spot: bool = False
+    """Managed spot training; checkpoints go to S3 and the job may wait up to twice its runtime."""
+    poll_seconds: int = Field(default=60, ge=1, le=3600)
+    """How long the training pipeline waits between two looks at the training job."""
+    # --- the registry gate ---
+    min_auc: float = Field(default=0.7, ge=0, le=1)
+    max_ece: float = Field(default=0.1, ge=0, le=1)
+    # --- serving (heavy models only) ---
+    endpoint_instance_type: str | None = Field(default=None, pattern=INSTANCE_TYPE)
+    # --- retraining triggers ---
+    schedule: str = Field(default="rate(7 days)", pattern=SCHEDULE_EXPRESSION)
+    """An EventBridge schedule expression: ``rate(...)`` or ``cron(...)``."""
+    debounce_seconds: int = Field(default=300, ge=0, le=300)
+    """New curated data is gathered this long before one training run starts (Lambda's SQS batching window)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _instance_defaults(cls, data: Any) -> Any:
+        """Heavy models train on a GPU and get an endpoint; light ones train on a CPU and have none."""
+        if not isinstance(data, dict):
+            return data
+        kind = ModelKind(data.get("kind", ModelKind.LIGHT))
+        data = dict(data)
+        if data.get("training_instance_type") is None:
+            data["training_instance_type"] = DEFAULT_TRAINING_INSTANCE[kind]
+        if kind is ModelKind.HEAVY and data.get("endpoint_instance_type") is None:
+            data["endpoint_instance_type"] = DEFAULT_ENDPOINT_INSTANCE
+        return data
+
+    @model_validator(mode="after")
+    def _endpoint_for_heavy_only(self) -> ModelSettings:
+        if self.kind is ModelKind.LIGHT and self.endpoint_instance_type is not None:
+            raise ValueError("endpoint_instance_type applies to heavy models only (light ones score in Lambda)")
+        return self
 
     @field_validator("hyperparameters")
     @classmethod
@@ -238,6 +285,21 @@ class ModelSettings(BaseModel):
         if bad:
             raise ValueError(f"hyperparameters {bad} are not finite")
         return value
+
+    @field_validator("estimator")
+    @classmethod
+    def _supported_estimator(cls, value: str) -> str:
+        if value not in SUPPORTED_ESTIMATORS:
+            raise ValueError(f"estimator {value!r} is not supported; choose one of {sorted(SUPPORTED_ESTIMATORS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _known_hyperparameters(self) -> ModelSettings:
+        unknown = unknown_hyperparameters(self.estimator, set(self.hyperparameters))
+        if unknown:
+            accepted = sorted(SUPPORTED_ESTIMATORS[self.estimator])
+            raise ValueError(f"hyperparameters {unknown} are not accepted by {self.estimator!r}; it accepts {accepted}")
+        return self
 
 
 class UseCase(BaseModel):

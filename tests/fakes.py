@@ -62,6 +62,9 @@ class InMemoryObjectStore:
     def exists(self, bucket: str, key: str) -> bool:
         return (bucket, key) in self.objects
 
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        return self.keys(bucket, prefix)
+
     def copy(self, src_bucket: str, src_key: str, src_version_id: str | None, dst_bucket: str, dst_key: str) -> None:
         self._write(dst_bucket, dst_key, self.body(src_bucket, src_key, src_version_id))
 

@@ -32,7 +32,11 @@ def template(template_json: dict[str, Any]) -> Template:
 @pytest.fixture(scope="session")
 def output_refs(template_json: dict[str, Any]) -> dict[str, str]:
     """Stack output key → logical id of the resource it references: how tests find resources."""
-    return {key: output["Value"]["Ref"] for key, output in template_json["Outputs"].items()}
+    return {
+        key: output["Value"]["Ref"]
+        for key, output in template_json["Outputs"].items()
+        if isinstance(output["Value"], dict) and "Ref" in output["Value"]
+    }
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,9 @@ EXPECTED_OUTPUTS = {
     "IngestDeadLetterQueueUrl",
     "AlarmTopicArn",
     "IdempotencyTableName",
+    "TrainingStateMachineArn",
+    "ModelPackageGroupName",
+    "TrainingQueueUrl",
 }
 
 
@@ -81,8 +84,11 @@ def test_raw_uploads_notify_the_ingest_function(
             },
         },
     )
-    # And only that one bucket notifies anything
-    assert len(template.find_resources("Custom::S3BucketNotifications")) == 1
+    # And besides it only the lake bucket notifies anything (its manifests, to the training trigger queue)
+    notifications = template.find_resources("Custom::S3BucketNotifications")
+    assert sorted(n["Properties"]["BucketName"]["Ref"] for n in notifications.values()) == sorted(
+        [raw_bucket_id, output_refs["LakeBucketName"]]
+    )
 
 
 def test_s3_may_invoke_the_ingest_function_for_the_raw_bucket_only(

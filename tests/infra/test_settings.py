@@ -66,3 +66,38 @@ def test_layer_constraints_drop_extras_that_pip_refuses() -> None:
     # When they become layer constraints
     # Then the extra is gone and the pins stay
     assert constraints_without_extras(pins) == "moto==5.2.5\npyarrow==26.0.1\n# a comment [x]\n"
+
+
+def test_training_settings_come_from_the_usecase_model() -> None:
+    # Given the telco churn use case (light, CPU)
+    path = ROOT / "usecases" / "telco_churn.toml"
+    usecase = load_usecase(path)
+    # When the stack settings are built from it
+    settings = SluiceSettings.from_usecase(usecase, usecase_file=path, initial_model_data="s3://b/model.tar.gz")
+    training = settings.training_pipeline
+    # Then the training job, the poll and the triggers follow its [model] table, and there is no endpoint
+    assert training.job.instance_type == usecase.model.training_instance_type
+    assert training.job.max_runtime.to_seconds() == usecase.model.max_runtime_seconds
+    assert training.poll_interval.to_seconds() == usecase.model.poll_seconds
+    assert training.debounce.to_seconds() == usecase.model.debounce_seconds
+    assert training.model_package_group_name == "sluice-telco-churn"
+    assert settings.serving_endpoint is None
+
+
+def test_a_heavy_usecase_gets_an_endpoint_once_a_model_is_named() -> None:
+    from shared.usecase import ModelKind, UseCase
+
+    path = ROOT / "usecases" / "telco_churn.toml"
+    light = load_usecase(path)
+    heavy = UseCase.model_validate(
+        {**light.model_dump(), "model": {**light.model.model_dump(exclude={"training_instance_type"}), "kind": "heavy"}}
+    )
+    assert heavy.model.kind is ModelKind.HEAVY
+    # Before a model is registered there is nothing to serve; after, the endpoint uses the GPU default
+    assert SluiceSettings.from_usecase(heavy, usecase_file=path).serving_endpoint is None
+    endpoint = SluiceSettings.from_usecase(
+        heavy, usecase_file=path, initial_model_data="s3://b/m.tar.gz"
+    ).serving_endpoint
+    assert endpoint is not None
+    assert (endpoint.instance_type, endpoint.endpoint_name) == ("ml.g5.xlarge", "sluice-telco-churn")
+    assert SluiceSettings.from_usecase(heavy, usecase_file=path).training_pipeline.job.instance_type == "ml.g5.xlarge"

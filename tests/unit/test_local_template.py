@@ -204,7 +204,7 @@ def test_unknown_types_are_reported_not_emulated_and_cdk_helpers_skipped(tmp_pat
             "BucketNotificationsHandler050a0587b7544547bf325f094a3db834": {"Type": "AWS::Lambda::Function"},
             "CDKMetadata": {"Type": "AWS::CDK::Metadata"},
             "Api": {"Type": "AWS::ApiGatewayV2::Api"},
-            "Model": {"Type": "AWS::SageMaker::ModelPackageGroup"},
+            "Model": {"Type": "AWS::SageMaker::Endpoint"},
         }
     )
     runtime = LambdaRuntime(endpoint_url="http://127.0.0.1:1", region="us-east-1", project_root=tmp_path)

@@ -1,0 +1,105 @@
+"""Register handler (after the training job completed): gate the model and register it.
+
+Input: ``{"run_id", "job_name", "model_data_url"}`` (the job's ``ModelArtifacts.S3ModelArtifacts``).
+Output: ``{"package_arn", "version", "approval_status", "model_prefix"}``. A model that misses the gate
+raises :class:`~shared.exceptions.GateFailedError` (the state machine catches it and notifies).
+
+Environment: ``SLUICE_USECASE_FILE``, ``LAKE_BUCKET``, ``MODEL_PACKAGE_GROUP``, ``INFERENCE_IMAGE``,
+``SLUICE_WORKDIR`` (default ``/tmp``), plus powertools' own.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.exceptions import SettingsError
+from shared.registry import GateThresholds, RegistrationRequest, SageMakerRegistry, register_trained_model
+from shared.storage import S3ObjectStore
+from shared.usecase import UseCase, load_usecase
+
+logger = Logger()
+tracer = Tracer()
+
+
+class RegisterSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    usecase_file: str = Field(default="usecase.toml", alias="SLUICE_USECASE_FILE")
+    task_root: str = Field(default=".", alias="LAMBDA_TASK_ROOT")
+    lake_bucket: str = Field(min_length=3, alias="LAKE_BUCKET")
+    model_package_group: str = Field(min_length=1, alias="MODEL_PACKAGE_GROUP")
+    inference_image: str = Field(min_length=1, alias="INFERENCE_IMAGE")
+    workdir: Path = Field(default=Path("/tmp"), alias="SLUICE_WORKDIR")  # noqa: S108 - Lambda's scratch space
+
+    @property
+    def usecase_path(self) -> Path:
+        path = Path(self.usecase_file)
+        return path if path.is_absolute() else Path(self.task_root) / path
+
+
+class RegisterEvent(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    run_id: str = Field(min_length=1)
+    job_name: str = Field(min_length=1)
+    model_data_url: str = Field(pattern=r"^s3://")
+
+
+@lru_cache(maxsize=1)
+def settings() -> RegisterSettings:
+    try:
+        return RegisterSettings.model_validate(dict(os.environ))
+    except ValidationError as exc:
+        raise SettingsError(f"the register function's environment is invalid:\n{exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def usecase() -> UseCase:
+    return load_usecase(settings().usecase_path)
+
+
+@lru_cache(maxsize=1)
+def object_store() -> S3ObjectStore:
+    import boto3
+
+    return S3ObjectStore(boto3.client("s3"))
+
+
+@lru_cache(maxsize=1)
+def registry() -> SageMakerRegistry:
+    import boto3
+
+    return SageMakerRegistry(boto3.client("sagemaker"))
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001 - Lambda calls it so
+    job = RegisterEvent.model_validate(event)
+    current, model = settings(), usecase().model
+    registered = register_trained_model(
+        RegistrationRequest(
+            usecase=usecase().name,
+            run_id=job.run_id,
+            job_name=job.job_name,
+            model_data_url=job.model_data_url,
+            lake_bucket=current.lake_bucket,
+            group_name=current.model_package_group,
+            image_uri=current.inference_image,
+            approval=model.approval,
+            thresholds=GateThresholds(min_auc=model.min_auc, max_ece=model.max_ece),
+        ),
+        store=object_store(),
+        registry=registry(),
+        workdir=current.workdir,
+    )
+    logger.info("model registered", extra=asdict(registered))
+    return asdict(registered)

@@ -1,0 +1,773 @@
+"""The training pipeline: lake → training set → SageMaker training job → gate → model registry.
+
+A Standard state machine runs one training run::
+
+    BuildTrainingSet (λ) → CreateTrainingJob → WaitForTrainingJob ⇄ DescribeTrainingJob → TrainingJobStatus?
+        Completed → RegisterModel (λ: unpack, verify, gate, CreateModelPackage) → Registered (Succeed)
+        InProgress | Stopping | anything else → WaitForTrainingJob
+        Failed | Stopped → a reason → NotifyFailure (SNS) → TrainingFailed (Fail)
+    Every task catches States.ALL into the same NotifyFailure → TrainingFailed path.
+
+The job is polled (request-response ``CreateTrainingJob``, then ``DescribeTrainingJob`` in a
+Wait/Choice loop) rather than ``.sync``: the same definition runs on AWS and on the embedded cloud,
+whose Step Functions interpreter has no ``.sync``. Both SageMaker calls go through the AWS SDK
+integration (``arn:aws:states:::aws-sdk:sagemaker:...``): the CDK task for training jobs has no
+spot training or checkpoints. A successful run with N polls takes 3N + 4 state transitions.
+
+Runs start three ways: on the use case's schedule (an EventBridge rule), explicitly
+(``aws stepfunctions start-execution --state-machine-arn <TrainingStateMachineArn> --name <job name>
+--input '{"cutoff": "2026-01-01T00:00:00+00:00"}'``; the execution name becomes the training job's
+name, so it must match ``^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$``), and on new curated data: the lake's
+manifest notifications gather in an SQS queue, and the trigger function receives them in batches
+spread over ``debounce`` and starts one run unless one is already running.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk import ArnFormat, AssetHashType, Aws, CfnElement, CfnMapping, Duration, Fn, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct, IConstruct
+
+from infra.alerting import Alerting
+from infra.bundling import ARCHITECTURE, RUNTIME, TRAINING_DIR, function_code, training_source_bundling
+from infra.data_pipeline import acknowledge
+from infra.layers import dependency_layer
+from infra.settings import USECASE_FILE_IN_BUNDLE, TrainingFunctionSettings, TrainingPipelineSettings
+
+# The environment contracts of functions/training_set, training_register and training_trigger.
+ENV_USECASE_FILE = "SLUICE_USECASE_FILE"
+ENV_USECASE = "SLUICE_USECASE"
+ENV_LAKE_BUCKET = "LAKE_BUCKET"
+ENV_MODEL_PACKAGE_GROUP = "MODEL_PACKAGE_GROUP"
+ENV_INFERENCE_IMAGE = "INFERENCE_IMAGE"
+ENV_STATE_MACHINE_ARN = "STATE_MACHINE_ARN"
+ENV_DEBOUNCE_SECONDS = "DEBOUNCE_SECONDS"
+ENV_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
+ENV_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
+ENV_LOG_LEVEL = "LOG_LEVEL"
+
+SKLEARN_REPOSITORY = "sagemaker-scikit-learn"
+SKLEARN_IMAGE_TAG = "1.2-1-cpu-py3"
+SKLEARN_IMAGE_ACCOUNTS = {
+    "us-east-1": "683313688378",
+    "us-east-2": "257758044811",
+    "us-west-1": "746614075791",
+    "us-west-2": "246618743249",
+    "ca-central-1": "341280168497",
+    "sa-east-1": "737474898029",
+    "eu-west-1": "141502667606",
+    "eu-west-2": "764974769150",
+    "eu-west-3": "659782779980",
+    "eu-central-1": "492215442770",
+    "eu-north-1": "662702820516",
+    "ap-south-1": "720646828776",
+    "ap-northeast-1": "354813040037",
+    "ap-northeast-2": "366743142698",
+    "ap-southeast-1": "121021644041",
+    "ap-southeast-2": "783357654285",
+}
+"""Registry accounts of SageMaker's scikit-learn framework images, per region.
+
+From the SageMaker Python SDK's ``src/sagemaker/image_uri_config/sklearn.json`` (``1.2-1``), which
+``sagemaker.image_uris.retrieve("sklearn", region, "1.2-1")`` reads; the same accounts are listed in
+the SageMaker developer guide's "Docker Registry Paths and Example Code". Heavy models train on GPU
+instance types with this same CPU image by default (scikit-learn does not use the GPU); a
+GPU estimator would need a GPU framework image (e.g. PyTorch) — a per-use-case image setting.
+"""
+
+TRAINING_JOB_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+SAGEMAKER_METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
+TRAINING_CHANNEL = "train"
+"""The input channel of the training set: the container sees it as ``SM_CHANNEL_TRAIN``."""
+LAMBDA_SERVICE_ERRORS = [
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+]
+BATCH_SIZE = 100
+SQS_BATCH_WITHOUT_WINDOW = 10
+"""Lambda allows batches over 10 SQS messages only with a batching window."""
+
+
+def hyperparameter(value: Any) -> str:
+    """Script mode's encoding: every hyperparameter is a JSON document in a string."""
+    return json.dumps(value)
+
+
+class TrainingPipeline(Construct):
+    """Model package group, training source, training role, functions, state machine and its triggers."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: TrainingPipelineSettings,
+        lake_bucket: s3.IBucket,
+        shared_code_layer: lambda_.ILayerVersion,
+        alerting: Alerting,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.settings = settings
+        self.lake_bucket = lake_bucket
+        self.alerting = alerting
+        self.model_package_group = self._build_model_package_group()
+        self.source, self.code_version = self._build_training_source()
+        self.image_uri = self._training_image_uri()
+        self.training_role = self._build_training_role()
+        self.dependencies = dependency_layer(self, "Dependencies", requirements_file=settings.requirements_file)
+        self.layers = [self.dependencies, shared_code_layer]
+        self.training_set_function = self._build_training_set_function()
+        self.register_function = self._build_register_function()
+        self.state_machine = self._build_state_machine()
+        self.schedule_rule = self._build_schedule()
+        self.trigger_dead_letter_queue, self.trigger_queue = self._build_trigger_queues()
+        self.trigger_function = self._build_trigger_function()
+        alerting.notify_on_alarm(self._build_trigger_dead_letter_alarm())
+
+    # --- registry, code and image --------------------------------------------------------------
+
+    def _build_model_package_group(self) -> sagemaker.CfnModelPackageGroup:
+        return sagemaker.CfnModelPackageGroup(
+            self,
+            "ModelPackageGroup",
+            model_package_group_name=self.settings.model_package_group_name,
+            model_package_group_description=f"Models of the {self.settings.usecase_name} use case, gated and versioned",
+        )
+
+    @property
+    def model_package_group_name(self) -> str:
+        return self.settings.model_package_group_name
+
+    def _build_training_source(self) -> tuple[s3_assets.Asset, str]:
+        bundling, asset_hash = training_source_bundling(self.settings.usecase_file)
+        asset = s3_assets.Asset(
+            self,
+            "TrainingSource",
+            path=str(TRAINING_DIR),
+            asset_hash=asset_hash,
+            asset_hash_type=AssetHashType.CUSTOM,
+            bundling=bundling,
+        )
+        return asset, asset_hash[:16]
+
+    def _training_image_uri(self) -> str:
+        mapping = CfnMapping(
+            self,
+            "SklearnImageAccounts",
+            mapping={region: {"account": account} for region, account in SKLEARN_IMAGE_ACCOUNTS.items()},
+        )
+        self.image_account = mapping.find_in_map(Aws.REGION, "account")
+        self.image_repository_arn = Fn.join(
+            "", [f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:", self.image_account, f":repository/{SKLEARN_REPOSITORY}"]
+        )
+        return Fn.join(
+            "",
+            [
+                self.image_account,
+                ".dkr.ecr.",
+                Aws.REGION,
+                ".",
+                Aws.URL_SUFFIX,
+                f"/{SKLEARN_REPOSITORY}:{SKLEARN_IMAGE_TAG}",
+            ],
+        )
+
+    # --- the training role ---------------------------------------------------------------------
+
+    def _build_training_role(self) -> iam.Role:
+        settings, lake = self.settings, self.lake_bucket
+        stack = Stack.of(self)
+        role = iam.Role(
+            self,
+            "TrainingJobRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"SageMaker training jobs of {settings.usecase_name}: read training sets, write outputs",
+        )
+        log_group_arn = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=TRAINING_JOB_LOG_GROUP,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        statements = [
+            iam.PolicyStatement(
+                sid="ReadTrainingSets",
+                actions=["s3:GetObject"],
+                resources=[lake.arn_for_objects(f"{settings.training_sets_prefix}*")],
+            ),
+            iam.PolicyStatement(
+                sid="ListOwnPrefixes",
+                actions=["s3:ListBucket"],
+                resources=[lake.bucket_arn],
+                conditions={
+                    "StringLike": {"s3:prefix": [f"{settings.training_sets_prefix}*", f"{settings.sagemaker_prefix}*"]}
+                },
+            ),
+            iam.PolicyStatement(
+                sid="WriteJobOutputAndCheckpoints",
+                actions=["s3:PutObject", "s3:GetObject"],
+                resources=[lake.arn_for_objects(f"{settings.sagemaker_prefix}*")],
+            ),
+            iam.PolicyStatement(
+                sid="ReadTrainingCode",
+                actions=["s3:GetObject"],
+                resources=[self.source.bucket.arn_for_objects(self.source.s3_object_key)],
+            ),
+            iam.PolicyStatement(
+                sid="WriteTrainingLogs",
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                resources=[log_group_arn, f"{log_group_arn}:log-stream:*"],
+            ),
+            iam.PolicyStatement(
+                sid="PullTrainingImage",
+                actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                resources=[self.image_repository_arn],
+            ),
+            iam.PolicyStatement(sid="AuthenticateToEcr", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+            iam.PolicyStatement(
+                sid="PublishTrainingMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {"cloudwatch:namespace": [SAGEMAKER_METRICS_NAMESPACE, settings.metrics_namespace]}
+                },
+            ),
+        ]
+        for statement in statements:
+            role.add_to_policy(statement)
+        policy = role.node.find_child("DefaultPolicy")
+        lake_id = logical_id(lake)
+        for prefix in (settings.training_sets_prefix, settings.sagemaker_prefix):
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Resource::<{lake_id}.Arn>/{prefix}*]",
+                f"Training jobs read and write object keys derived from their run id under {prefix} only.",
+            )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:"
+            f"log-group:{TRAINING_JOB_LOG_GROUP}:log-stream:*]",
+            "SageMaker names each training job's log stream after the job; the role may write streams of "
+            "SageMaker's training-job log group only.",
+        )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "ecr:GetAuthorizationToken supports no resource-level permission, and cloudwatch:PutMetricData "
+            "is limited by the cloudwatch:namespace condition to SageMaker's and Sluice's namespaces.",
+        )
+        return role
+
+    # --- functions -----------------------------------------------------------------------------
+
+    def _build_function(
+        self, construct_id: str, *, fn: TrainingFunctionSettings, description: str, environment: dict[str, str]
+    ) -> lambda_.Function:
+        role = iam.Role(
+            self,
+            f"{construct_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=description,
+        )
+        log_group = logs.LogGroup(self, f"{construct_id}LogGroup", retention=self.settings.log_retention)
+        log_group.grant_write(role)
+        function = lambda_.Function(
+            self,
+            construct_id,
+            description=description,
+            code=function_code(fn.source_dir, usecase_file=self.settings.usecase_file),
+            handler="handler.lambda_handler",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            memory_size=fn.memory_size_mb,
+            timeout=fn.timeout,
+            ephemeral_storage_size=fn.ephemeral_storage,
+            tracing=lambda_.Tracing.ACTIVE,
+            role=role,
+            log_group=log_group,
+            layers=self.layers,
+            environment={
+                ENV_SERVICE_NAME: fn.service_name,
+                ENV_METRICS_NAMESPACE: self.settings.metrics_namespace,
+                ENV_LOG_LEVEL: self.settings.log_level,
+                **environment,
+            },
+        )
+        acknowledge(
+            function,
+            "AwsSolutions-L1",
+            "Pinned to Python 3.12: the dependency layer's wheels are built for CPython 3.12 (cp312, arm64); "
+            "moving the runtime means rebuilding and re-testing that layer.",
+        )
+        return function
+
+    def _acknowledge_function_policy(self, function: lambda_.Function, prefixes: list[str]) -> None:
+        assert function.role is not None
+        policy = function.role.node.find_child("DefaultPolicy")
+        lake_id = logical_id(self.lake_bucket)
+        for prefix in prefixes:
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Resource::<{lake_id}.Arn>/{prefix}*]",
+                f"Object keys under the lake's {prefix} prefix are derived from run ids and uploads; "
+                "access is limited to that prefix.",
+            )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords "
+            "support no resource-level permissions.",
+        )
+
+    def _build_training_set_function(self) -> lambda_.Function:
+        settings, lake = self.settings, self.lake_bucket
+        function = self._build_function(
+            "TrainingSetFunction",
+            fn=settings.training_set,
+            description=f"Build a training set of {settings.usecase_name} from the lake's curated data",
+            environment={ENV_USECASE_FILE: USECASE_FILE_IN_BUNDLE, ENV_LAKE_BUCKET: lake.bucket_name},
+        )
+        curated = f"curated/{settings.usecase_name}/"
+        role = function.role
+        assert role is not None
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ReadCuratedDataAndManifests",
+                actions=["s3:GetObject"],
+                resources=[
+                    lake.arn_for_objects(f"{prefix}*")
+                    for prefix in (curated, settings.manifests_prefix, settings.training_sets_prefix)
+                ],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="WriteTrainingSets",
+                actions=["s3:PutObject"],
+                resources=[lake.arn_for_objects(f"{settings.training_sets_prefix}*")],
+            )
+        )
+        # Listing finds the curated files of a use case; the role may read all of them anyway.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(sid="ListLake", actions=["s3:ListBucket"], resources=[lake.bucket_arn])
+        )
+        self._acknowledge_function_policy(function, [curated, settings.manifests_prefix, settings.training_sets_prefix])
+        return function
+
+    def _build_register_function(self) -> lambda_.Function:
+        settings, lake = self.settings, self.lake_bucket
+        function = self._build_function(
+            "RegisterFunction",
+            fn=settings.register,
+            description=f"Gate a trained {settings.usecase_name} model and register it in its model package group",
+            environment={
+                ENV_USECASE_FILE: USECASE_FILE_IN_BUNDLE,
+                ENV_LAKE_BUCKET: lake.bucket_name,
+                ENV_MODEL_PACKAGE_GROUP: settings.model_package_group_name,
+                ENV_INFERENCE_IMAGE: self.image_uri,
+            },
+        )
+        role = function.role
+        assert role is not None
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ReadJobOutput",
+                actions=["s3:GetObject"],
+                resources=[lake.arn_for_objects(f"{settings.sagemaker_prefix}*")],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="WriteUnpackedModels",
+                actions=["s3:PutObject"],
+                resources=[lake.arn_for_objects(f"{settings.models_prefix}*")],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="RegisterModelPackages",
+                actions=["sagemaker:CreateModelPackage"],
+                resources=[self._model_package_arn("*")],
+            )
+        )
+        self._acknowledge_function_policy(function, [settings.sagemaker_prefix, settings.models_prefix])
+        acknowledge(
+            role.node.find_child("DefaultPolicy"),
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
+            f"model-package/{settings.model_package_group_name}/*]",
+            "Each registration creates the next version of this use case's model package group; "
+            "versions are numbered by SageMaker.",
+        )
+        return function
+
+    def _model_package_arn(self, version: str) -> str:
+        return Stack.of(self).format_arn(
+            service="sagemaker",
+            resource="model-package",
+            resource_name=f"{self.settings.model_package_group_name}/{version}",
+        )
+
+    def _training_job_arn(self) -> str:
+        return Stack.of(self).format_arn(service="sagemaker", resource="training-job", resource_name="*")
+
+    # --- the state machine ---------------------------------------------------------------------
+
+    def _hyperparameters(self) -> dict[str, Any]:
+        job = self.settings.job
+        fixed = {name: hyperparameter(value) for name, value in job.hyperparameters.items()}
+        return {
+            **fixed,
+            "sagemaker_program": hyperparameter(job.entry_point),
+            "sagemaker_submit_directory": f'"{self.source.s3_object_url}"',
+            "sagemaker_region": f'"{Aws.REGION}"',
+            "code_version": hyperparameter(self.code_version),
+            "cutoff": sfn.JsonPath.json_to_string(sfn.JsonPath.string_at("$.training_set.cutoff")),
+            "training_job_name": sfn.JsonPath.json_to_string(sfn.JsonPath.string_at("$$.Execution.Name")),
+        }
+
+    def _create_training_job_parameters(self) -> dict[str, Any]:
+        settings, job, lake = self.settings, self.settings.job, self.lake_bucket
+        stopping: dict[str, Any] = {"MaxRuntimeInSeconds": int(job.max_runtime.to_seconds())}
+        parameters: dict[str, Any] = {
+            "TrainingJobName": sfn.JsonPath.string_at("$$.Execution.Name"),
+            "RoleArn": self.training_role.role_arn,
+            "AlgorithmSpecification": {"TrainingImage": self.image_uri, "TrainingInputMode": "File"},
+            "HyperParameters": self._hyperparameters(),
+            "InputDataConfig": [
+                {
+                    "ChannelName": TRAINING_CHANNEL,
+                    "InputMode": "File",
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3DataType": "S3Prefix",
+                            "S3Uri": sfn.JsonPath.string_at("$.training_set.s3_uri"),
+                            "S3DataDistributionType": "FullyReplicated",
+                        }
+                    },
+                }
+            ],
+            "OutputDataConfig": {
+                "S3OutputPath": f"s3://{lake.bucket_name}/{settings.sagemaker_prefix}jobs/",
+            },
+            "ResourceConfig": {
+                "InstanceType": job.instance_type,
+                "InstanceCount": job.instance_count,
+                "VolumeSizeInGB": job.volume_size_gb,
+            },
+            "StoppingCondition": stopping,
+            "Environment": {ENV_USECASE_FILE: USECASE_FILE_IN_BUNDLE},
+        }
+        if job.use_spot:
+            stopping["MaxWaitTimeInSeconds"] = int(job.max_wait.to_seconds())
+            parameters["EnableManagedSpotTraining"] = True
+            parameters["CheckpointConfig"] = {
+                "S3Uri": sfn.JsonPath.format(
+                    f"s3://{lake.bucket_name}/{settings.sagemaker_prefix}checkpoints/{{}}/",
+                    sfn.JsonPath.string_at("$$.Execution.Name"),
+                )
+            }
+        return parameters
+
+    def _lambda_task(
+        self,
+        construct_id: str,
+        function: lambda_.IFunction,
+        payload: dict[str, Any],
+        *,
+        result_path: str,
+        result_fields: tuple[str, ...],
+    ) -> tasks.LambdaInvoke:
+        """A ``lambda:invoke`` task keeping ``result_fields`` of the function's response at ``result_path``."""
+        task = tasks.LambdaInvoke(
+            self,
+            construct_id,
+            lambda_function=function,
+            payload=sfn.TaskInput.from_object(payload),
+            retry_on_service_exceptions=False,
+            result_selector={name: sfn.JsonPath.object_at(f"$.Payload.{name}") for name in result_fields},
+            result_path=result_path,
+        )
+        task.add_retry(errors=LAMBDA_SERVICE_ERRORS, interval=Duration.seconds(2), max_attempts=6, backoff_rate=2)
+        return task
+
+    def _build_state_machine(self) -> sfn.StateMachine:
+        settings = self.settings
+        failure = "$.failure"
+        notify = tasks.SnsPublish(
+            self,
+            "NotifyFailure",
+            topic=self.alerting.topic,
+            subject=f"Sluice: training of {settings.usecase_name} failed",
+            message=sfn.TaskInput.from_object(
+                {
+                    "usecase": settings.usecase_name,
+                    "execution": sfn.JsonPath.string_at("$$.Execution.Id"),
+                    "error": sfn.JsonPath.string_at(f"{failure}.Error"),
+                    "cause": sfn.JsonPath.string_at(f"{failure}.Cause"),
+                }
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        notify.next(sfn.Fail(self, "TrainingFailed", error_path=f"{failure}.Error", cause_path=f"{failure}.Cause"))
+
+        build = self._lambda_task(
+            "BuildTrainingSet",
+            self.training_set_function,
+            {
+                "run_id": sfn.JsonPath.string_at("$$.Execution.Name"),
+                "started_at": sfn.JsonPath.string_at("$$.Execution.StartTime"),
+                "request": sfn.JsonPath.object_at("$"),
+            },
+            result_path="$.training_set",
+            result_fields=("report", "s3_uri", "cutoff"),
+        )
+        create = tasks.CallAwsService(
+            self,
+            "CreateTrainingJob",
+            service="sagemaker",
+            action="createTrainingJob",
+            iam_action="sagemaker:CreateTrainingJob",
+            iam_resources=[self._training_job_arn()],
+            parameters=self._create_training_job_parameters(),
+            result_path="$.training_job",
+        )
+        wait = sfn.Wait(self, "WaitForTrainingJob", time=sfn.WaitTime.duration(settings.poll_interval))
+        describe = tasks.CallAwsService(
+            self,
+            "DescribeTrainingJob",
+            service="sagemaker",
+            action="describeTrainingJob",
+            iam_action="sagemaker:DescribeTrainingJob",
+            iam_resources=[self._training_job_arn()],
+            parameters={"TrainingJobName": sfn.JsonPath.string_at("$$.Execution.Name")},
+            result_path="$.job",
+        )
+        register = self._lambda_task(
+            "RegisterModel",
+            self.register_function,
+            {
+                "run_id": sfn.JsonPath.string_at("$$.Execution.Name"),
+                "job_name": sfn.JsonPath.string_at("$.job.TrainingJobName"),
+                "model_data_url": sfn.JsonPath.string_at("$.job.ModelArtifacts.S3ModelArtifacts"),
+            },
+            result_path="$.registration",
+            result_fields=("package_arn", "version", "approval_status", "model_prefix"),
+        )
+        for task in (build, create, describe, register):
+            task.add_catch(notify, errors=[sfn.Errors.ALL], result_path=failure)
+
+        job_failed = sfn.Pass(
+            self,
+            "TrainingJobFailed",
+            parameters={
+                "Error": "TrainingJobFailed",
+                "Cause": sfn.JsonPath.format(
+                    "Training job {} failed: {}",
+                    sfn.JsonPath.string_at("$.job.TrainingJobName"),
+                    sfn.JsonPath.string_at("$.job.FailureReason"),
+                ),
+            },
+            result_path=failure,
+        ).next(notify)
+        job_stopped = sfn.Pass(
+            self,
+            "TrainingJobStopped",
+            parameters={
+                "Error": "TrainingJobStopped",
+                "Cause": sfn.JsonPath.format(
+                    "Training job {} was stopped ({})",
+                    sfn.JsonPath.string_at("$.job.TrainingJobName"),
+                    sfn.JsonPath.string_at("$.job.SecondaryStatus"),
+                ),
+            },
+            result_path=failure,
+        ).next(notify)
+        status = "$.job.TrainingJobStatus"
+        check = (
+            sfn.Choice(self, "TrainingJobStatus")
+            .when(sfn.Condition.string_equals(status, "Completed"), register.next(sfn.Succeed(self, "Registered")))
+            .when(sfn.Condition.string_equals(status, "Failed"), job_failed)
+            .when(sfn.Condition.string_equals(status, "Stopped"), job_stopped)
+            .when(
+                sfn.Condition.or_(
+                    sfn.Condition.string_equals(status, "InProgress"), sfn.Condition.string_equals(status, "Stopping")
+                ),
+                wait,
+            )
+            .otherwise(wait)
+        )
+        definition = build.next(create).next(wait).next(describe).next(check)
+
+        log_group = logs.LogGroup(self, "StateMachineLogGroup", retention=settings.log_retention)
+        state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            comment=f"Train, gate and register a model of {settings.usecase_name}",
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            timeout=Duration.seconds(settings.job.max_wait.to_seconds() + 3600),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+        )
+        state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="PassTrainingRoleToSageMaker",
+                actions=["iam:PassRole"],
+                resources=[self.training_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
+        # The alarm topic is KMS-encrypted: publishing to it needs the key (CDK's SNS task grants sns:Publish only).
+        self.alerting.topic_key.grant(state_machine, "kms:Decrypt", "kms:GenerateDataKey")
+        self._acknowledge_state_machine_policy(state_machine)
+        return state_machine
+
+    def _acknowledge_state_machine_policy(self, state_machine: sfn.StateMachine) -> None:
+        policy = state_machine.role.node.find_child("DefaultPolicy")
+        for function in (self.training_set_function, self.register_function):
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Resource::<{logical_id(function)}.Arn>:*]",
+                "CDK grants invoking any version or alias of the pipeline's own function (its ARN with ':*').",
+            )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:training-job/*]",
+            "Training jobs are named after executions, which are not known before they start; "
+            "the state machine may only create and describe training jobs.",
+        )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Step Functions log delivery (logs:*LogDelivery, Describe*) and X-Ray tracing support no "
+            "resource-level permissions.",
+        )
+
+    # --- triggers ------------------------------------------------------------------------------
+
+    def _build_schedule(self) -> events.Rule:
+        return events.Rule(
+            self,
+            "Schedule",
+            description=f"Retrain {self.settings.usecase_name} on its schedule",
+            schedule=events.Schedule.expression(self.settings.schedule),
+            targets=[
+                targets.SfnStateMachine(
+                    self.state_machine, input=events.RuleTargetInput.from_object({"trigger": "schedule"})
+                )
+            ],
+        )
+
+    def _build_trigger_queues(self) -> tuple[sqs.Queue, sqs.Queue]:
+        settings = self.settings
+        dead_letters = sqs.Queue(
+            self,
+            "TriggerDeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=settings.dead_letter_retention,
+        )
+        acknowledge(
+            dead_letters,
+            "AwsSolutions-SQS3",
+            "This queue is the training trigger queue's dead-letter queue; a dead-letter queue of its own "
+            "would only move the same notifications again.",
+        )
+        window = settings.debounce.to_seconds()
+        queue = sqs.Queue(
+            self,
+            "TriggerQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=settings.queue_retention,
+            # Lambda's rule: at least six times the function timeout, plus the batching window.
+            visibility_timeout=Duration.seconds(6 * settings.trigger.timeout.to_seconds() + window),
+            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=settings.max_receive_count, queue=dead_letters),
+        )
+        return dead_letters, queue
+
+    def _build_trigger_function(self) -> lambda_.Function:
+        settings = self.settings
+        function = self._build_function(
+            "TriggerFunction",
+            fn=settings.trigger,
+            description=f"Start one training run of {settings.usecase_name} for a batch of new curated data",
+            environment={
+                ENV_USECASE: settings.usecase_name,
+                ENV_STATE_MACHINE_ARN: self.state_machine.state_machine_arn,
+                ENV_DEBOUNCE_SECONDS: str(int(settings.debounce.to_seconds())),
+            },
+        )
+        role = function.role
+        assert role is not None
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="StartOneTrainingRun",
+                actions=["states:ListExecutions", "states:StartExecution"],
+                resources=[self.state_machine.state_machine_arn],
+            )
+        )
+        acknowledge(
+            role.node.find_child("DefaultPolicy"),
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords "
+            "support no resource-level permissions.",
+        )
+        window = settings.debounce
+        batch_size = BATCH_SIZE if window.to_seconds() > 0 else SQS_BATCH_WITHOUT_WINDOW
+        function.add_event_source(
+            event_sources.SqsEventSource(
+                self.trigger_queue,
+                batch_size=batch_size,
+                max_batching_window=window if window.to_seconds() > 0 else None,
+                report_batch_item_failures=True,
+                max_concurrency=2,
+            )
+        )
+        return function
+
+    def _build_trigger_dead_letter_alarm(self) -> cloudwatch.Alarm:
+        depth = self.trigger_dead_letter_queue.metric_approximate_number_of_messages_visible(
+            period=Duration.minutes(1), statistic=cloudwatch.Stats.MAXIMUM
+        )
+        return cloudwatch.Alarm(
+            self,
+            "TriggerDeadLetterAlarm",
+            alarm_description=(
+                f"New-data notifications of {self.settings.usecase_name} could not start a training run "
+                "after retries; they wait in the trigger dead-letter queue."
+            ),
+            metric=depth,
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            datapoints_to_alarm=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+
+
+def logical_id(construct: IConstruct) -> str:
+    """The logical id of ``construct``'s CloudFormation resource, as cdk-nag names it in finding ids."""
+    resource = construct.node.default_child
+    if not isinstance(resource, CfnElement):
+        raise TypeError(f"{construct.node.path} has no CloudFormation resource")
+    stack = Stack.of(construct)
+    return str(stack.resolve(stack.get_logical_id(resource)))

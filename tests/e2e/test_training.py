@@ -1,0 +1,89 @@
+"""Training on the embedded cloud: upload → the training pipeline → a registered model package.
+
+Driven only through boto3: Step Functions runs the synthesized state machine, SageMaker runs the
+training entry point under the container contract, and the registry holds the result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from local.launcher import RunningCloud
+from local.sample_data import load_sample_rows, to_csv
+from shared.lake import manifest_prefix
+from shared.usecase import load_usecase
+
+pytestmark = pytest.mark.e2e
+USECASE = load_usecase(Path(__file__).resolve().parents[2] / "usecases" / "telco_churn.toml")
+
+
+def wait_for_execution(cloud: RunningCloud, execution_arn: str, timeout: float = 300) -> dict[str, Any]:
+    sfn = cloud.client("stepfunctions")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        execution = sfn.describe_execution(executionArn=execution_arn)
+        if execution["status"] != "RUNNING":
+            return execution  # type: ignore[no-any-return]
+        time.sleep(1.0)
+    raise AssertionError(f"{execution_arn} still running after {timeout}s")
+
+
+def read_s3(cloud: RunningCloud, uri_or_bucket: str, key: str | None = None) -> bytes:
+    if key is None:
+        parsed = urlparse(uri_or_bucket)
+        uri_or_bucket, key = parsed.netloc, parsed.path.lstrip("/")
+    return cloud.client("s3").get_object(Bucket=uri_or_bucket, Key=key)["Body"].read()  # type: ignore[no-any-return]
+
+
+def test_upload_then_training_pipeline_registers_a_model_with_metrics_and_lineage(cloud: RunningCloud) -> None:
+    outputs = cloud.stack_outputs
+    s3 = cloud.client("s3")
+    # Given the sample data ingested into the lake
+    s3.put_object(Bucket=outputs["RawBucketName"], Key="e2e/training.csv", Body=to_csv(load_sample_rows(USECASE)))
+    deadline = time.monotonic() + 60
+    while not any(
+        "e2e/training.csv" in json.loads(read_s3(cloud, outputs["LakeBucketName"], item["Key"]))["source_key"]
+        for item in s3.list_objects_v2(Bucket=outputs["LakeBucketName"], Prefix=manifest_prefix(USECASE.name)).get(
+            "Contents", []
+        )
+    ):
+        assert time.monotonic() < deadline, "the upload was not ingested"
+        time.sleep(0.5)
+
+    # When the training pipeline is started explicitly
+    sfn = cloud.client("stepfunctions")
+    run_id = f"e2e-{int(time.time())}"
+    started = sfn.start_execution(stateMachineArn=outputs["TrainingStateMachineArn"], name=run_id, input="{}")
+    execution = wait_for_execution(cloud, started["executionArn"])
+
+    # Then it succeeds and a model package exists in the use case's group
+    assert execution["status"] == "SUCCEEDED", execution.get("cause") or execution.get("error")
+    sagemaker = cloud.client("sagemaker")
+    packages = sagemaker.list_model_packages(ModelPackageGroupName=outputs["ModelPackageGroupName"])[
+        "ModelPackageSummaryList"
+    ]
+    assert packages, "no model package was registered"
+    package = sagemaker.describe_model_package(ModelPackageName=packages[0]["ModelPackageArn"])
+    assert package["ModelApprovalStatus"] == "PendingManualApproval"  # the use case's policy is manual
+    properties = package["CustomerMetadataProperties"]
+
+    # And its metrics are attached and sane
+    metrics_uri = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    metrics = json.loads(read_s3(cloud, metrics_uri))
+    assert metrics["auc"] > 0.75
+    assert metrics["parity"]["ok"] is True
+
+    # And its ONNX artifact is in S3 with the recorded sha256, and lineage names the data it came from
+    onnx = read_s3(cloud, outputs["LakeBucketName"], properties["onnx_s3_key"])
+    assert hashlib.sha256(onnx).hexdigest() == properties["onnx_sha256"]
+    lineage = json.loads(read_s3(cloud, outputs["LakeBucketName"], properties["lineage_s3_key"]))
+    assert lineage["onnx_sha256"] == properties["onnx_sha256"]
+    assert lineage["contract_version"] == USECASE.contract.version
+    assert any(m["source_key"] == "e2e/training.csv" for m in lineage["manifests"])

@@ -1,0 +1,556 @@
+"""The training pipeline (and a heavy model's endpoint) as synthesized: roles, wiring, the state machine.
+
+The telco churn template comes from the session fixture; a synthetic heavy use case, written here,
+is synthesized once into its own output directory to check what depends on the use-case file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+from cfnlint.api import ManualArgs, lint_file
+
+from infra.assembly import Assembly, synthesize
+from infra.settings import ROOT
+from shared.estimators import RESERVED_HYPERPARAMETERS
+from shared.usecase import load_usecase
+from tests.infra.conftest import get_att, ref
+
+TELCO = ROOT / "usecases" / "telco_churn.toml"
+HEAVY_STACK = "Sluice-heavy-churn"
+HEAVY_MODEL = """
+[model]
+kind = "heavy"
+estimator = "gradient_boosting"
+training_instance_type = "ml.g5.2xlarge"
+endpoint_instance_type = "ml.g4dn.xlarge"
+max_runtime_seconds = 7200
+use_spot = true
+poll_seconds = 5
+schedule = "cron(0 3 ? * MON *)"
+debounce_seconds = 120
+"""
+INITIAL_MODEL_DATA = "s3://models-bucket/heavy/model.tar.gz"
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _placeholder(token: dict[str, Any]) -> str:
+    if "Ref" in token:
+        return "${" + token["Ref"] + "}"
+    if isinstance(token.get("Fn::Sub"), str):
+        return str(token["Fn::Sub"])
+    if "Fn::GetAtt" in token:
+        return "${" + ".".join(token["Fn::GetAtt"]) + "}"
+    return "${" + next(iter(token)) + "}"
+
+
+def state_machine_definition(template_json: dict[str, Any]) -> dict[str, Any]:
+    """The (only) state machine's definition, its ``Fn::Join`` tokens turned into ``${...}`` placeholders."""
+    (machine,) = [r for r in template_json["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    definition: dict[str, Any] = json.loads("".join(p if isinstance(p, str) else _placeholder(p) for p in parts))
+    return definition
+
+
+def role_statements(template_json: dict[str, Any], role_id: str) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    for resource in template_json["Resources"].values():
+        if resource["Type"] == "AWS::IAM::Policy" and ref(role_id) in resource["Properties"]["Roles"]:
+            statements.extend(resource["Properties"]["PolicyDocument"]["Statement"])
+    return statements
+
+
+def roles_assumed_by(template_json: dict[str, Any], service: str) -> list[str]:
+    return [
+        logical_id
+        for logical_id, resource in template_json["Resources"].items()
+        if resource["Type"] == "AWS::IAM::Role"
+        and resource["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": service}
+    ]
+
+
+def _by_sid(statements: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {s["Sid"]: s for s in statements}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def create_training_job(definition: dict[str, Any]) -> dict[str, Any]:
+    parameters: dict[str, Any] = definition["States"]["CreateTrainingJob"]["Parameters"]
+    return parameters
+
+
+@pytest.fixture(scope="module")
+def heavy_assembly(tmp_path_factory: pytest.TempPathFactory) -> Assembly:
+    directory = tmp_path_factory.mktemp("heavy")
+    text = TELCO.read_text()
+    text = text.replace('name = "telco_churn"', 'name = "heavy_churn"')
+    text = text[: text.index("[model]")] + HEAVY_MODEL
+    usecase_file = directory / "heavy_churn.toml"
+    usecase_file.write_text(text)
+    return synthesize(
+        usecase=usecase_file, outdir=directory / "cdk.out", context={"initial_model_data": INITIAL_MODEL_DATA}
+    )
+
+
+@pytest.fixture(scope="module")
+def heavy_json(heavy_assembly: Assembly) -> dict[str, Any]:
+    return heavy_assembly.template(HEAVY_STACK)
+
+
+@pytest.fixture(scope="module")
+def heavy(heavy_json: dict[str, Any]) -> Template:
+    return Template.from_json(heavy_json)
+
+
+@pytest.fixture(scope="module")
+def definition(template_json: dict[str, Any]) -> dict[str, Any]:
+    return state_machine_definition(template_json)
+
+
+# --- registry ----------------------------------------------------------------------------------
+
+
+def test_each_usecase_has_a_model_package_group_named_in_the_outputs(
+    template: Template, template_json: dict[str, Any]
+) -> None:
+    template.resource_count_is("AWS::SageMaker::ModelPackageGroup", 1)
+    template.has_resource_properties(
+        "AWS::SageMaker::ModelPackageGroup", {"ModelPackageGroupName": "sluice-telco-churn"}
+    )
+    assert template_json["Outputs"]["ModelPackageGroupName"]["Value"] == "sluice-telco-churn"
+
+
+# --- the training role -------------------------------------------------------------------------
+
+
+def _source_archive_key(assembly: Assembly) -> str:
+    """The S3 key of the training source archive (``sourcedir.tar.gz``) in CDK's asset bucket."""
+    manifest = json.loads((assembly.outdir / "Sluice-telco-churn.assets.json").read_text())
+    (key,) = [
+        destination["objectKey"]
+        for entry in manifest["files"].values()
+        if entry["source"]["path"].endswith(".tar.gz")
+        for destination in entry["destinations"].values()
+    ]
+    return str(key)
+
+
+def test_the_training_role_is_trusted_by_sagemaker_only_and_least_privilege(
+    template_json: dict[str, Any], output_refs: dict[str, str], assembly: Assembly
+) -> None:
+    # Given the one role SageMaker assumes
+    (role_id,) = roles_assumed_by(template_json, "sagemaker.amazonaws.com")
+    trust = template_json["Resources"][role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust == [
+        {"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}}
+    ]
+    # When its permissions are read
+    statements = _by_sid(role_statements(template_json, role_id))
+    lake = output_refs["LakeBucketName"]
+    # Then it reads the use case's training sets, writes its own SageMaker prefix, and nothing else in the lake
+    assert statements["ReadTrainingSets"]["Action"] == "s3:GetObject"
+    assert statements["ReadTrainingSets"]["Resource"] == {
+        "Fn::Join": ["", [get_att(lake), "/training-sets/telco_churn/*"]]
+    }
+    assert sorted(statements["WriteJobOutputAndCheckpoints"]["Action"]) == ["s3:GetObject", "s3:PutObject"]
+    assert statements["WriteJobOutputAndCheckpoints"]["Resource"] == {
+        "Fn::Join": ["", [get_att(lake), "/sagemaker/telco_churn/*"]]
+    }
+    assert statements["ListOwnPrefixes"]["Condition"] == {
+        "StringLike": {"s3:prefix": ["training-sets/telco_churn/*", "sagemaker/telco_churn/*"]}
+    }
+    # And it reads exactly the code archive's object
+    code = statements["ReadTrainingCode"]
+    assert code["Action"] == "s3:GetObject"
+    assert code["Resource"]["Fn::Join"][1][-1] == f"/{_source_archive_key(assembly)}"
+    # And it logs to SageMaker's training-job log group only
+    logs = statements["WriteTrainingLogs"]
+    assert all(TRAINING_LOG_GROUP in json.dumps(resource) for resource in _as_list(logs["Resource"]))
+    # And metrics go to named namespaces only, images come from the scikit-learn repository only
+    assert statements["PublishTrainingMetrics"]["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": ["/aws/sagemaker/TrainingJobs", "Sluice"]}
+    }
+    assert "repository/sagemaker-scikit-learn" in json.dumps(statements["PullTrainingImage"]["Resource"])
+    # And no statement grants a wildcard action or a NotAction
+    assert set(statements) == {
+        "ReadTrainingSets",
+        "ListOwnPrefixes",
+        "WriteJobOutputAndCheckpoints",
+        "ReadTrainingCode",
+        "WriteTrainingLogs",
+        "PullTrainingImage",
+        "AuthenticateToEcr",
+        "PublishTrainingMetrics",
+    }
+    for statement in statements.values():
+        assert statement["Effect"] == "Allow"
+        assert all("*" not in action for action in _as_list(statement["Action"]))
+    assert statements["AuthenticateToEcr"]["Action"] == "ecr:GetAuthorizationToken"
+
+
+def test_the_state_machine_may_pass_the_training_role_to_sagemaker_only(template_json: dict[str, Any]) -> None:
+    (training_role,) = roles_assumed_by(template_json, "sagemaker.amazonaws.com")
+    (machine_role,) = roles_assumed_by(template_json, "states.amazonaws.com")
+    (pass_role,) = [s for s in role_statements(template_json, machine_role) if s["Action"] == "iam:PassRole"]
+    assert pass_role["Resource"] == get_att(training_role)
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+
+
+# --- the training job comes from the use case --------------------------------------------------
+
+
+def test_the_training_job_is_sized_by_the_usecase(definition: dict[str, Any]) -> None:
+    # Given the telco churn use case's model settings
+    model = load_usecase(TELCO).model
+    # When the state machine creates the training job
+    job = create_training_job(definition)
+    # Then instance, runtime and hyperparameters are the use case's
+    assert job["ResourceConfig"] == {
+        "InstanceType": model.training_instance_type,
+        "InstanceCount": model.training_instance_count,
+        "VolumeSizeInGB": model.training_volume_size_gb,
+    }
+    assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": model.max_runtime_seconds}
+    assert "EnableManagedSpotTraining" not in job
+    for name, value in model.hyperparameters.items():
+        assert json.loads(job["HyperParameters"][name]) == value
+    # And it runs in script mode from the code archive, named after the execution
+    hyper = job["HyperParameters"]
+    assert json.loads(hyper["sagemaker_program"]) == "training/train.py"
+    assert re.fullmatch(
+        r'"s3://cdk-\w+-assets-\$\{AWS::AccountId\}-\$\{AWS::Region\}/\w+\.gz"', hyper["sagemaker_submit_directory"]
+    )
+    assert hyper["cutoff.$"] == "States.JsonToString($.training_set.cutoff)"
+    assert hyper["training_job_name.$"] == "States.JsonToString($$.Execution.Name)"
+    assert json.loads(hyper["code_version"])
+    # And every hyperparameter but SageMaker's own is one the training script reads (no stray names)
+    user_names = {name.removesuffix(".$") for name in hyper if not name.startswith("sagemaker_")}
+    assert user_names == set(model.hyperparameters) | RESERVED_HYPERPARAMETERS
+    assert job["TrainingJobName.$"] == "$$.Execution.Name"
+    assert job["AlgorithmSpecification"]["TrainingImage"].endswith("/sagemaker-scikit-learn:1.2-1-cpu-py3")
+    (channel,) = job["InputDataConfig"]
+    assert channel["DataSource"]["S3DataSource"]["S3Uri.$"] == "$.training_set.s3_uri"
+
+
+def test_the_training_image_account_is_looked_up_by_region(template_json: dict[str, Any]) -> None:
+    (mapping,) = template_json["Mappings"].values()
+    assert mapping["us-east-1"] == {"account": "683313688378"}
+    assert {"us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-northeast-1"} <= set(mapping)
+
+
+def test_a_heavy_usecase_trains_on_its_gpu_instance_with_spot_and_checkpoints(heavy_json: dict[str, Any]) -> None:
+    # Given a synthetic heavy use case with its own instance type, spot and a short poll
+    job = create_training_job(state_machine_definition(heavy_json))
+    definition = state_machine_definition(heavy_json)
+    # Then the job uses its instance type, spot capacity with a wait limit, and checkpoints in S3
+    assert job["ResourceConfig"]["InstanceType"] == "ml.g5.2xlarge"
+    assert job["EnableManagedSpotTraining"] is True
+    assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 7200, "MaxWaitTimeInSeconds": 14400}
+    assert re.fullmatch(
+        r"States\.Format\('s3://\$\{\w+\}/sagemaker/heavy_churn/checkpoints/\{\}/', \$\$\.Execution\.Name\)",
+        job["CheckpointConfig"]["S3Uri.$"],
+    )
+    assert definition["States"]["WaitForTrainingJob"]["Seconds"] == 5
+
+
+# --- the state machine -------------------------------------------------------------------------
+
+
+def test_the_state_machine_polls_the_training_job(definition: dict[str, Any]) -> None:
+    states = definition["States"]
+    assert definition["StartAt"] == "BuildTrainingSet"
+    assert states["BuildTrainingSet"]["Next"] == "CreateTrainingJob"
+    assert states["CreateTrainingJob"]["Resource"].endswith(":states:::aws-sdk:sagemaker:createTrainingJob")
+    assert states["CreateTrainingJob"]["Next"] == "WaitForTrainingJob"
+    poll = load_usecase(TELCO).model.poll_seconds  # the use case sets how often the job is polled
+    assert states["WaitForTrainingJob"] == {"Type": "Wait", "Seconds": poll, "Next": "DescribeTrainingJob"}
+    assert states["DescribeTrainingJob"]["Resource"].endswith(":states:::aws-sdk:sagemaker:describeTrainingJob")
+    assert states["DescribeTrainingJob"]["Next"] == "TrainingJobStatus"
+    assert not any(state.get("Resource", "").endswith(".sync") for state in states.values())
+
+
+def test_the_job_status_choice_routes_every_outcome(definition: dict[str, Any]) -> None:
+    choice = definition["States"]["TrainingJobStatus"]
+    routes = {
+        rule["StringEquals"]: rule["Next"]
+        for rule in choice["Choices"]
+        if rule.get("Variable") == "$.job.TrainingJobStatus"
+    }
+    (in_progress,) = [rule for rule in choice["Choices"] if "Or" in rule]
+    assert routes == {"Completed": "RegisterModel", "Failed": "TrainingJobFailed", "Stopped": "TrainingJobStopped"}
+    assert {c["StringEquals"] for c in in_progress["Or"]} == {"InProgress", "Stopping"}
+    assert in_progress["Next"] == choice["Default"] == "WaitForTrainingJob"
+    assert definition["States"]["RegisterModel"]["Next"] == "Registered"
+    assert definition["States"]["Registered"] == {"Type": "Succeed"}
+
+
+def test_a_failed_job_ends_in_a_notification_and_a_fail_with_its_reason(
+    definition: dict[str, Any], output_refs: dict[str, str]
+) -> None:
+    states = definition["States"]
+    # Given the path of a Failed job
+    failed = states["TrainingJobFailed"]
+    # Then it records the job's failure reason, notifies the alarm topic, and fails the execution with it
+    assert failed["Type"] == "Pass"
+    assert failed["ResultPath"] == "$.failure"
+    assert failed["Parameters"]["Error"] == "TrainingJobFailed"
+    assert "$.job.FailureReason" in failed["Parameters"]["Cause.$"]
+    assert failed["Next"] == states["TrainingJobStopped"]["Next"] == "NotifyFailure"
+    notify = states["NotifyFailure"]
+    assert notify["Resource"].endswith(":states:::sns:publish")
+    assert notify["Parameters"]["TopicArn"] == "${" + output_refs["AlarmTopicArn"] + "}"
+    assert notify["Parameters"]["Message"]["cause.$"] == "$.failure.Cause"
+    assert notify["Next"] == "TrainingFailed"
+    assert states["TrainingFailed"] == {"Type": "Fail", "ErrorPath": "$.failure.Error", "CausePath": "$.failure.Cause"}
+
+
+def test_the_state_machine_may_publish_to_the_encrypted_alarm_topic(template_json: dict[str, Any]) -> None:
+    (machine_role,) = roles_assumed_by(template_json, "states.amazonaws.com")
+    statements = role_statements(template_json, machine_role)
+    (kms,) = [s for s in statements if "kms:GenerateDataKey" in _as_list(s["Action"])]
+    assert sorted(_as_list(kms["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    (key_id,) = [k for k, r in template_json["Resources"].items() if r["Type"] == "AWS::KMS::Key"]
+    assert kms["Resource"] == get_att(key_id)
+
+
+def test_every_task_catches_into_the_failure_path_and_retries_lambda_service_errors_only(
+    definition: dict[str, Any],
+) -> None:
+    states = definition["States"]
+    for name in ("BuildTrainingSet", "CreateTrainingJob", "DescribeTrainingJob", "RegisterModel"):
+        assert states[name]["Catch"] == [
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "NotifyFailure"}
+        ], name
+    for name in ("BuildTrainingSet", "RegisterModel"):
+        (retry,) = states[name]["Retry"]
+        assert all(error.startswith("Lambda.") for error in retry["ErrorEquals"]), name
+        assert states[name]["Resource"].endswith(":states:::lambda:invoke")
+    for name in ("CreateTrainingJob", "DescribeTrainingJob"):
+        assert "Retry" not in states[name], name
+
+
+# --- triggers ----------------------------------------------------------------------------------
+
+
+def test_the_schedule_rule_starts_the_state_machine(template: Template, output_refs: dict[str, str]) -> None:
+    model = load_usecase(TELCO).model
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "ScheduleExpression": model.schedule,
+            "State": "ENABLED",
+            "Targets": [Match.object_like({"Arn": ref(output_refs["TrainingStateMachineArn"])})],
+        },
+    )
+
+
+def test_heavy_schedule_comes_from_its_usecase(heavy: Template) -> None:
+    heavy.has_resource_properties("AWS::Events::Rule", {"ScheduleExpression": "cron(0 3 ? * MON *)"})
+
+
+def test_new_manifests_reach_the_trigger_queue(template: Template, output_refs: dict[str, str]) -> None:
+    template.has_resource_properties(
+        "Custom::S3BucketNotifications",
+        {
+            "BucketName": ref(output_refs["LakeBucketName"]),
+            "NotificationConfiguration": {
+                "QueueConfigurations": [
+                    {
+                        "Events": ["s3:ObjectCreated:*"],
+                        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "manifests/telco_churn/"}]}},
+                        "QueueArn": get_att(output_refs["TrainingQueueUrl"]),
+                    }
+                ]
+            },
+        },
+    )
+
+
+@pytest.mark.parametrize(("variant", "debounce"), [("telco", 300), ("heavy", 120)])
+def test_the_trigger_gathers_new_data_for_the_debounce_window(
+    variant: str, debounce: int, template: Template, heavy: Template
+) -> None:
+    chosen = template if variant == "telco" else heavy
+    chosen.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "BatchSize": 100,
+            "MaximumBatchingWindowInSeconds": debounce,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        },
+    )
+    chosen.has_resource_properties(
+        "AWS::Lambda::Function",
+        {"Environment": {"Variables": Match.object_like({"DEBOUNCE_SECONDS": str(debounce)})}},
+    )
+
+
+def test_the_trigger_queue_is_encrypted_with_a_dead_letter_queue(
+    template_json: dict[str, Any], output_refs: dict[str, str]
+) -> None:
+    queue = template_json["Resources"][output_refs["TrainingQueueUrl"]]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == 5
+    # Lambda's rule: visibility >= 6 x the trigger's 30 s timeout, plus the batching window
+    assert queue["VisibilityTimeout"] >= 6 * 30 + 300
+
+
+def test_the_trigger_may_list_and_start_executions_of_its_state_machine_only(
+    template_json: dict[str, Any], output_refs: dict[str, str]
+) -> None:
+    machine = output_refs["TrainingStateMachineArn"]
+    statements = [
+        s
+        for logical_id in roles_assumed_by(template_json, "lambda.amazonaws.com")
+        for s in role_statements(template_json, logical_id)
+        if s.get("Sid") == "StartOneTrainingRun"
+    ]
+    assert statements == [
+        {
+            "Sid": "StartOneTrainingRun",
+            "Action": ["states:ListExecutions", "states:StartExecution"],
+            "Effect": "Allow",
+            "Resource": ref(machine),
+        }
+    ]
+
+
+def test_pipeline_functions_get_their_environment(template: Template, output_refs: dict[str, str]) -> None:
+    lake = ref(output_refs["LakeBucketName"])
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Environment": {
+                "Variables": Match.object_like(
+                    {
+                        "SLUICE_USECASE_FILE": "usecase.toml",
+                        "LAKE_BUCKET": lake,
+                        "MODEL_PACKAGE_GROUP": "sluice-telco-churn",
+                    }
+                )
+            },
+            "Architectures": ["arm64"],
+            "Runtime": "python3.12",
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Environment": {
+                "Variables": Match.object_like({"POWERTOOLS_SERVICE_NAME": "training-set", "LAKE_BUCKET": lake})
+            }
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Environment": {
+                "Variables": Match.object_like(
+                    {"STATE_MACHINE_ARN": ref(output_refs["TrainingStateMachineArn"]), "SLUICE_USECASE": "telco_churn"}
+                )
+            }
+        },
+    )
+
+
+def test_the_training_source_archive_holds_code_requirements_and_usecase(assembly: Assembly) -> None:
+    import tarfile
+
+    manifest = json.loads((assembly.outdir / "Sluice-telco-churn.assets.json").read_text())
+    (archive,) = [
+        assembly.outdir / entry["source"]["path"]
+        for entry in manifest["files"].values()
+        if entry["source"]["path"].endswith(".tar.gz")
+    ]
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+    assert {"usecase.toml", "shared/registry.py", "shared/usecase.py"} <= names
+    assert all(
+        name in {"usecase.toml", "requirements.txt"} or name.split("/")[0] in {"training", "shared"} for name in names
+    )
+
+
+# --- heavy models ------------------------------------------------------------------------------
+
+
+def test_a_light_usecase_has_no_endpoint(template: Template) -> None:
+    template.resource_count_is("AWS::SageMaker::Endpoint", 0)
+    template.resource_count_is("AWS::SageMaker::Model", 0)
+
+
+def test_a_heavy_endpoint_captures_data_to_the_lake(heavy: Template, heavy_json: dict[str, Any]) -> None:
+    lake = heavy_json["Outputs"]["LakeBucketName"]["Value"]["Ref"]
+    heavy.has_resource_properties(
+        "AWS::SageMaker::EndpointConfig",
+        {
+            "ProductionVariants": [Match.object_like({"InstanceType": "ml.g4dn.xlarge", "InitialInstanceCount": 1})],
+            "DataCaptureConfig": Match.object_like(
+                {
+                    "EnableCapture": True,
+                    "DestinationS3Uri": {"Fn::Join": ["", ["s3://", ref(lake), "/capture/heavy_churn/"]]},
+                }
+            ),
+        },
+    )
+    heavy.has_resource_properties(
+        "AWS::SageMaker::Model",
+        {"PrimaryContainer": Match.object_like({"ModelDataUrl": INITIAL_MODEL_DATA})},
+    )
+
+
+def test_a_heavy_endpoint_updates_by_canary_and_rolls_back_on_its_alarms(
+    heavy: Template, heavy_json: dict[str, Any]
+) -> None:
+    alarms = {
+        logical_id: resource["Properties"]
+        for logical_id, resource in heavy_json["Resources"].items()
+        if resource["Type"] == "AWS::CloudWatch::Alarm" and resource["Properties"].get("Namespace") == "AWS/SageMaker"
+    }
+    by_metric = {props["MetricName"]: logical_id for logical_id, props in alarms.items()}
+    assert set(by_metric) == {"Invocation5XXErrors", "ModelLatency"}
+    for props in alarms.values():
+        assert {d["Name"]: d["Value"] for d in props["Dimensions"]} == {
+            "EndpointName": "sluice-heavy-churn",
+            "VariantName": "AllTraffic",
+        }
+    heavy.has_resource_properties(
+        "AWS::SageMaker::Endpoint",
+        {
+            "EndpointName": "sluice-heavy-churn",
+            "DeploymentConfig": {
+                "BlueGreenUpdatePolicy": Match.object_like(
+                    {
+                        "TrafficRoutingConfiguration": Match.object_like(
+                            {"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}}
+                        )
+                    }
+                ),
+                "AutoRollbackConfiguration": {
+                    "Alarms": [
+                        {"AlarmName": ref(by_metric["Invocation5XXErrors"])},
+                        {"AlarmName": ref(by_metric["ModelLatency"])},
+                    ]
+                },
+            },
+        },
+    )
+    assert heavy_json["Outputs"]["EndpointName"]["Value"] == "sluice-heavy-churn"
+
+
+def test_the_heavy_variant_passes_cdk_nag_and_cfn_lint(heavy_assembly: Assembly) -> None:
+    report = json.loads((heavy_assembly.outdir / "validation-report.json").read_text())
+    (plugin,) = [p for p in report["pluginReports"] if p["pluginName"] == "AwsSolutions"]
+    assert plugin["conclusion"] == "success"
+    assert plugin["violations"] == []
+    matches = lint_file(heavy_assembly.stacks[HEAVY_STACK], config=ManualArgs(regions=["us-east-1"]))
+    assert [f"{m.rule.id} {m.message}" for m in matches if m.rule.id.startswith("E")] == []

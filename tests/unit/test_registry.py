@@ -1,0 +1,238 @@
+"""The registry gate, model unpacking and registration (in-memory fakes, no network)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.exceptions import GateFailedError, ModelIntegrityError, RegistryError
+from shared.registry import (
+    GateThresholds,
+    Lineage,
+    PackageInputs,
+    RegistrationRequest,
+    TrainingMetrics,
+    extract_model_files,
+    gate,
+    model_package_request,
+    package_version,
+    register_trained_model,
+)
+from tests.fakes import InMemoryObjectStore
+
+THRESHOLDS = GateThresholds(min_auc=0.7, max_ece=0.1)
+ONNX = b"\x08\x07fake-onnx-graph"
+GROUP_ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/sluice-telco-churn"
+
+
+def _lineage(onnx: bytes = ONNX) -> dict[str, Any]:
+    return {
+        "onnx_sha256": hashlib.sha256(onnx).hexdigest(),
+        "training_set_hash": "ts-abc",
+        "contract_version": "1.0.0",
+        "code_version": "fe7013ddc0436c4f",
+    }
+
+
+def _archive(files: dict[str, bytes], folder: str = "") -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, body in files.items():
+            info = tarfile.TarInfo(folder + name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return buffer.getvalue()
+
+
+def _model_files(metrics: dict[str, Any], lineage: dict[str, Any] | None = None) -> dict[str, bytes]:
+    return {
+        "model.onnx": ONNX,
+        "metrics.json": json.dumps(metrics).encode(),
+        "lineage.json": json.dumps(lineage or _lineage()).encode(),
+    }
+
+
+class FakeRegistry:
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+
+    def create_model_package(self, request: dict[str, Any]) -> str:
+        self.requests.append(request)
+        return f"{GROUP_ARN}/{len(self.requests)}"
+
+
+def _request(approval: str = "manual") -> RegistrationRequest:
+    return RegistrationRequest(
+        usecase="telco_churn",
+        run_id="run-1",
+        job_name="run-1",
+        model_data_url="s3://lake/sagemaker/telco_churn/jobs/run-1/output/model.tar.gz",
+        lake_bucket="lake",
+        group_name="sluice-telco-churn",
+        image_uri="123.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
+        approval=approval,  # type: ignore[arg-type]
+        thresholds=THRESHOLDS,
+    )
+
+
+# --- the gate ----------------------------------------------------------------------------------
+
+
+def test_a_model_within_every_threshold_passes() -> None:
+    # Given metrics at the thresholds exactly
+    metrics = TrainingMetrics(auc=0.7, ece=0.1, parity_ok=True)
+    # When the gate judges them
+    verdict = gate(metrics, THRESHOLDS)
+    # Then the model passes with no reason against it
+    assert verdict.passed
+    assert verdict.reasons == ()
+
+
+@pytest.mark.parametrize(
+    ("metrics", "reason"),
+    [
+        ({"auc": 0.69, "ece": 0.05, "parity_ok": True}, "AUC 0.6900 is below the minimum 0.7000"),
+        ({"auc": 0.9, "ece": 0.11, "parity_ok": True}, "ECE 0.1100 is above the maximum 0.1000"),
+        ({"auc": 0.9, "ece": 0.05, "parity_ok": False}, "parity check failed"),
+    ],
+)
+def test_a_model_missing_one_threshold_fails_with_its_reason(metrics: dict[str, Any], reason: str) -> None:
+    # Given metrics that miss one threshold
+    verdict = gate(TrainingMetrics.model_validate(metrics), THRESHOLDS)
+    # Then the model fails, and the one reason says which
+    assert not verdict.passed
+    assert len(verdict.reasons) == 1
+    assert reason in verdict.reasons[0]
+
+
+def test_every_missed_threshold_is_reported() -> None:
+    verdict = gate(TrainingMetrics(auc=0.5, ece=0.3, parity_ok=False), THRESHOLDS)
+    assert len(verdict.reasons) == 3
+
+
+def test_parity_may_be_reported_as_a_nested_object() -> None:
+    # Given metrics.json with {"parity": {"ok": ...}}
+    metrics = TrainingMetrics.model_validate({"auc": 0.8, "ece": 0.02, "parity": {"ok": True, "max_abs_diff": 1e-7}})
+    # Then the gate reads it as parity_ok
+    assert metrics.parity_ok
+
+
+# --- unpacking and requests --------------------------------------------------------------------
+
+
+def test_model_files_are_found_at_the_root_or_in_one_folder(tmp_path: Path) -> None:
+    for folder in ("", "model/"):
+        # Given an archive with the three files (and something else)
+        archive = tmp_path / f"model{len(folder)}.tar.gz"
+        archive.write_bytes(_archive({**_model_files({"auc": 1}), "extra.pkl": b"x"}, folder))
+        into = tmp_path / f"out{len(folder)}"
+        into.mkdir()
+        # When they are extracted
+        files = extract_model_files(archive, into)
+        # Then exactly the model files come out
+        assert sorted(files) == ["lineage.json", "metrics.json", "model.onnx"]
+        assert files["model.onnx"].read_bytes() == ONNX
+
+
+def test_an_archive_without_lineage_is_refused(tmp_path: Path) -> None:
+    archive = tmp_path / "model.tar.gz"
+    archive.write_bytes(_archive({"model.onnx": ONNX, "metrics.json": b"{}"}))
+    with pytest.raises(ModelIntegrityError, match=r"lineage\.json"):
+        extract_model_files(archive, tmp_path)
+
+
+def test_the_package_request_records_lineage_metrics_and_approval() -> None:
+    # Given a model that passed the gate
+    inputs = PackageInputs(
+        group_name="sluice-telco-churn",
+        usecase="telco_churn",
+        run_id="run-1",
+        job_name="run-1",
+        lake_bucket="lake",
+        model_data_url="s3://lake/sagemaker/telco_churn/jobs/run-1/output/model.tar.gz",
+        image_uri="image",
+        approval="manual",
+        onnx_sha256="a" * 64,
+        lineage=Lineage.model_validate(_lineage()),
+    )
+    # When its CreateModelPackage request is built
+    request = model_package_request(inputs)
+    # Then it waits for manual approval, points at the unpacked metrics, and carries the lineage
+    assert request["ModelApprovalStatus"] == "PendingManualApproval"
+    assert request["ModelMetrics"]["ModelQuality"]["Statistics"] == {
+        "ContentType": "application/json",
+        "S3Uri": "s3://lake/models/telco_churn/run-1/metrics.json",
+    }
+    assert request["CustomerMetadataProperties"] == {
+        "contract_version": "1.0.0",
+        "training_set_hash": "ts-abc",
+        "code_version": "fe7013ddc0436c4f",
+        "onnx_sha256": "a" * 64,
+        "onnx_s3_key": "models/telco_churn/run-1/model.onnx",
+        "lineage_s3_key": "models/telco_churn/run-1/lineage.json",
+        "run_id": "run-1",
+        "training_job_name": "run-1",
+    }
+    (container,) = request["InferenceSpecification"]["Containers"]
+    assert container == {"Image": "image", "ModelDataUrl": inputs.model_data_url}
+
+
+def test_package_versions_come_from_the_arn() -> None:
+    assert package_version(f"{GROUP_ARN}/12") == 12
+    with pytest.raises(RegistryError):
+        package_version("arn:aws:sagemaker:us-east-1:1:model-package/unversioned")
+
+
+# --- registration end to end -------------------------------------------------------------------
+
+
+def _store_with(files: dict[str, bytes]) -> InMemoryObjectStore:
+    store = InMemoryObjectStore()
+    store.put("lake", "sagemaker/telco_churn/jobs/run-1/output/model.tar.gz", _archive(files))
+    return store
+
+
+def test_a_good_model_is_unpacked_into_the_lake_and_registered(tmp_path: Path) -> None:
+    # Given a finished job's archive of a good model
+    store, registry = _store_with(_model_files({"auc": 0.84, "ece": 0.03, "parity_ok": True})), FakeRegistry()
+    # When it is registered with automatic approval
+    registered = register_trained_model(_request("automatic"), store=store, registry=registry, workdir=tmp_path)
+    # Then its files are in the lake, unpacked, and the package is version 1, approved
+    assert store.keys("lake", "models/") == [
+        "models/telco_churn/run-1/lineage.json",
+        "models/telco_churn/run-1/metrics.json",
+        "models/telco_churn/run-1/model.onnx",
+    ]
+    assert store.body("lake", "models/telco_churn/run-1/model.onnx") == ONNX
+    assert registered.version == 1
+    assert registered.approval_status == "Approved"
+    assert registry.requests[0]["ModelPackageGroupName"] == "sluice-telco-churn"
+
+
+def test_a_weak_model_fails_the_gate_and_is_not_registered(tmp_path: Path) -> None:
+    # Given a model under the AUC threshold
+    store, registry = _store_with(_model_files({"auc": 0.55, "ece": 0.03, "parity_ok": True})), FakeRegistry()
+    # When registration is attempted
+    with pytest.raises(GateFailedError, match="AUC") as failure:
+        register_trained_model(_request(), store=store, registry=registry, workdir=tmp_path)
+    # Then nothing is registered, the reason is given, and the files stay in the lake for inspection
+    assert registry.requests == []
+    assert failure.value.reasons
+    assert "models/telco_churn/run-1/metrics.json" in store.keys("lake", "models/")
+
+
+def test_an_onnx_file_that_does_not_match_its_lineage_is_refused(tmp_path: Path) -> None:
+    # Given lineage naming another ONNX file
+    files = _model_files({"auc": 0.9, "ece": 0.01, "parity_ok": True}, _lineage(b"another graph"))
+    store, registry = _store_with(files), FakeRegistry()
+    # Then registration stops before the gate and before the lake is written
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        register_trained_model(_request(), store=store, registry=registry, workdir=tmp_path)
+    assert registry.requests == []
+    assert store.keys("lake", "models/") == []

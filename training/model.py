@@ -1,0 +1,131 @@
+"""The model of a use case: preprocessing derived from its contract, then its configured estimator.
+
+Numeric columns (int, float): median imputation, then standard scaling. Categorical columns
+(category, string, bool): most-frequent imputation, then one-hot encoding that ignores values unseen
+in training. The feature frame is what both scikit-learn and the ONNX model see (see
+:mod:`training.export`): numeric values as float32-representable floats (NaN for null), text as
+``str`` with ``""`` for null, booleans as ``"true"``/``"false"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import ClassifierMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import ExtraTreesClassifier, GradientBoostingClassifier, RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.tree import DecisionTreeClassifier
+
+from shared.estimators import RESERVED_HYPERPARAMETERS, SUPPORTED_ESTIMATORS
+from shared.usecase import NUMERIC_TYPES, ColumnType, Contract, ModelSettings
+from training.exceptions import ModelConfigError, TrainingDataError
+
+ESTIMATOR_CLASSES: Mapping[str, type[ClassifierMixin]] = MappingProxyType(
+    {
+        "logistic_regression": LogisticRegression,
+        "random_forest": RandomForestClassifier,
+        "extra_trees": ExtraTreesClassifier,
+        "gradient_boosting": GradientBoostingClassifier,
+        "decision_tree": DecisionTreeClassifier,
+    }
+)
+"""Estimator name (:data:`shared.estimators.SUPPORTED_ESTIMATORS`) → its scikit-learn class."""
+
+MISSING_TEXT = ""
+"""What a null categorical value is, in the feature frame and in an ONNX input."""
+
+
+def numeric_features(contract: Contract) -> list[str]:
+    return [c.name for c in contract.features if c.type in NUMERIC_TYPES]
+
+
+def categorical_features(contract: Contract) -> list[str]:
+    """Category, string and bool feature columns (timestamps and dates are not features of this model)."""
+    kinds = (ColumnType.CATEGORY, ColumnType.STRING, ColumnType.BOOL)
+    return [c.name for c in contract.features if c.type in kinds]
+
+
+def estimator_hyperparameters(hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The hyperparameters the estimator takes (reserved ones, such as ``code_version``, removed)."""
+    return {k: v for k, v in hyperparameters.items() if k not in RESERVED_HYPERPARAMETERS}
+
+
+def make_estimator(settings: ModelSettings) -> ClassifierMixin:
+    """The configured estimator, its hyperparameters checked now (configuration time), not at fit.
+
+    Raises :class:`ModelConfigError` for an unsupported estimator, an unknown hyperparameter or an
+    invalid value (``C = -1``, ``n_estimators = "many"``).
+    """
+    if settings.estimator not in ESTIMATOR_CLASSES:
+        raise ModelConfigError(
+            f"estimator {settings.estimator!r} is not supported; choose one of {sorted(ESTIMATOR_CLASSES)}"
+        )
+    params = estimator_hyperparameters(settings.hyperparameters)
+    unknown = sorted(set(params) - SUPPORTED_ESTIMATORS[settings.estimator])
+    if unknown:
+        raise ModelConfigError(f"hyperparameters {unknown} are not accepted by {settings.estimator!r}")
+    try:
+        estimator = ESTIMATOR_CLASSES[settings.estimator](**params)
+        estimator._validate_params()  # scikit-learn's own constraint check
+    except (TypeError, ValueError) as exc:
+        raise ModelConfigError(f"{settings.estimator} hyperparameters {params} are invalid: {exc}") from exc
+    return estimator
+
+
+def build_pipeline(contract: Contract, estimator: ClassifierMixin) -> Pipeline:
+    """Preprocessing derived from the contract, then ``estimator``."""
+    numeric, categorical = numeric_features(contract), categorical_features(contract)
+    if not numeric and not categorical:
+        raise ModelConfigError("the contract declares no numeric or categorical feature column")
+    transformers: list[tuple[str, Any, list[str]]] = []
+    if numeric:
+        scaled = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+        transformers.append(("numeric", scaled, numeric))
+    if categorical:
+        encoded = Pipeline(
+            [
+                ("impute", SimpleImputer(missing_values=MISSING_TEXT, strategy="most_frequent")),
+                ("one_hot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+            ]
+        )
+        transformers.append(("categorical", encoded, categorical))
+    return Pipeline([("features", ColumnTransformer(transformers)), ("estimator", estimator)])
+
+
+def feature_frame(rows: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    """The model's input: the feature columns of ``rows``, typed as the ONNX model receives them."""
+    columns: dict[str, Any] = {}
+    for name in numeric_features(contract):
+        values = rows[name] if name in rows else pd.Series(np.nan, index=rows.index)
+        columns[name] = pd.to_numeric(values, errors="coerce").astype(np.float32).astype(np.float64)
+    for name in categorical_features(contract):
+        values = rows[name] if name in rows else pd.Series(None, index=rows.index, dtype=object)
+        columns[name] = [text_value(v) for v in values.to_numpy(dtype=object)]
+    return pd.DataFrame(columns, index=rows.index).astype(dict.fromkeys(categorical_features(contract), object))
+
+
+def text_value(value: Any) -> str:
+    """One categorical value as the model reads it: null → ``""``, booleans → ``"true"``/``"false"``."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return MISSING_TEXT
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    return str(value)
+
+
+def label_vector(rows: pd.DataFrame, contract: Contract) -> np.ndarray:
+    """1 where the label is the contract's positive class, else 0."""
+    if contract.label not in rows:
+        raise TrainingDataError(f"the label column {contract.label!r} is missing")
+    labels = rows[contract.label]
+    if labels.isna().any():
+        raise TrainingDataError(f"the label column {contract.label!r} has nulls")
+    return (labels.to_numpy(dtype=object) == contract.positive_class).astype(np.int64)
