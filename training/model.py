@@ -25,7 +25,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 from shared.estimators import RESERVED_HYPERPARAMETERS, SUPPORTED_ESTIMATORS
-from shared.usecase import NUMERIC_TYPES, ColumnType, Contract, ModelSettings
+from shared.features import MISSING_TEXT, categorical_features, numeric_features, text_value
+from shared.usecase import Contract, ModelSettings
 from training.exceptions import ModelConfigError, TrainingDataError
 
 ESTIMATOR_CLASSES: Mapping[str, type[ClassifierMixin]] = MappingProxyType(
@@ -38,19 +39,6 @@ ESTIMATOR_CLASSES: Mapping[str, type[ClassifierMixin]] = MappingProxyType(
     }
 )
 """Estimator name (:data:`shared.estimators.SUPPORTED_ESTIMATORS`) → its scikit-learn class."""
-
-MISSING_TEXT = ""
-"""What a null categorical value is, in the feature frame and in an ONNX input."""
-
-
-def numeric_features(contract: Contract) -> list[str]:
-    return [c.name for c in contract.features if c.type in NUMERIC_TYPES]
-
-
-def categorical_features(contract: Contract) -> list[str]:
-    """Category, string and bool feature columns (timestamps and dates are not features of this model)."""
-    kinds = (ColumnType.CATEGORY, ColumnType.STRING, ColumnType.BOOL)
-    return [c.name for c in contract.features if c.type in kinds]
 
 
 def estimator_hyperparameters(hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
@@ -110,15 +98,6 @@ def feature_frame(rows: pd.DataFrame, contract: Contract) -> pd.DataFrame:
         values = rows[name] if name in rows else pd.Series(None, index=rows.index, dtype=object)
         columns[name] = [text_value(v) for v in values.to_numpy(dtype=object)]
     return pd.DataFrame(columns, index=rows.index).astype(dict.fromkeys(categorical_features(contract), object))
-
-
-def text_value(value: Any) -> str:
-    """One categorical value as the model reads it: null → ``""``, booleans → ``"true"``/``"false"``."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return MISSING_TEXT
-    if isinstance(value, (bool, np.bool_)):
-        return "true" if value else "false"
-    return str(value)
 
 
 def label_vector(rows: pd.DataFrame, contract: Contract) -> np.ndarray:
