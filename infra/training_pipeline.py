@@ -25,6 +25,9 @@ spread over ``debounce`` and starts one run unless one is already running.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 from aws_cdk import ArnFormat, AssetHashType, Aws, CfnElement, CfnMapping, Duration, Fn, Stack
@@ -111,6 +114,34 @@ def hyperparameter(value: Any) -> str:
     return json.dumps(value)
 
 
+def _git(*args: str) -> str | None:
+    """The output of one git command in the repository, or None where git or the checkout is missing."""
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        result = subprocess.run(  # noqa: S603 - a fixed git command, no user input
+            [git, *args],
+            cwd=Path(__file__).resolve().parent.parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def code_version(source_hash: str) -> str:
+    """What lineage records as the code: the git commit the app was synthesized from (``-dirty`` with
+    uncommitted changes to tracked files) and the content hash of the training source bundle, which
+    pins the code even where there is no git checkout (``nogit``)."""
+    commit = _git("rev-parse", "HEAD")
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no")) if commit else False
+    return f"{(commit or 'nogit')[:12]}{'-dirty' if dirty else ''}+src.{source_hash[:12]}"
+
+
 class TrainingPipeline(Construct):
     """Model package group, training source, training role, functions, state machine and its triggers."""
 
@@ -166,7 +197,7 @@ class TrainingPipeline(Construct):
             asset_hash_type=AssetHashType.CUSTOM,
             bundling=bundling,
         )
-        return asset, asset_hash[:16]
+        return asset, code_version(asset_hash)
 
     def _training_image_uri(self) -> str:
         mapping = CfnMapping(

@@ -87,3 +87,32 @@ def test_upload_then_training_pipeline_registers_a_model_with_metrics_and_lineag
     assert lineage["onnx_sha256"] == properties["onnx_sha256"]
     assert lineage["contract_version"] == USECASE.contract.version
     assert any(m["source_key"] == "e2e/training.csv" for m in lineage["manifests"])
+
+
+def test_a_failed_training_run_ends_with_a_reason_and_a_notification(cloud: RunningCloud) -> None:
+    outputs = cloud.stack_outputs
+    # Given an operator subscribed to the alarm topic (here: a queue)
+    sqs, sns = cloud.client("sqs"), cloud.client("sns")
+    queue_url = sqs.create_queue(QueueName="e2e-operator")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=outputs["AlarmTopicArn"], Protocol="sqs", Endpoint=queue_arn)
+    # When training is asked for a cutoff before any data arrived
+    sfn = cloud.client("stepfunctions")
+    started = sfn.start_execution(
+        stateMachineArn=outputs["TrainingStateMachineArn"],
+        name=f"e2e-empty-{int(time.time())}",
+        input=json.dumps({"cutoff": "2000-01-01T00:00:00+00:00"}),
+    )
+    execution = wait_for_execution(cloud, started["executionArn"])
+    # Then the execution fails with the reason
+    assert execution["status"] == "FAILED"
+    assert "2000-01-01" in (execution.get("cause") or "") or "cutoff" in (execution.get("cause") or "").lower()
+    # And the operator is told, with the same reason
+    deadline = time.monotonic() + 10
+    messages: list[dict[str, Any]] = []
+    while not messages and time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1).get("Messages", [])
+    assert messages, "no notification reached the alarm topic's subscriber"
+    notification = json.loads(json.loads(messages[0]["Body"])["Message"])
+    assert notification["usecase"] == USECASE.name
+    assert notification["cause"]
