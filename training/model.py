@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 from sklearn.base import ClassifierMixin
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import ExtraTreesClassifier, GradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble import BaseEnsemble, ExtraTreesClassifier, GradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sklearn.tree import DecisionTreeClassifier
+from sklearn.tree import BaseDecisionTree, DecisionTreeClassifier
 
 from shared.estimators import RESERVED_HYPERPARAMETERS, SUPPORTED_ESTIMATORS
 from shared.features import MISSING_TEXT, categorical_features, numeric_features, text_value
@@ -46,6 +46,10 @@ def estimator_hyperparameters(hyperparameters: Mapping[str, Any]) -> dict[str, A
     return {k: v for k, v in hyperparameters.items() if k not in RESERVED_HYPERPARAMETERS}
 
 
+DEFAULT_RANDOM_STATE = 0
+"""Seed of estimators that take one, unless the use case sets ``random_state``: training is reproducible."""
+
+
 def make_estimator(settings: ModelSettings) -> ClassifierMixin:
     """The configured estimator, its hyperparameters checked now (configuration time), not at fit.
 
@@ -60,8 +64,11 @@ def make_estimator(settings: ModelSettings) -> ClassifierMixin:
     unknown = sorted(set(params) - SUPPORTED_ESTIMATORS[settings.estimator])
     if unknown:
         raise ModelConfigError(f"hyperparameters {unknown} are not accepted by {settings.estimator!r}")
+    estimator_class = ESTIMATOR_CLASSES[settings.estimator]
+    if "random_state" in estimator_class().get_params():
+        params.setdefault("random_state", DEFAULT_RANDOM_STATE)  # the same data and settings give the same model
     try:
-        estimator = ESTIMATOR_CLASSES[settings.estimator](**params)
+        estimator = estimator_class(**params)
         estimator._validate_params()  # scikit-learn's own constraint check
     except (TypeError, ValueError) as exc:
         raise ModelConfigError(f"{settings.estimator} hyperparameters {params} are invalid: {exc}") from exc
@@ -75,8 +82,13 @@ def build_pipeline(contract: Contract, estimator: ClassifierMixin) -> Pipeline:
         raise ModelConfigError("the contract declares no numeric or categorical feature column")
     transformers: list[tuple[str, Any, list[str]]] = []
     if numeric:
-        scaled = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
-        transformers.append(("numeric", scaled, numeric))
+        steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]
+        if not isinstance(estimator, BaseDecisionTree | BaseEnsemble):
+            # Trees need no scaling, and must not get it: they compare features in float32, and a scaled
+            # value computed in float32 (ONNX) and in float64 (scikit-learn) can fall on either side of a
+            # split threshold — the parity gate then fails at random.
+            steps.append(("scale", StandardScaler()))
+        transformers.append(("numeric", Pipeline(steps), numeric))
     if categorical:
         encoded = Pipeline(
             [
