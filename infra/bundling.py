@@ -45,17 +45,27 @@ DEPENDENCY_LAYER_BUDGET_BYTES = 200 * 1024 * 1024
 # ``manylinux2014`` / ``manylinux_2_17`` (pydantic-core), so every glibc level Lambda's
 # Amazon Linux 2023 satisfies is listed.
 PIP_PLATFORMS = ("manylinux_2_28_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64")
+PIP_PLATFORMS_X86_64 = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+"""The same layer for x86_64: tests build it to import the pruned packages on this machine's CPU."""
 PIP_PYTHON_VERSION = "3.12"
 PIP_IMPLEMENTATION = "cp"
 
 PRUNED_DIR_NAMES = frozenset({"__pycache__", "tests"})
-PRUNED_SUFFIXES = (".pyc", ".pyi", ".pxd", ".pyx", ".pxi")
+PRUNED_SUFFIXES = (".pyc", ".pyi", ".pxd", ".pyx", ".pxi", ".a")
+"""``.a``: static archives (numpy's npymath, npyrandom) are for compiling extensions, never loaded."""
 PRUNED_PATHS = (
     "bin",  # console scripts; nothing runs them in Lambda
     "pyarrow/include",  # C++ headers
     "pyarrow/includes",  # Cython declarations
     "pyarrow/src",  # C++ sources of the Python bindings
     "pyarrow/conftest.py",
+    # onnxruntime's tooling around inference: graph transformers, quantization, model tools, sample
+    # datasets and the ONNX backend-test adapter. ``import onnxruntime`` and InferenceSession load none of them.
+    "onnxruntime/transformers",
+    "onnxruntime/quantization",
+    "onnxruntime/tools",
+    "onnxruntime/datasets",
+    "onnxruntime/backend",
 )
 PRUNED_GLOBS = (
     # Arrow Flight (RPC) is not used; nothing else links libarrow_flight.
@@ -67,6 +77,9 @@ PRUNED_GLOBS = (
     "pyarrow/_substrait.*.so",
     "pyarrow/substrait.py",
     "pyarrow/_pyarrow_cpp_tests.*.so",
+    # onnxruntime's C API library (27 MB) is for C/C++ callers: the Python binding
+    # (onnxruntime_pybind11_state) links the runtime statically and does not load it.
+    "onnxruntime/capi/libonnxruntime.so*",
 )
 SONAME_COPY = re.compile(r"^(?P<stem>lib[\w+-]+)\.so(?:\.(?P<major>\d+)\.\d+\.\d+)?$")
 """``libfoo.so`` and ``libfoo.so.N.M.P``: wheel copies of the ``libfoo.so.N`` the loader opens."""
@@ -115,8 +128,10 @@ class DependencyLayerBundling:
         constraints_file: Path = CONSTRAINTS_FILE,
         cache_dir: Path = LAYER_CACHE_DIR,
         size_budget_bytes: int = DEPENDENCY_LAYER_BUDGET_BYTES,
+        platforms: tuple[str, ...] = PIP_PLATFORMS,
     ) -> None:
         self.requirements_file = requirements_file
+        self.platforms = platforms
         self.constraints = constraints_without_extras(constraints_file.read_text())
         self.cache_dir = cache_dir
         self.size_budget_bytes = size_budget_bytes
@@ -124,7 +139,7 @@ class DependencyLayerBundling:
             "dependency-layer",
             [(requirements_file.name, requirements_file), ("bundling.py", Path(__file__))],
             self.constraints,
-            *PIP_PLATFORMS,
+            *platforms,
             PIP_PYTHON_VERSION,
             PIP_IMPLEMENTATION,
         )
@@ -166,7 +181,7 @@ class DependencyLayerBundling:
         return self.cached_layer
 
     def _pip_install(self, *, constraints: Path, target: Path) -> None:
-        platforms = [arg for platform in PIP_PLATFORMS for arg in ("--platform", platform)]
+        platforms = [arg for platform in self.platforms for arg in ("--platform", platform)]
         command = [
             sys.executable,
             "-m",
