@@ -341,6 +341,58 @@ class ServingSettings(BaseModel):
         return value
 
 
+class PromotionSettings(BaseModel):
+    """How a candidate model is promoted: the stages, their bake times, thresholds and minimum samples."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # --- offline gate: candidate vs champion on the same holdout ---
+    max_auc_drop: float = Field(default=0.01, ge=0, le=1)
+    max_ece: float = Field(default=0.1, ge=0, le=1)
+    max_segment_auc_drop: float = Field(default=0.05, ge=0, le=1)
+    latency_budget_ms: float = Field(default=50.0, gt=0)
+    """p99 of one ONNX scoring call of the candidate, measured offline."""
+    # --- replay: recorded traffic from the prediction log, scored by the candidate ---
+    replay_max_records: int = Field(default=5000, ge=1)
+    max_psi: float = Field(default=0.2, gt=0)
+    """Population stability index of the candidate's scores vs the champion's on the same records."""
+    min_agreement: float = Field(default=0.9, ge=0, le=1)
+    """Share of records on which candidate and champion take the same decision at their thresholds."""
+    # --- shadow and canary: live traffic ---
+    shadow_bake_seconds: int = Field(default=600, ge=1)
+    canary_steps: tuple[float, ...] = (0.01, 0.05, 0.25, 1.0)
+    canary_bake_seconds: int = Field(default=600, ge=1)
+    min_samples: int = Field(default=200, ge=1)
+    """Fewer scored requests than this in a stage's window make its analysis inconclusive."""
+    max_bake_extensions: int = Field(default=3, ge=0)
+    """An inconclusive analysis bakes again up to this many times, then asks a human (approve/abort)."""
+    max_error_rate: float = Field(default=0.01, ge=0, le=1)
+    max_latency_ratio: float = Field(default=1.5, gt=0)
+    """Candidate p99 latency over the champion's."""
+    max_divergence: float = Field(default=0.2, gt=0)
+    """PSI between the candidate's and the champion's live score distributions."""
+    max_fallback_rate: float = Field(default=0.05, ge=0, le=1)
+    # --- after promotion ---
+    watch_window_seconds: int = Field(default=3600, ge=0)
+    """After promotion the candidate's alarms stay armed this long; an alarm then rolls back in one step."""
+    alarm_period_seconds: int = Field(default=60, ge=10)
+    alarm_evaluation_periods: int = Field(default=1, ge=1)
+    alarm_datapoints_to_alarm: int = Field(default=1, ge=1)
+
+    @field_validator("canary_steps")
+    @classmethod
+    def _increasing_to_full(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(not 0 < v <= 1 for v in value) or list(value) != sorted(set(value)) or value[-1] != 1.0:
+            raise ValueError("canary_steps must increase strictly within (0, 1] and end at 1.0")
+        return value
+
+    @model_validator(mode="after")
+    def _datapoints_fit(self) -> PromotionSettings:
+        if self.alarm_datapoints_to_alarm > self.alarm_evaluation_periods:
+            raise ValueError("alarm_datapoints_to_alarm cannot exceed alarm_evaluation_periods")
+        return self
+
+
 class UseCase(BaseModel):
     """A use case: a named dataset contract and the model settings for it."""
 
@@ -353,6 +405,7 @@ class UseCase(BaseModel):
     contract: Contract
     model: ModelSettings = Field(default_factory=ModelSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    promotion: PromotionSettings = Field(default_factory=PromotionSettings)
 
     @field_validator("name")
     @classmethod
