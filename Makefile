@@ -48,7 +48,7 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 
 typecheck: venv
-	$(VENV)/bin/mypy app.py infra shared functions local training bench
+	$(VENV)/bin/mypy app.py infra shared functions local training bench cli
 
 unit: venv
 	$(PY) -m pytest tests/unit -q

@@ -84,12 +84,20 @@ def read_assembly(outdir: Path) -> Assembly:
 def synthesize(
     *,
     usecase: Path = DEFAULT_USECASE,
-    outdir: Path = DEFAULT_OUTDIR,
+    outdir: Path | None = None,
     context: dict[str, str] | None = None,
     force: bool = False,
 ) -> Assembly:
-    """Synthesize the app for ``usecase`` into ``outdir``, or reuse it if its inputs are unchanged."""
+    """Synthesize the app for ``usecase`` into ``outdir``, or reuse it if its inputs are unchanged.
+
+    The default use case synthesizes into ``cdk.out/`` (what ``cdk deploy`` reads); any other into
+    ``.build/assemblies/<file stem>/``, so that two use cases never overwrite each other's cache.
+    """
     usecase = usecase.resolve()
+    if outdir is None:
+        default = usecase == DEFAULT_USECASE.resolve()
+        outdir = DEFAULT_OUTDIR if default else ROOT / ".build" / "assemblies" / usecase.stem
+    outdir.mkdir(parents=True, exist_ok=True)
     full_context: dict[str, object] = {
         "usecase": str(usecase),
         "aws:cdk:enable-asset-metadata": True,

@@ -13,6 +13,7 @@ from aws_cdk import Duration, Size
 from aws_cdk import aws_logs as logs
 
 from shared import lake as lake_keys
+from shared.promotion import alarms
 from shared.usecase import ModelKind, UseCase
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -228,6 +229,229 @@ class ServingEndpointSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ScoreFunctionSettings:
+    """Size of the score function (behind the REST API)."""
+
+    source_dir: Path = FUNCTIONS_DIR / "score"
+    memory_size_mb: int = 1024
+    timeout: Duration = field(default_factory=lambda: Duration.seconds(10))
+    service_name: str = "score"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PredictionLogSettings:
+    """The prediction log: an SQS queue drained in batches into the lake by one function."""
+
+    source_dir: Path = FUNCTIONS_DIR / "prediction_log"
+    memory_size_mb: int = 512
+    timeout: Duration = field(default_factory=lambda: Duration.seconds(60))
+    service_name: str = "prediction-log"
+    batch_size: int = 100
+    batching_window: Duration = field(default_factory=lambda: Duration.seconds(30))
+    queue_retention: Duration = field(default_factory=lambda: Duration.days(4))
+    dead_letter_retention: Duration = field(default_factory=lambda: Duration.days(14))
+    max_receive_count: int = 5
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScoringApiSettings:
+    """The scoring API of one use case: REST API → score function, its state, queues and limits."""
+
+    usecase_name: str
+    usecase_file: Path
+    model_package_group_name: str
+    endpoint_name: str | None
+    """The heavy model's SageMaker endpoint (:func:`resource_name_for`), also before the endpoint exists;
+    None for a light model, which scores in the function only."""
+    throttle_rate_per_second: float
+    throttle_burst: int
+    daily_quota: int | None = None
+    stage_name: str = "api"
+    """The API's one stage: URLs read ``.../api/v1/{usecase}/predict``. The version lives in the path
+    (``v1``), so the stage is not named after a version or an environment (one stack per deployment)."""
+    openapi_throttle_rate_per_second: float = 5.0
+    openapi_throttle_burst: int = 10
+    """``GET openapi.json`` needs no API key; this method-level limit bounds what anonymous callers can cost."""
+    requirements_file: Path = LAYERS_DIR / "scoring.txt"
+    """The dependency layer of the score and prediction-log functions: onnxruntime, numpy, pydantic,
+    powertools, X-Ray, boto3; no scikit-learn, scipy, pandas or pyarrow."""
+    score: ScoreFunctionSettings = field(default_factory=ScoreFunctionSettings)
+    prediction_log: PredictionLogSettings = field(default_factory=PredictionLogSettings)
+    review_retention: Duration = field(default_factory=lambda: Duration.days(14))
+    log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
+    access_log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR
+    log_level: str = "INFO"
+    metrics_namespace: str = "Sluice"
+
+    @property
+    def models_prefix(self) -> str:
+        return lake_keys.model_prefix(self.usecase_name)
+
+    @property
+    def feedback_prefix(self) -> str:
+        return lake_keys.feedback_prefix(self.usecase_name)
+
+    @property
+    def predictions_prefix(self) -> str:
+        return lake_keys.prediction_log_prefix(self.usecase_name)
+
+    @classmethod
+    def from_usecase(cls, usecase: UseCase, *, usecase_file: Path) -> ScoringApiSettings:
+        serving = usecase.serving
+        return cls(
+            usecase_name=usecase.name,
+            usecase_file=usecase_file.resolve(),
+            model_package_group_name=resource_name_for(usecase.name),
+            endpoint_name=resource_name_for(usecase.name) if usecase.model.kind is ModelKind.HEAVY else None,
+            throttle_rate_per_second=serving.throttle_rate_per_second,
+            throttle_burst=serving.throttle_burst,
+            daily_quota=serving.daily_quota,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromotionFunctionSettings:
+    """Size of one promotion function."""
+
+    source_dir: Path
+    memory_size_mb: int
+    timeout: Duration
+    service_name: str
+
+
+def _promotion_step_function() -> PromotionFunctionSettings:
+    # Loads two ONNX models and a holdout set (offline gate, replay): memory for onnxruntime and numpy.
+    return PromotionFunctionSettings(
+        source_dir=FUNCTIONS_DIR / "promotion_step",
+        memory_size_mb=1024,
+        timeout=Duration.minutes(5),
+        service_name="promotion",
+    )
+
+
+def _rollback_function() -> PromotionFunctionSettings:
+    return PromotionFunctionSettings(
+        source_dir=FUNCTIONS_DIR / "rollback",
+        memory_size_mb=256,
+        timeout=Duration.seconds(60),
+        service_name="rollback",
+    )
+
+
+ALARM_PERIODS_UNDER_A_MINUTE = (10, 30)
+"""CloudWatch alarms on high-resolution metrics accept these periods below 60 s; above, multiples of 60."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromotionSettings:
+    """The promotion of a candidate model (the CDK side of the use case's ``[promotion]``): the state
+    machine's bake times and canary steps, the candidate alarms' thresholds and windows, the rollback."""
+
+    usecase_name: str
+    usecase_file: Path
+    model_package_group_name: str
+    endpoint_name: str | None
+    """The heavy model's SageMaker endpoint, whose variant weights a promotion moves; None for a light model."""
+    shadow_bake: Duration
+    canary_steps: tuple[float, ...]
+    canary_bake: Duration
+    max_bake_extensions: int
+    max_error_rate: float
+    """A share (0.01 = 1%); the alarms compare percentages."""
+    latency_budget_ms: float
+    max_fallback_rate: float
+    max_divergence: float
+    watch_window: Duration
+    alarm_period: Duration
+    alarm_evaluation_periods: int
+    alarm_datapoints_to_alarm: int
+    human_decision_timeout: Duration = field(default_factory=lambda: Duration.days(1))
+    """How long a promotion waits for ``approve``/``abort`` before it rolls back on its own."""
+    watch_check_schedule: str = "rate(5 minutes)"
+    """How often the promotion function ends a post-promotion watch whose window has passed."""
+    step: PromotionFunctionSettings = field(default_factory=_promotion_step_function)
+    rollback: PromotionFunctionSettings = field(default_factory=_rollback_function)
+    rollback_retry_attempts: int = 4
+    rollback_max_event_age: Duration = field(default_factory=lambda: Duration.hours(1))
+    dead_letter_retention: Duration = field(default_factory=lambda: Duration.days(14))
+    log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
+    log_level: str = "INFO"
+    metrics_namespace: str = "Sluice"
+
+    def __post_init__(self) -> None:
+        period = int(self.alarm_period.to_seconds())
+        if period not in ALARM_PERIODS_UNDER_A_MINUTE and period % 60 != 0:
+            raise ValueError(f"alarm period {period} s: CloudWatch accepts 10, 30 or a multiple of 60 seconds")
+        if not self.canary_steps or self.canary_steps[-1] != 1.0:
+            raise ValueError("canary_steps must end at 1.0")
+
+    @property
+    def resource_name(self) -> str:
+        return resource_name_for(self.usecase_name)
+
+    @property
+    def alarm_name_prefix(self) -> str:
+        """Every candidate alarm's name starts with this; the rollback rule matches on it."""
+        return alarms.candidate_alarm_prefix(self.usecase_name)
+
+    @property
+    def watch_alarm_name_prefix(self) -> str:
+        """The watch-window alarms (the promoted model, as champion): still under :attr:`alarm_name_prefix`."""
+        return f"{self.alarm_name_prefix}{alarms.WATCH_MARKER}"
+
+    @property
+    def dashboard_name(self) -> str:
+        return self.resource_name
+
+    @property
+    def models_prefix(self) -> str:
+        return lake_keys.model_prefix(self.usecase_name)
+
+    @property
+    def predictions_prefix(self) -> str:
+        return lake_keys.prediction_log_prefix(self.usecase_name)
+
+    @property
+    def promotions_prefix(self) -> str:
+        """Timelines: ``promotions/{usecase}/{execution name}/timeline.html`` and ``.json``."""
+        return lake_keys.promotion_prefix(self.usecase_name)
+
+    @property
+    def execution_timeout(self) -> Duration:
+        """The longest a promotion can legitimately take: every bake extended to the limit, a human asked
+        at every stage, and an hour for the tasks themselves."""
+        bakes = 1 + self.max_bake_extensions
+        seconds = (
+            bakes * (self.shadow_bake.to_seconds() + len(self.canary_steps) * self.canary_bake.to_seconds())
+            + (1 + len(self.canary_steps)) * self.human_decision_timeout.to_seconds()
+            + 3600
+        )
+        return Duration.seconds(seconds)
+
+    @classmethod
+    def from_usecase(cls, usecase: UseCase, *, usecase_file: Path) -> PromotionSettings:
+        promotion = usecase.promotion
+        return cls(
+            usecase_name=usecase.name,
+            usecase_file=usecase_file.resolve(),
+            model_package_group_name=resource_name_for(usecase.name),
+            endpoint_name=resource_name_for(usecase.name) if usecase.model.kind is ModelKind.HEAVY else None,
+            shadow_bake=Duration.seconds(promotion.shadow_bake_seconds),
+            canary_steps=tuple(promotion.canary_steps),
+            canary_bake=Duration.seconds(promotion.canary_bake_seconds),
+            max_bake_extensions=promotion.max_bake_extensions,
+            max_error_rate=promotion.max_error_rate,
+            latency_budget_ms=promotion.latency_budget_ms,
+            max_fallback_rate=promotion.max_fallback_rate,
+            max_divergence=promotion.max_divergence,
+            watch_window=Duration.seconds(promotion.watch_window_seconds),
+            alarm_period=Duration.seconds(promotion.alarm_period_seconds),
+            alarm_evaluation_periods=promotion.alarm_evaluation_periods,
+            alarm_datapoints_to_alarm=promotion.alarm_datapoints_to_alarm,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class SluiceSettings:
     """One use case's deployment: its stack name and the settings of each capability."""
 
@@ -235,6 +459,8 @@ class SluiceSettings:
     usecase_name: str
     data_pipeline: DataPipelineSettings
     training_pipeline: TrainingPipelineSettings
+    scoring_api: ScoringApiSettings
+    promotion: PromotionSettings
     serving_endpoint: ServingEndpointSettings | None = None
     """Only for heavy models, and only once ``initial_model_data`` names a registered model's artifact."""
 
@@ -247,6 +473,8 @@ class SluiceSettings:
             usecase_name=usecase.name,
             data_pipeline=DataPipelineSettings.from_usecase(usecase, usecase_file=usecase_file),
             training_pipeline=TrainingPipelineSettings.from_usecase(usecase, usecase_file=usecase_file),
+            scoring_api=ScoringApiSettings.from_usecase(usecase, usecase_file=usecase_file),
+            promotion=PromotionSettings.from_usecase(usecase, usecase_file=usecase_file),
             serving_endpoint=ServingEndpointSettings.from_usecase(usecase, initial_model_data=initial_model_data),
         )
 

@@ -10,6 +10,8 @@ from constructs import Construct
 from infra.alerting import Alerting
 from infra.data_pipeline import DataPipeline
 from infra.layers import SharedCodeLayer
+from infra.promotion import Promotion
+from infra.scoring_api import ScoringApi
 from infra.serving_endpoint import ServingEndpoint
 from infra.settings import SluiceSettings
 from infra.training_pipeline import TrainingPipeline
@@ -17,7 +19,7 @@ from infra.training_pipeline import TrainingPipeline
 
 class SluiceStack(Stack):
     """Alerting, shared code, and the capabilities of one use case: data pipeline, training pipeline,
-    a heavy model's endpoint (later scoring and promotion as sibling constructs)."""
+    the scoring API, a heavy model's endpoint, and the promotion of candidate models."""
 
     def __init__(self, scope: Construct, *, settings: SluiceSettings, **kwargs: Any) -> None:
         super().__init__(scope, settings.stack_name, **kwargs)
@@ -41,6 +43,14 @@ class SluiceStack(Stack):
         self.data_pipeline.notify_on_new_manifests(
             self.training_pipeline.trigger_queue, prefix=settings.training_pipeline.manifests_prefix
         )
+        self.scoring_api = ScoringApi(
+            self,
+            "ScoringApi",
+            settings=settings.scoring_api,
+            lake_bucket=self.data_pipeline.lake_bucket,
+            shared_code_layer=self.shared_code.layer,
+            alerting=self.alerting,
+        )
         self.serving_endpoint = (
             ServingEndpoint(
                 self,
@@ -54,10 +64,21 @@ class SluiceStack(Stack):
             if settings.serving_endpoint is not None
             else None
         )
+        self.promotion = Promotion(
+            self,
+            "Promotion",
+            settings=settings.promotion,
+            lake_bucket=self.data_pipeline.lake_bucket,
+            deployment_table=self.scoring_api.deployment_table,
+            shared_code_layer=self.shared_code.layer,
+            scoring_layer=self.scoring_api.dependencies,
+            alerting=self.alerting,
+            endpoint_role=self.serving_endpoint.role if self.serving_endpoint is not None else None,
+        )
         self._add_outputs()
 
     def _add_outputs(self) -> None:
-        pipeline, training = self.data_pipeline, self.training_pipeline
+        pipeline, training, scoring = self.data_pipeline, self.training_pipeline, self.scoring_api
         outputs = {
             "RawBucketName": (pipeline.raw_bucket.bucket_name, "Upload CSV files of the use case here"),
             "LakeBucketName": (pipeline.lake_bucket.bucket_name, "Curated, quarantined and manifest objects"),
@@ -68,7 +89,26 @@ class SluiceStack(Stack):
             "TrainingStateMachineArn": (training.state_machine.state_machine_arn, "Start a training run here"),
             "ModelPackageGroupName": (training.model_package_group_name, "Registered, gated model versions"),
             "TrainingQueueUrl": (training.trigger_queue.queue_url, "New-data notifications awaiting a training run"),
+            "ApiUrl": (scoring.api_url, "The scoring API's stage URL; routes are v1/{usecase}/... below it"),
+            "ApiKeyId": (scoring.api_key.key_id, "Id of the scoring API key (send its value in x-api-key)"),
+            "ScoreFunctionName": (scoring.score_function.function_name, "Scores requests of the scoring API"),
+            "DeploymentTableName": (scoring.deployment_table.table_name, "Champion, challenger and audit events"),
+            "PredictionLogQueueUrl": (
+                scoring.prediction_log_queue.queue_url,
+                "Served predictions on their way to the lake",
+            ),
+            "ReviewQueueUrl": (scoring.review_queue.queue_url, "Predictions inside the review band, for a human look"),
         }
+        promotion = self.promotion
+        outputs["PromotionStateMachineArn"] = (
+            promotion.state_machine.state_machine_arn,
+            'Start a promotion here with {"model_package_arn": ..., "requested_by": ...}',
+        )
+        outputs["RollbackFunctionName"] = (
+            promotion.rollback_function.function_name,
+            "Rolls a promotion back when a candidate alarm fires",
+        )
+        outputs["DashboardName"] = (promotion.dashboard_name, "Traffic, errors, latency and alarms per variant")
         if self.serving_endpoint is not None:
             outputs["EndpointName"] = (self.serving_endpoint.endpoint_name, "The heavy model's real-time endpoint")
         for key, (value, description) in outputs.items():

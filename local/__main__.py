@@ -24,6 +24,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m local", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--usecase", type=Path, default=None, help="use-case file (default: the app's default)")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    parser.add_argument(
+        "--api-port", type=int, default=0, help="port of the API Gateway front on 127.0.0.1 (default: a free one)"
+    )
     parser.add_argument("--outputs-file", type=Path, default=DEFAULT_STATE_DIR / "outputs.json")
     parser.add_argument("--template", type=Path, default=None, help="a synthesized template instead of synthesizing")
     parser.add_argument("--verbose", action="store_true", help="log every moto request")
@@ -46,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
 
     cloud = EmbeddedCloud(
-        template=args.template, usecase=args.usecase, port=args.port, outputs_file=args.outputs_file.resolve()
+        template=args.template,
+        usecase=args.usecase,
+        port=args.port,
+        api_port=args.api_port,
+        outputs_file=args.outputs_file.resolve(),
     )
     try:
         cloud.start()
@@ -56,6 +63,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"Embedded cloud for {cloud.stack_name} ready in {cloud.startup_s:.1f}s", flush=True)
         print(f"  endpoint:     {cloud.endpoint_url}   (e.g. aws --endpoint-url {cloud.endpoint_url} s3 ls)")
+        print(f"  API Gateway:  {cloud.api_url}/<stage>/<path>   (REST APIs: {len(cloud.deployment.apis.apis)})")
+        for key_id in cloud.deployment.apis.keys:
+            print(
+                f"    API key {key_id}: aws apigateway get-api-key --api-key {key_id} --include-value "
+                f"--endpoint-url {cloud.endpoint_url}   (send it as x-api-key)"
+            )
+        unsupported = cloud.deployment.apis.unsupported_integrations()
+        if unsupported:
+            print(f"    integrations not run locally: {', '.join(unsupported)}")
         print(f"  outputs file: {cloud.outputs_file}")
         print(f"  deployment:   {cloud.deployment_file}")
         print("  outputs:")
@@ -65,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  not emulated: {', '.join(not_emulated) if not_emulated else 'nothing'}")
         print(f"  SQS event sources polled: {len(cloud.event_sources.mappings)}")
         print(f"  SageMaker training jobs run as subprocesses; logs under {cloud.training.jobs_dir}")
+        print("  SageMaker endpoints are served in-process by training/inference.py")
+        print(f"    fault switch (local only): POST {cloud.api_url}/_sluice/faults {{endpoint, mode, delay_ms}}")
+        print("  handler EMF output becomes CloudWatch metrics")
+        print("  alarms are evaluated every second with CloudWatch's semantics; their changes reach EventBridge")
         print("  EventBridge schedules do not fire locally: start a state machine execution explicitly")
         print("Ctrl-C to stop.", flush=True)
         stop.wait()

@@ -12,11 +12,16 @@ Development and demo tooling only; never deployed. Process-global effects while 
 and the patched moto functions -- so run one ``EmbeddedCloud`` per process at a time.
 
 Further capabilities started and stopped here: SageMaker training jobs that run in a subprocess
-(:mod:`local.sagemaker`, patched into moto before deployment) and the SQS event source mappings'
-pollers (:mod:`local.event_sources`, started after deployment). EventBridge schedules do not fire
-locally (said on startup): start a state machine execution explicitly instead. Later capabilities
-(CloudWatch alarm evaluation from EMF, an HTTP front for API Gateway) are meant to be further modules
-started and stopped here, each reading what it needs from :attr:`deployment` and :attr:`template`.
+(:mod:`local.sagemaker`, patched into moto before deployment), SageMaker endpoints served in-process
+(:mod:`local.sagemaker_endpoints`), EMF lines printed by handlers turned into CloudWatch metrics
+(:mod:`local.emf`), the SQS event source mappings' pollers (:mod:`local.event_sources`, started after
+deployment) and the HTTP front for the template's API Gateway REST APIs (:mod:`local.apigateway`, on
+its own port :attr:`api_port`; it also serves the embedded-cloud controls under ``/_sluice/``).
+Outputs that are ``execute-api`` URLs of a local REST API are rewritten to the front's URL in
+``outputs.json`` (the value a user calls); ``deployment.json`` keeps the originals. EventBridge
+schedules do not fire locally (said on startup): start a state machine execution explicitly instead.
+CloudWatch alarms are evaluated with CloudWatch's semantics (:mod:`local.alarms`); their state changes
+reach EventBridge rules (:mod:`local.events`).
 """
 
 from __future__ import annotations
@@ -31,12 +36,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from local.alarms import AlarmEvaluator
+from local.apigateway import ApiFront, ApiGateway, local_stage_url
 from local.assets import publish_file_assets
 from local.deployer import Deployer, Deployment, write_outputs_file
+from local.emf import EmfPublisher
 from local.event_sources import SqsPoller
+from local.events import EventRouter
 from local.exceptions import IdleTimeoutError, LocalCloudError
 from local.lambdas import LambdaRuntime
+from local.registry import ModelRegistryPatches
 from local.sagemaker import TrainingRunner
+from local.sagemaker_endpoints import EndpointServer
 from local.stepfunctions import StepFunctionsPatches
 from local.template import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Template
 
@@ -64,10 +75,12 @@ class EmbeddedCloud:
         asset_root: Path | None = None,
         usecase: Path | None = None,
         port: int = 0,
+        api_port: int = 0,
         state_dir: Path = DEFAULT_STATE_DIR,
         outputs_file: Path | None = None,
         parameters: Mapping[str, str] | None = None,
         retry_backoff_s: float = 0.2,
+        alarm_tick_s: float | None = 1.0,
         project_root: Path = ROOT,
     ) -> None:
         self._template_source = template
@@ -75,11 +88,14 @@ class EmbeddedCloud:
         self._asset_root = asset_root
         self._usecase = usecase
         self._requested_port = port
+        self._requested_api_port = api_port
         self.state_dir = state_dir
         self.outputs_file = outputs_file or state_dir / "outputs.json"
         self.deployment_file = state_dir / "deployment.json"
         self._parameters = parameters
         self._retry_backoff_s = retry_backoff_s
+        self._alarm_tick_s = alarm_tick_s
+        """How often alarms are evaluated; None: never by a thread (tests call ``alarms.evaluate_once``)."""
         self._project_root = project_root
         self.region = DEFAULT_REGION
         self.account_id = DEFAULT_ACCOUNT_ID
@@ -90,7 +106,13 @@ class EmbeddedCloud:
         self._lambdas: LambdaRuntime | None = None
         self._training: TrainingRunner | None = None
         self._stepfunctions = StepFunctionsPatches()
+        self._registry = ModelRegistryPatches()
         self._sqs: SqsPoller | None = None
+        self._endpoints: EndpointServer | None = None
+        self._api: ApiFront | None = None
+        self._emf: EmfPublisher | None = None
+        self._events: EventRouter | None = None
+        self._alarms: AlarmEvaluator | None = None
         self._template: Template | None = None
         self._deployment: Deployment | None = None
         self._clients: dict[str, Any] = {}
@@ -107,6 +129,36 @@ class EmbeddedCloud:
     @property
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_port(self) -> int:
+        """The port of the API Gateway front (and the ``/_sluice/`` controls) on 127.0.0.1."""
+        if self._api is None:
+            raise LocalCloudError("the embedded cloud is not running")
+        return self._api.port
+
+    @property
+    def api_url(self) -> str:
+        """``http://127.0.0.1:<api_port>``: a REST API's stage is at ``<api_url>/<stage>/``."""
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def api_gateway(self) -> ApiGateway:
+        if self._api is None:
+            raise LocalCloudError("the embedded cloud is not running")
+        return self._api.gateway
+
+    @property
+    def endpoints(self) -> EndpointServer:
+        if self._endpoints is None:
+            raise LocalCloudError("the embedded cloud is not running")
+        return self._endpoints
+
+    @property
+    def emf(self) -> EmfPublisher:
+        if self._emf is None:
+            raise LocalCloudError("the embedded cloud is not running")
+        return self._emf
 
     @property
     def template(self) -> Template:
@@ -140,6 +192,18 @@ class EmbeddedCloud:
         if self._training is None:
             raise LocalCloudError("the embedded cloud is not running")
         return self._training
+
+    @property
+    def alarms(self) -> AlarmEvaluator:
+        if self._alarms is None:
+            raise LocalCloudError("the embedded cloud is not running")
+        return self._alarms
+
+    @property
+    def events(self) -> EventRouter:
+        if self._events is None:
+            raise LocalCloudError("the embedded cloud is not running")
+        return self._events
 
     @property
     def event_sources(self) -> SqsPoller:
@@ -207,11 +271,25 @@ class EmbeddedCloud:
             )
             self._lambdas.install()
             self._lambdas.start()
+            self._events = EventRouter(self._lambdas, self.client, region=self.region, account_id=self.account_id)
+            self._events.install()
+            self._emf = EmfPublisher(self.client)
+            self._lambdas.output_sink = self._emf.publish_output
             self._training = TrainingRunner(
                 endpoint_url=self.endpoint_url, region=self.region, state_dir=self.state_dir, client=self.client
             )
             self._training.install()
+            self._endpoints = EndpointServer(
+                client=self.client,
+                state_dir=self.state_dir,
+                project_root=self._project_root,
+                usecase_file=self._usecase_file(),
+                account_id=self.account_id,
+                region=self.region,
+            )
+            self._endpoints.install()
             self._stepfunctions.install()
+            self._registry.install()
             self._template = template
             publish_file_assets(
                 self.client("s3"),
@@ -224,6 +302,7 @@ class EmbeddedCloud:
                 template, client=self.client, lambdas=self._lambdas, asset_root=asset_root, state_dir=self.state_dir
             )
             self._deployment = deployer.deploy()
+            self._start_api_front(self._deployment)
             self._deployment.write(self.deployment_file)
             self._sqs = SqsPoller(
                 mappings=self._deployment.event_source_mappings,
@@ -232,6 +311,16 @@ class EmbeddedCloud:
                 region=self.region,
             )
             self._sqs.start()
+            self._alarms = AlarmEvaluator(
+                self.client,
+                region=self.region,
+                account_id=self.account_id,
+                tick_seconds=self._alarm_tick_s or 1.0,
+                events=self._events,
+                lambda_invoke_async=self._lambdas.invoke_async,
+            )
+            if self._alarm_tick_s is not None:
+                self._alarms.start()
             write_outputs_file(self.outputs_file, self._deployment)  # last: its appearance means "ready"
         except BaseException:
             self.stop()
@@ -245,6 +334,14 @@ class EmbeddedCloud:
             self.startup_s,
             ", ".join(not_emulated) or "nothing",
         )
+        unsupported = self._deployment.apis.unsupported_integrations()
+        logger.info(
+            "API Gateway front on %s serving %d REST API(s)%s; SageMaker endpoints served in-process; "
+            "handler EMF output becomes CloudWatch metrics",
+            self.api_url,
+            len(self._deployment.apis.apis),
+            f"; integrations not run: {', '.join(unsupported)}" if unsupported else "",
+        )
         logger.info(
             "polling %d SQS event source mapping(s); SageMaker training jobs run in subprocesses under %s; "
             "EventBridge schedules do not fire locally (start executions explicitly)",
@@ -256,18 +353,38 @@ class EmbeddedCloud:
     def stop(self, *, drain_timeout_s: float = 5.0) -> None:
         """Stop the SQS pollers and training jobs, drain and stop the async worker, undo the patches,
         reset moto, stop the server. Idempotent."""
+        self._stop_workers(drain_timeout_s)
+        self._stop_server()
+
+    def _stop_workers(self, drain_timeout_s: float) -> None:
+        if self._alarms is not None:
+            self._alarms.stop()
+            self._alarms = None
         if self._sqs is not None:
             self._sqs.stop(timeout_s=drain_timeout_s)
             self._sqs = None
+        if self._api is not None:
+            self._api.stop()
+            self._api = None
+        if self._endpoints is not None:
+            self._endpoints.uninstall()
+            self._endpoints = None
         if self._training is not None:
             self._training.stop(timeout_s=drain_timeout_s)
             self._training.uninstall()
             self._training = None
         self._stepfunctions.uninstall()
+        self._registry.uninstall()
         if self._lambdas is not None:
             self._lambdas.stop(drain_timeout_s=drain_timeout_s)
+        if self._events is not None:
+            self._events.uninstall()
+            self._events = None
+        if self._lambdas is not None:
             self._lambdas.uninstall()
             self._lambdas = None
+
+    def _stop_server(self) -> None:
         if self._server is not None:
             try:
                 self._moto_api("reset")
@@ -307,6 +424,29 @@ class EmbeddedCloud:
         name = self._stack_name or next(iter(stacks))
         template = Template(assembly.template(name), stack_name=name, parameter_overrides=self._parameters)
         return template, assembly.outdir
+
+    def _usecase_file(self) -> Path | None:
+        if self._usecase is not None:
+            return self._usecase
+        default = self._project_root / "usecases" / "telco_churn.toml"
+        return default if default.is_file() else None
+
+    def _start_api_front(self, deployment: Deployment) -> None:
+        lambdas = self.lambdas
+
+        def invoke(function_arn: str, event: Mapping[str, Any]) -> tuple[bool, bytes]:
+            result = lambdas.invoke(function_arn, event)
+            return result.function_error, result.payload
+
+        gateway = ApiGateway(deployment.apis, invoke)
+        gateway.controls.append(self.endpoints.control)
+        self._api = ApiFront(gateway, port=self._requested_api_port)
+        self._api.start()
+        for key, value in list(deployment.outputs.items()):
+            local = local_stage_url(value, deployment.apis, self.api_url)
+            if local is not None:
+                deployment.original_outputs[key] = value
+                deployment.outputs[key] = local
 
     def _start_server(self) -> None:
         from moto.server import ThreadedMotoServer

@@ -26,6 +26,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from local import serving_resources  # noqa: F401 - registers the API Gateway and SageMaker hosting creators
+from local.apigateway import ApiRegistry
 from local.event_sources import EventSourceMappingSpec
 from local.exceptions import DeploymentError, LocalCloudError, UnresolvableReferenceError
 from local.lambdas import LambdaRuntime
@@ -79,6 +81,9 @@ class Deployment:
     resources: list[DeployedResource] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
     event_source_mappings: list[EventSourceMappingSpec] = field(default_factory=list)
+    apis: ApiRegistry = field(default_factory=ApiRegistry)
+    original_outputs: dict[str, str] = field(default_factory=dict)
+    """Outputs rewritten for local use (execute-api URLs → the local API front), as the template resolved them."""
 
     @property
     def not_emulated_types(self) -> list[str]:
@@ -106,6 +111,7 @@ class Deployment:
                 for r in self.resources
             ],
             "outputs": self.outputs,
+            **({"originalOutputs": self.original_outputs} if self.original_outputs else {}),
         }
 
     def write(self, path: Path) -> None:
@@ -183,6 +189,7 @@ class Deployer:
             step()
         deployment.outputs = self._outputs(resolver)
         deployment.event_source_mappings = list(self._context.event_source_mappings)
+        deployment.apis = self._context.apis
         return deployment
 
     def _outputs(self, resolver: Resolver) -> dict[str, str]:

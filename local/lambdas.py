@@ -34,7 +34,8 @@ Differences from AWS, on purpose or by necessity:
 * A handler running past its Timeout is not stopped; the invocation is reported as timed out
   (``Sandbox.Timedout``) after it returns.
 * No log capture: handler output goes to this process's stdout/stderr and ``LogType=Tail`` returns
-  no ``X-Amz-Log-Result``; nothing is written to CloudWatch Logs.
+  no ``X-Amz-Log-Result``; nothing is written to CloudWatch Logs. What a handler prints to
+  ``sys.stdout`` is also handed to :attr:`LambdaRuntime.output_sink` (EMF lines → CloudWatch metrics).
 * Functions created through the API (not from the template) have no local code: invoking one
   returns a ``Runtime.ImportModuleError`` payload. Versions and aliases are not distinguished.
 * SQS event source mappings are polled by :mod:`local.event_sources` (moto's own delivery on
@@ -59,6 +60,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from local.emf import tee_stdout
 from local.exceptions import LambdaCodeError, LocalCloudError
 from local.lambda_code import FunctionSpec, HandlerLoader, make_context, runtime_environment
 
@@ -166,6 +168,9 @@ class LambdaRuntime:
         self._sequencer_lock = threading.Lock()
         self._last_sequencer = 0
         self._session: Any = None
+        self.output_sink: Callable[[str], None] | None = None
+        """Receives what each handler printed to ``sys.stdout`` (after it returns, outside the lock):
+        the embedded cloud turns the EMF lines in it into CloudWatch metrics (:mod:`local.emf`)."""
 
     # -- registry -------------------------------------------------------------------------------
 
@@ -208,10 +213,16 @@ class LambdaRuntime:
                 f"the local runtime runs one handler at a time and stayed busy for {self.lock_timeout_s}s "
                 "(a handler synchronously invoking another function waits for itself)",
             )
+        output: list[str] = []
         try:
-            result = self._run_locked(spec, event, request_id)
+            result = self._run_locked(spec, event, request_id, output)
         finally:
             self._execution_lock.release()
+        if self.output_sink is not None and output and output[0]:
+            try:
+                self.output_sink(output[0])
+            except Exception:  # metrics are best effort, as EMF extraction is on AWS
+                logger.exception("handler output of %s not processed", spec.name)
         outcome = (result.error or {}).get("errorType", "error") if result.function_error else "ok"
         self.invocations.append(
             InvocationRecord(
@@ -234,7 +245,7 @@ class LambdaRuntime:
         )
         return result
 
-    def _run_locked(self, spec: FunctionSpec, event: Any, request_id: str) -> InvocationResult:
+    def _run_locked(self, spec: FunctionSpec, event: Any, request_id: str, output: list[str]) -> InvocationResult:
         context = make_context(spec, request_id)
         environment = runtime_environment(
             spec, endpoint_url=self.endpoint_url, region=self.region, log_stream_name=context.log_stream_name
@@ -250,11 +261,15 @@ class LambdaRuntime:
             except Exception as exc:  # noqa: BLE001 - the runtime boundary reports any import failure, as Lambda does
                 module = spec.handler.rpartition(".")[0]
                 return failed("Runtime.ImportModuleError", f"Unable to import module '{module}': {exc}")
+            tee = stack.enter_context(tee_stdout()) if self.output_sink is not None else None
             try:
                 value = handler(event, context)
             except Exception as exc:  # noqa: BLE001 - an unhandled handler error becomes Lambda's error payload
                 frames = traceback.extract_tb(exc.__traceback__)[1:]
                 return failed(type(exc).__name__, str(exc), traceback.format_list(frames))
+            finally:
+                if tee is not None:
+                    output.append(tee.captured())
         elapsed = time.perf_counter() - started
         if elapsed > spec.timeout_s:
             message = f"RequestId: {request_id} Error: Task timed out after {spec.timeout_s:.2f} seconds"

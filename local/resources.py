@@ -38,6 +38,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from local.apigateway import ApiRegistry
 from local.event_sources import EventSourceMappingSpec
 from local.exceptions import DeploymentError
 from local.lambda_code import FunctionSpec
@@ -76,6 +77,8 @@ class DeployContext:
     """Steps that must wait until every resource exists (run in order by the deployer)."""
     event_source_mappings: list[EventSourceMappingSpec] = field(default_factory=list)
     """Every ``AWS::Lambda::EventSourceMapping``, for :class:`local.event_sources.SqsPoller`."""
+    apis: ApiRegistry = field(default_factory=ApiRegistry)
+    """The REST APIs, API keys and usage plans, for the HTTP front (:mod:`local.apigateway`)."""
 
     def name(self, resource: Resource, given: Any, *, max_length: int = 64, lowercase: bool = False) -> str:
         if given:
@@ -766,7 +769,7 @@ def _alarm(ctx: DeployContext, resource: Resource, props: dict[str, Any]) -> Cre
     return Created(
         physical_id=name,
         attributes={"Arn": ctx.arn("cloudwatch", f"alarm:{name}")},
-        note="stored; not evaluated (moto never changes alarm state)",
+        note="evaluated locally (local/alarms.py): state, actions and the EventBridge event",
     )
 
 

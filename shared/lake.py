@@ -11,12 +11,15 @@ inputs, so a re-run of the same object version overwrites its outputs instead of
     training-sets/{usecase}/{run_id}/train.parquet                         a point-in-time training set ...
     training-sets/{usecase}/{run_id}/holdout.parquet                       ... its holdout split ...
     training-sets/{usecase}/{run_id}/trainset.json                         ... and its report (lineage)
+    predictions/{usecase}/date=YYYY-MM-DD/hour=HH/{object_id}.jsonl        the prediction log (served + shadow)
+    feedback/{usecase}/date=YYYY-MM-DD/{sha256(usecase|subject|label)}.json  one observed label
+    promotions/{usecase}/{execution}/timeline.html (.json)                a promotion's timeline and its series
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import date
+from datetime import UTC, date, datetime
 
 CURATED = "curated"
 QUARANTINE = "quarantine"
@@ -127,3 +130,49 @@ def model_file_key(usecase: str, run_id: str, name: str) -> str:
 
 def capture_prefix(usecase: str) -> str:
     return f"{CAPTURE}/{usecase}/"
+
+
+PREDICTIONS = "predictions"
+FEEDBACK = "feedback"
+
+
+def prediction_log_prefix(usecase: str) -> str:
+    return f"{PREDICTIONS}/{usecase}/"
+
+
+def prediction_log_key(usecase: str, *, at: datetime, object_id: str) -> str:
+    """One JSON Lines object of the prediction log, partitioned by the predictions' UTC date and hour."""
+    at = at.astimezone(UTC) if at.tzinfo else at
+    return f"{prediction_log_prefix(usecase)}date={at.date().isoformat()}/hour={at.hour:02d}/{object_id}.jsonl"
+
+
+def feedback_prefix(usecase: str) -> str:
+    return f"{FEEDBACK}/{usecase}/"
+
+
+def feedback_id(usecase: str, subject: str, label: str | int | bool) -> str:
+    """The identity of one feedback item: the same use case, subject (request or entity id) and label → one key."""
+    return hashlib.sha256(f"{usecase}|{subject}|{label}".encode()).hexdigest()
+
+
+def feedback_key(usecase: str, *, day: date, subject: str, label: str | int | bool) -> str:
+    """Where one feedback label lands; a repeated submission overwrites the same object (idempotent)."""
+    return f"{feedback_prefix(usecase)}date={day.isoformat()}/{feedback_id(usecase, subject, label)}.json"
+
+
+PROMOTIONS = "promotions"
+
+
+def promotion_prefix(usecase: str, execution: str | None = None) -> str:
+    """All promotion reports of a use case, or those of one promotion (its Step Functions execution name)."""
+    base = f"{PROMOTIONS}/{usecase}/"
+    return f"{base}{execution}/" if execution else base
+
+
+def timeline_html_key(usecase: str, execution: str) -> str:
+    return f"{promotion_prefix(usecase, execution)}timeline.html"
+
+
+def timeline_json_key(usecase: str, execution: str) -> str:
+    """The timeline's series (traffic shares, metrics, stage boundaries) as JSON."""
+    return f"{promotion_prefix(usecase, execution)}timeline.json"

@@ -19,6 +19,7 @@ if __package__ in (None, ""):  # run from the source bundle, as SageMaker does
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from shared.features import onnx_feed
+from shared.scoring.checks import RecordChecker
 from shared.usecase import UseCase, load_usecase
 
 JSON = "application/json"
@@ -33,6 +34,8 @@ class InvalidRequestError(ValueError):
 class LoadedModel:
     session: Any
     usecase: UseCase
+    checker: RecordChecker
+    """The score function's record checks: a record to score needs no label."""
 
 
 def model_fn(model_dir: str) -> LoadedModel:
@@ -40,7 +43,8 @@ def model_fn(model_dir: str) -> LoadedModel:
 
     usecase_file = Path(os.environ.get("SLUICE_USECASE_FILE", Path(__file__).resolve().parent.parent / "usecase.toml"))
     session = ort.InferenceSession(str(Path(model_dir) / "model.onnx"), providers=["CPUExecutionProvider"])
-    return LoadedModel(session=session, usecase=load_usecase(usecase_file))
+    usecase = load_usecase(usecase_file)
+    return LoadedModel(session=session, usecase=usecase, checker=RecordChecker(usecase.contract))
 
 
 def input_fn(body: str | bytes, content_type: str = JSON) -> list[dict[str, Any]]:
@@ -58,7 +62,7 @@ def input_fn(body: str | bytes, content_type: str = JSON) -> list[dict[str, Any]
 
 def predict_fn(records: list[dict[str, Any]], model: LoadedModel) -> list[float]:
     contract = model.usecase.contract
-    problems = {i: errors for i, r in enumerate(records) if (errors := contract.validate_record(r))}
+    problems = {i: errors for i, r in enumerate(records) if (errors := model.checker.errors(r))}
     if problems:
         raise InvalidRequestError(json.dumps({"invalid_records": problems}))
     (probabilities,) = model.session.run([PROBABILITIES_OUTPUT], onnx_feed(records, contract))

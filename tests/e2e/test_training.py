@@ -16,23 +16,11 @@ from urllib.parse import urlparse
 import pytest
 
 from local.launcher import RunningCloud
-from local.sample_data import load_sample_rows, to_csv
-from shared.lake import manifest_prefix
 from shared.usecase import load_usecase
+from tests.e2e.conftest import Trained, wait_for_execution
 
 pytestmark = pytest.mark.e2e
 USECASE = load_usecase(Path(__file__).resolve().parents[2] / "usecases" / "telco_churn.toml")
-
-
-def wait_for_execution(cloud: RunningCloud, execution_arn: str, timeout: float = 300) -> dict[str, Any]:
-    sfn = cloud.client("stepfunctions")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        execution = sfn.describe_execution(executionArn=execution_arn)
-        if execution["status"] != "RUNNING":
-            return execution  # type: ignore[no-any-return]
-        time.sleep(1.0)
-    raise AssertionError(f"{execution_arn} still running after {timeout}s")
 
 
 def read_s3(cloud: RunningCloud, uri_or_bucket: str, key: str | None = None) -> bytes:
@@ -42,26 +30,12 @@ def read_s3(cloud: RunningCloud, uri_or_bucket: str, key: str | None = None) -> 
     return cloud.client("s3").get_object(Bucket=uri_or_bucket, Key=key)["Body"].read()  # type: ignore[no-any-return]
 
 
-def test_upload_then_training_pipeline_registers_a_model_with_metrics_and_lineage(cloud: RunningCloud) -> None:
+def test_upload_then_training_pipeline_registers_a_model_with_metrics_and_lineage(
+    cloud: RunningCloud, trained: Trained
+) -> None:
+    # Given the sample data ingested into the lake, and When the training pipeline was started explicitly
     outputs = cloud.stack_outputs
-    s3 = cloud.client("s3")
-    # Given the sample data ingested into the lake
-    s3.put_object(Bucket=outputs["RawBucketName"], Key="e2e/training.csv", Body=to_csv(load_sample_rows(USECASE)))
-    deadline = time.monotonic() + 60
-    while not any(
-        "e2e/training.csv" in json.loads(read_s3(cloud, outputs["LakeBucketName"], item["Key"]))["source_key"]
-        for item in s3.list_objects_v2(Bucket=outputs["LakeBucketName"], Prefix=manifest_prefix(USECASE.name)).get(
-            "Contents", []
-        )
-    ):
-        assert time.monotonic() < deadline, "the upload was not ingested"
-        time.sleep(0.5)
-
-    # When the training pipeline is started explicitly
-    sfn = cloud.client("stepfunctions")
-    run_id = f"e2e-{int(time.time())}"
-    started = sfn.start_execution(stateMachineArn=outputs["TrainingStateMachineArn"], name=run_id, input="{}")
-    execution = wait_for_execution(cloud, started["executionArn"])
+    execution = trained.execution
 
     # Then it succeeds and a model package exists in the use case's group
     assert execution["status"] == "SUCCEEDED", execution.get("cause") or execution.get("error")
@@ -70,8 +44,10 @@ def test_upload_then_training_pipeline_registers_a_model_with_metrics_and_lineag
         "ModelPackageSummaryList"
     ]
     assert packages, "no model package was registered"
-    package = sagemaker.describe_model_package(ModelPackageName=packages[0]["ModelPackageArn"])
-    assert package["ModelApprovalStatus"] == "PendingManualApproval"  # the use case's policy is manual
+    registered = json.loads(execution["output"])["registration"]
+    assert registered["version"] == trained.version
+    assert registered["approval_status"] == "PendingManualApproval"  # the use case's policy is manual
+    package = sagemaker.describe_model_package(ModelPackageName=registered["package_arn"])
     properties = package["CustomerMetadataProperties"]
 
     # And its metrics are attached and sane

@@ -20,6 +20,15 @@ EXPECTED_OUTPUTS = {
     "TrainingStateMachineArn",
     "ModelPackageGroupName",
     "TrainingQueueUrl",
+    "ApiUrl",
+    "ApiKeyId",
+    "ScoreFunctionName",
+    "DeploymentTableName",
+    "PredictionLogQueueUrl",
+    "ReviewQueueUrl",
+    "PromotionStateMachineArn",
+    "RollbackFunctionName",
+    "DashboardName",
 }
 
 
@@ -247,22 +256,21 @@ def test_data_buckets_are_versioned_and_write_access_logs(
     assert template_json["Resources"][target]["Type"] == "AWS::S3::Bucket"
 
 
-def test_idempotency_table_has_the_layout_powertools_expects(template: Template, output_refs: dict[str, str]) -> None:
-    # Given the idempotency table
+def test_idempotency_table_has_the_layout_powertools_expects(
+    template_json: dict[str, Any], output_refs: dict[str, str]
+) -> None:
+    # Given the ingest idempotency table
+    table = template_json["Resources"][output_refs["IdempotencyTableName"]]["Properties"]
     # Then it is keyed by the string attribute `id`, expires records by `expiration`,
     # is billed on demand, recoverable to a point in time and encrypted
-    template.has_resource_properties(
-        "AWS::DynamoDB::Table",
-        {
-            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
-            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
-            "TimeToLiveSpecification": {"AttributeName": "expiration", "Enabled": True},
-            "BillingMode": "PAY_PER_REQUEST",
-            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
-            "SSESpecification": {"SSEEnabled": True},
-        },
-    )
-    assert len(template.find_resources("AWS::DynamoDB::Table")) == 1
+    assert table == {
+        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+        "TimeToLiveSpecification": {"AttributeName": "expiration", "Enabled": True},
+        "BillingMode": "PAY_PER_REQUEST",
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        "SSESpecification": {"SSEEnabled": True},
+    }
 
 
 def test_ingest_function_runtime_size_and_tracing(

@@ -51,9 +51,21 @@ def _placeholder(token: dict[str, Any]) -> str:
     return "${" + next(iter(token)) + "}"
 
 
+def training_state_machine_id(template_json: dict[str, Any]) -> str:
+    """The training state machine (the stack has others, e.g. the promotion's), found through its output."""
+    machine_id: str = template_json["Outputs"]["TrainingStateMachineArn"]["Value"]["Ref"]
+    return machine_id
+
+
+def training_state_machine_role(template_json: dict[str, Any]) -> str:
+    machine = template_json["Resources"][training_state_machine_id(template_json)]
+    role_id: str = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    return role_id
+
+
 def state_machine_definition(template_json: dict[str, Any]) -> dict[str, Any]:
-    """The (only) state machine's definition, its ``Fn::Join`` tokens turned into ``${...}`` placeholders."""
-    (machine,) = [r for r in template_json["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    """The training state machine's definition, its ``Fn::Join`` tokens turned into ``${...}`` placeholders."""
+    machine = template_json["Resources"][training_state_machine_id(template_json)]
     parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
     definition: dict[str, Any] = json.loads("".join(p if isinstance(p, str) else _placeholder(p) for p in parts))
     return definition
@@ -200,7 +212,7 @@ def test_the_training_role_is_trusted_by_sagemaker_only_and_least_privilege(
 
 def test_the_state_machine_may_pass_the_training_role_to_sagemaker_only(template_json: dict[str, Any]) -> None:
     (training_role,) = roles_assumed_by(template_json, "sagemaker.amazonaws.com")
-    (machine_role,) = roles_assumed_by(template_json, "states.amazonaws.com")
+    machine_role = training_state_machine_role(template_json)
     (pass_role,) = [s for s in role_statements(template_json, machine_role) if s["Action"] == "iam:PassRole"]
     assert pass_role["Resource"] == get_att(training_role)
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
@@ -315,7 +327,7 @@ def test_a_failed_job_ends_in_a_notification_and_a_fail_with_its_reason(
 
 
 def test_the_state_machine_may_publish_to_the_encrypted_alarm_topic(template_json: dict[str, Any]) -> None:
-    (machine_role,) = roles_assumed_by(template_json, "states.amazonaws.com")
+    machine_role = training_state_machine_role(template_json)
     statements = role_statements(template_json, machine_role)
     (kms,) = [s for s in statements if "kms:GenerateDataKey" in _as_list(s["Action"])]
     assert sorted(_as_list(kms["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey"]

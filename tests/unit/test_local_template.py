@@ -204,7 +204,9 @@ def test_unknown_types_are_reported_not_emulated_and_cdk_helpers_skipped(tmp_pat
             "BucketNotificationsHandler050a0587b7544547bf325f094a3db834": {"Type": "AWS::Lambda::Function"},
             "CDKMetadata": {"Type": "AWS::CDK::Metadata"},
             "Api": {"Type": "AWS::ApiGatewayV2::Api"},
-            "Model": {"Type": "AWS::SageMaker::Endpoint"},
+            "Endpoint": {"Type": "AWS::SageMaker::Endpoint"},
+            "RestApi": {"Type": "AWS::ApiGateway::RestApi"},
+            "Service": {"Type": "AWS::AppRunner::Service"},
         }
     )
     runtime = LambdaRuntime(endpoint_url="http://127.0.0.1:1", region="us-east-1", project_root=tmp_path)
@@ -220,7 +222,9 @@ def test_unknown_types_are_reported_not_emulated_and_cdk_helpers_skipped(tmp_pat
         "BucketNotificationsHandler050a0587b7544547bf325f094a3db834": Treatment.SKIPPED,
         "CDKMetadata": Treatment.SKIPPED,
         "Api": Treatment.NOT_EMULATED,
-        "Model": Treatment.NOT_EMULATED,
+        "Endpoint": Treatment.EMULATED,
+        "RestApi": Treatment.EMULATED,
+        "Service": Treatment.NOT_EMULATED,
     }
     assert classify(template.resources["Api"]) is Treatment.NOT_EMULATED
 

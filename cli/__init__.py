@@ -1,0 +1,1 @@
+"""The platform CLI: what serves, and changing it (``python -m cli --help``)."""

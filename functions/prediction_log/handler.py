@@ -1,0 +1,80 @@
+"""Prediction-log handler: SQS batches of prediction records → JSON Lines objects in the lake.
+
+Each message is JSON Lines: one :class:`~shared.scoring.prediction_log.PredictionLogRecord` a line (a
+request's predictions, chunked by the score function); a message with a line that is not one fails alone
+(partial batch response). Records are de-duplicated by (request_id, variant, index)
+within the batch and written one object per use case and UTC hour
+(``predictions/{usecase}/date=YYYY-MM-DD/hour=HH/<id>.jsonl``).
+
+Environment: ``LAKE_BUCKET``, plus powertools' own.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.exceptions import SettingsError
+from shared.scoring.prediction_log import PredictionLogRecord, S3ObjectWriter, split_lines, write_prediction_log
+
+logger = Logger()
+tracer = Tracer()
+
+
+class PredictionLogSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    lake_bucket: str = Field(min_length=3, alias="LAKE_BUCKET")
+
+
+@lru_cache(maxsize=1)
+def settings() -> PredictionLogSettings:
+    try:
+        return PredictionLogSettings.model_validate(dict(os.environ))
+    except ValidationError as exc:
+        raise SettingsError(f"the prediction-log function's environment is invalid:\n{exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def object_writer() -> S3ObjectWriter:
+    import boto3
+
+    return S3ObjectWriter(boto3.client("s3"))
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    parsed: list[tuple[str, PredictionLogRecord]] = []
+
+    def parse(record: SQSRecord) -> None:
+        lines = [PredictionLogRecord.model_validate_json(line) for line in split_lines(record.body)]
+        parsed.extend((record.message_id, line) for line in lines)
+
+    processor = BatchProcessor(event_type=EventType.SQS)
+    with processor(records=event.get("Records", []), handler=parse, lambda_context=context):
+        processor.process()
+    result = write_prediction_log(parsed, writer=object_writer(), bucket=settings().lake_bucket)
+    response: dict[str, Any] = dict(processor.response())
+    failures = response.setdefault("batchItemFailures", [])
+    already = {failure["itemIdentifier"] for failure in failures}
+    for message_id in dict.fromkeys(result.failed_message_ids):  # a message's lines may be in several objects
+        if message_id not in already:
+            failures.append({"itemIdentifier": message_id})
+    logger.info(
+        "prediction log written",
+        extra={
+            "objects": len(result.written),
+            "records": sum(len(ids) for ids in result.written.values()),
+            "messages": len(event.get("Records", [])),
+            "failed_messages": len(failures),
+        },
+    )
+    return response

@@ -1,0 +1,149 @@
+"""Where a stage transition takes effect: the deployment state (light models), or also a SageMaker endpoint.
+
+The same transitions (:mod:`shared.promotion.transitions`) drive both. :class:`LightTarget` writes the
+deployment state the score function reads (conditionally on its revision). :class:`EndpointTarget`
+writes that state too — it stays the record of what serves — and then shapes the heavy model's
+endpoint: one production variant per model version (``v<version>``), the candidate as a
+``ShadowProductionVariants`` entry while it shadows, both as production variants (weights
+``1 - w`` / ``w``) in canary, the champion alone otherwise. Weight changes between canary steps
+use ``UpdateEndpointWeightsAndCapacities``; anything that changes the set of variants needs a new
+endpoint config and ``UpdateEndpoint``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from shared.deployment import DeploymentState, DeploymentStore, ModelRef
+from shared.promotion.exceptions import EndpointBusyError, TargetError
+
+
+class TrafficTarget(Protocol):
+    def apply(
+        self, before: DeploymentState, after: DeploymentState, *, updated_by: str, reason: str = ""
+    ) -> DeploymentState:
+        """Make ``after`` take effect (``before`` is the state it was computed from); return the state as written."""
+        ...
+
+
+class LightTarget:
+    """The deployment state in DynamoDB: the score function serves what it says within its cache bound."""
+
+    def __init__(self, store: DeploymentStore) -> None:
+        self._store = store
+
+    def apply(
+        self, before: DeploymentState, after: DeploymentState, *, updated_by: str, reason: str = ""
+    ) -> DeploymentState:
+        return self._store.put(after, expected_revision=before.revision, updated_by=updated_by, reason=reason)
+
+
+def variant_name(ref: ModelRef) -> str:
+    return f"v{ref.version}"
+
+
+def model_name(endpoint_name: str, ref: ModelRef) -> str:
+    """The SageMaker Model of one package version behind ``endpoint_name`` (at most 63 characters)."""
+    return f"{endpoint_name[:55]}-v{ref.version}"
+
+
+class EndpointTarget:
+    """A heavy use case's SageMaker endpoint, after the deployment state (a boto3 SageMaker client)."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        endpoint_name: str,
+        instance_type: str,
+        execution_role_arn: str,
+        state: TrafficTarget,
+        initial_instance_count: int = 1,
+    ) -> None:
+        self._client = client
+        self._endpoint = endpoint_name
+        self._instance_type = instance_type
+        self._role = execution_role_arn
+        self._state = state
+        self._instances = initial_instance_count
+
+    def apply(
+        self, before: DeploymentState, after: DeploymentState, *, updated_by: str, reason: str = ""
+    ) -> DeploymentState:
+        written = self._state.apply(before, after, updated_by=updated_by, reason=reason)
+        self._shape_endpoint(before, after, revision=written.revision)
+        return written
+
+    # --- the endpoint -------------------------------------------------------------------------
+    def _shape_endpoint(self, before: DeploymentState, after: DeploymentState, *, revision: int) -> None:
+        champion, challenger = after.champion, after.challenger
+        if champion is None:
+            raise TargetError(f"{after.usecase!r} has no champion to serve from {self._endpoint}")
+        was_canary = before.challenger is not None and before.challenger_weight > 0 and not before.shadow
+        is_canary = challenger is not None and after.challenger_weight > 0
+        same_pair = was_canary and is_canary and before.champion == champion and before.challenger == challenger
+        if same_pair and challenger is not None:
+            self._set_weights(champion, challenger, after.challenger_weight)
+            return
+        production = [self._production_variant(champion, 1.0 - after.challenger_weight if is_canary else 1.0)]
+        shadow: list[dict[str, Any]] = []
+        if challenger is not None and is_canary:
+            production.append(self._production_variant(challenger, after.challenger_weight))
+        elif challenger is not None and after.shadow:
+            shadow.append(self._production_variant(challenger, 1.0))
+        config_name = f"{self._endpoint[:50]}-r{revision}"
+        request: dict[str, Any] = {"EndpointConfigName": config_name, "ProductionVariants": production}
+        if shadow:
+            request["ShadowProductionVariants"] = shadow
+        self._call("create_endpoint_config", **request)
+        self._call("update_endpoint", EndpointName=self._endpoint, EndpointConfigName=config_name)
+
+    def _production_variant(self, ref: ModelRef, weight: float) -> dict[str, Any]:
+        self._ensure_model(ref)
+        return {
+            "VariantName": variant_name(ref),
+            "ModelName": model_name(self._endpoint, ref),
+            "InstanceType": self._instance_type,
+            "InitialInstanceCount": self._instances,
+            "InitialVariantWeight": weight,
+        }
+
+    def _set_weights(self, champion: ModelRef, challenger: ModelRef, weight: float) -> None:
+        self._call(
+            "update_endpoint_weights_and_capacities",
+            EndpointName=self._endpoint,
+            DesiredWeightsAndCapacities=[
+                {"VariantName": variant_name(champion), "DesiredWeight": 1.0 - weight},
+                {"VariantName": variant_name(challenger), "DesiredWeight": weight},
+            ],
+        )
+
+    def _ensure_model(self, ref: ModelRef) -> None:
+        from botocore.exceptions import ClientError
+
+        name = model_name(self._endpoint, ref)
+        try:
+            self._client.describe_model(ModelName=name)
+        except ClientError:
+            self._create_model(name, ref)  # not there yet: create it from the model package
+
+    def _create_model(self, name: str, ref: ModelRef) -> None:
+        self._call(
+            "create_model",
+            ModelName=name,
+            ExecutionRoleArn=self._role,
+            Containers=[{"ModelPackageName": ref.package_arn}],
+        )
+
+    def _call(self, operation: str, **request: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self._client, operation)(**request)
+        except ClientError as exc:
+            message = str(exc)
+            if "Updating" in message or "in progress" in message.lower():
+                raise EndpointBusyError(f"{self._endpoint} is updating; {operation} must wait: {exc}") from exc
+            raise TargetError(f"{operation} on {self._endpoint} failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise TargetError(f"{operation} on {self._endpoint} failed: {exc}") from exc

@@ -1,0 +1,125 @@
+"""Heavy models: scoring through the SageMaker real-time endpoint, with our own retries and a circuit breaker.
+
+The boto3 client is built with connect/read timeouts from ``endpoint_timeout_ms`` and botocore's retries
+off (:func:`endpoint_client_config`); :class:`EndpointScorer` retries only retryable errors (throttling,
+5xx, timeouts and connection errors — never a 4xx), at most ``max_attempts`` times, sleeping a full-jitter
+exponential backoff between attempts, and counts each failed call on a :class:`CircuitBreaker`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from shared.scoring.breaker import CircuitBreaker
+from shared.scoring.exceptions import CircuitOpenError, EndpointError
+
+JSON = "application/json"
+BACKOFF_BASE_SECONDS = 0.02
+BACKOFF_CAP_SECONDS = 0.5
+THROTTLING_CODES = frozenset(
+    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded", "ServiceUnavailable"}
+)
+
+
+def endpoint_client_config(timeout_ms: int) -> Any:
+    """A botocore config: our timeouts, and no retries of botocore's own (ours are in :class:`EndpointScorer`)."""
+    from botocore.config import Config
+
+    seconds = timeout_ms / 1000
+    return Config(connect_timeout=seconds, read_timeout=seconds, retries={"total_max_attempts": 1, "mode": "standard"})
+
+
+def full_jitter_backoff(attempt: int, *, rng: Callable[[], float] = random.random) -> float:
+    """Seconds to wait after failed attempt ``attempt`` (1-based): uniform in [0, min(cap, base·2^(attempt-1))]."""
+    return rng() * min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
+
+
+def classify(exc: Exception) -> EndpointError:
+    """An SDK error as an :class:`EndpointError` that says whether a retry may help."""
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        ReadTimeoutError,
+    )
+
+    if isinstance(exc, ReadTimeoutError | ConnectTimeoutError | EndpointConnectionError | ConnectionClosedError):
+        return EndpointError(f"the endpoint did not answer: {exc}", retryable=True)
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        original = int(exc.response.get("OriginalStatusCode") or 0)  # ModelError: the container's own status
+        code = str(error.get("Code", ""))
+        retryable = code in THROTTLING_CODES or status >= 500 or original >= 500 or status == 429
+        return EndpointError(f"the endpoint refused the request ({code}, HTTP {status}): {exc}", retryable=retryable)
+    return EndpointError(f"calling the endpoint failed: {exc}", retryable=False)
+
+
+class EndpointScorer:
+    """Positive-class scores of records from the endpoint (``{"records": [...]}`` → ``{"predictions": [...]}``)."""
+
+    def __init__(
+        self,
+        client: Any,
+        endpoint_name: str,
+        *,
+        max_attempts: int,
+        breaker: CircuitBreaker,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self._client = client
+        self._endpoint_name = endpoint_name
+        self._max_attempts = max_attempts
+        self._breaker = breaker
+        self._sleep = sleep
+        self._rng = rng
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self._breaker
+
+    def _invoke_once(self, body: bytes) -> list[float]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self._client.invoke_endpoint(
+                EndpointName=self._endpoint_name, ContentType=JSON, Accept=JSON, Body=body
+            )
+            document = json.loads(response["Body"].read())
+        except (BotoCoreError, ClientError) as exc:
+            raise classify(exc) from exc
+        except (ValueError, KeyError) as exc:
+            raise EndpointError(f"the endpoint's answer is not JSON predictions: {exc}", retryable=False) from exc
+        try:
+            return [float(p["score"]) for p in document["predictions"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EndpointError(f"the endpoint's answer has no scores: {exc}", retryable=False) from exc
+
+    def scores(self, records: Sequence[Mapping[str, Any]]) -> list[float]:
+        """Scores in record order; raises :class:`EndpointError` (:class:`CircuitOpenError` when not called)."""
+        if not self._breaker.allow():
+            raise CircuitOpenError()
+        body = json.dumps({"records": [dict(r) for r in records]}).encode()
+        attempt = 1
+        while True:
+            try:
+                scores = self._invoke_once(body)
+            except EndpointError as exc:
+                if exc.retryable and attempt < self._max_attempts:
+                    self._sleep(full_jitter_backoff(attempt, rng=self._rng))
+                    attempt += 1
+                    continue
+                self._breaker.record_failure()
+                raise
+            if len(scores) != len(records):
+                self._breaker.record_failure()
+                message = f"the endpoint gave {len(scores)} scores for {len(records)} records"
+                raise EndpointError(message, retryable=False)
+            self._breaker.record_success()
+            return scores

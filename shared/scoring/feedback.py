@@ -1,0 +1,110 @@
+"""Feedback: observed labels sent back by clients, checked against the contract and written to the lake once.
+
+Each item names the prediction it answers by ``request_id`` or the customer by ``entity_id`` and carries
+a label the contract's label column allows. It is written to ``feedback/{usecase}/date=YYYY-MM-DD/
+<sha256(usecase|subject|label)>.json`` (:func:`shared.lake.feedback_key`; the date is ``observed_at``'s,
+else the day it was received), so the same feedback sent twice lands on the same object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from shared import lake
+from shared.scoring.exceptions import InvalidFeedbackError
+from shared.usecase import Contract
+
+MAX_FEEDBACK_ITEMS = 1000
+
+
+class FeedbackItem(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    request_id: str | None = Field(default=None, min_length=1, max_length=256)
+    entity_id: str | int | None = None
+    label: str | int | bool
+    observed_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _names_a_subject(self) -> FeedbackItem:
+        if self.request_id is None and self.entity_id is None:
+            raise ValueError("each label needs a request_id or an entity_id")
+        return self
+
+    @property
+    def subject(self) -> str:
+        return f"request:{self.request_id}" if self.request_id is not None else f"entity:{self.entity_id}"
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    labels: list[FeedbackItem] = Field(min_length=1, max_length=MAX_FEEDBACK_ITEMS)
+
+
+class DocumentWriter(Protocol):
+    def put_json(self, bucket: str, key: str, document: dict[str, Any]) -> None: ...
+
+
+@lru_cache(maxsize=8)
+def _label_adapter(contract: Contract) -> TypeAdapter[Any]:
+    return TypeAdapter(contract.column(contract.label).python_type(strict=True))
+
+
+def label_errors(items: Sequence[FeedbackItem], contract: Contract) -> list[dict[str, Any]]:
+    """Per item, why its label is not one the contract's label column allows (empty when all are)."""
+    adapter = _label_adapter(contract)
+    errors = []
+    for index, item in enumerate(items):
+        try:
+            adapter.validate_python(item.label)
+        except ValidationError as exc:
+            reasons = [{"field": "label", "reason": err["msg"]} for err in exc.errors(include_url=False)]
+            errors.append({"index": index, "errors": reasons})
+    return errors
+
+
+def feedback_documents(
+    request: FeedbackRequest, *, usecase: str, contract: Contract, received_at: datetime
+) -> list[tuple[str, dict[str, Any]]]:
+    """(lake key, document) of each item; raises :class:`InvalidFeedbackError` when any label is not allowed."""
+    problems = label_errors(request.labels, contract)
+    if problems:
+        raise InvalidFeedbackError(problems)
+    documents = []
+    for item in request.labels:
+        day = (item.observed_at or received_at).astimezone(UTC).date()
+        key = lake.feedback_key(usecase, day=day, subject=item.subject, label=item.label)
+        document = {
+            "usecase": usecase,
+            "request_id": item.request_id,
+            "entity_id": item.entity_id,
+            "label": item.label,
+            "observed_at": item.observed_at.isoformat() if item.observed_at else None,
+            "received_at": received_at.isoformat(),
+        }
+        documents.append((key, document))
+    return documents
+
+
+def record_feedback(
+    request: FeedbackRequest,
+    *,
+    usecase: str,
+    contract: Contract,
+    writer: DocumentWriter,
+    bucket: str,
+    received_at: datetime | None = None,
+) -> int:
+    """Write every item to the lake (idempotent keys); returns how many were accepted."""
+    documents = feedback_documents(
+        request, usecase=usecase, contract=contract, received_at=received_at or datetime.now(UTC)
+    )
+    for key, document in dict(documents).items():
+        writer.put_json(bucket, key, document)
+    return len(documents)

@@ -1,0 +1,141 @@
+"""A heavy use case on the embedded cloud: the score function calls a SageMaker endpoint, with a
+timeout, a circuit breaker and the light model as fallback.
+
+The use case is the Telco one declared heavy (a file written here: onboarding is a file, not code).
+The endpoint is created through the SageMaker API as an operator would once a model is registered,
+and made to fail through the embedded cloud's fault switch (`/_sluice/faults`, local only).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.launcher import ROOT, RunningCloud, launch
+from shared.usecase import UseCase, load_usecase
+from tests.e2e.conftest import ingest_sample, run_cli, train
+from tests.e2e.test_scoring import api_key, call, features
+
+pytestmark = pytest.mark.e2e
+
+HEAVY_SETTINGS = """
+endpoint_timeout_ms = 300
+endpoint_max_attempts = 1
+breaker_failure_threshold = 2
+breaker_reset_seconds = 3
+"""
+
+
+@pytest.fixture(scope="module")
+def heavy_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    text = (ROOT / "usecases" / "telco_churn.toml").read_text()
+    text = text.replace('name = "telco_churn"', 'name = "telco_churn_heavy"', 1)
+    text = text.replace('kind = "light"', 'kind = "heavy"', 1)
+    text = text.replace("[serving]\n", "[serving]\n" + HEAVY_SETTINGS, 1)
+    path = tmp_path_factory.mktemp("usecases") / "telco_churn_heavy.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def heavy(heavy_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCloud]:
+    workdir = tmp_path_factory.mktemp("heavy-cloud")
+    running = launch(usecase=heavy_file, outputs_file=workdir / "outputs.json", log_file=workdir / "cloud.log")
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def fault(cloud: RunningCloud, **settings: Any) -> None:
+    base = cloud.stack_outputs["ApiUrl"].split("/", 3)[:3]
+    request = urllib.request.Request(
+        "/".join(base) + "/_sluice/faults", data=json.dumps(settings).encode(), method="POST"
+    )
+    request.add_header("content-type", "application/json")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def timed_prediction(cloud: RunningCloud, usecase: UseCase, key: str, record: dict[str, Any]) -> tuple[dict, float]:
+    started = time.monotonic()
+    status, body = call(cloud, "POST", f"/v1/{usecase.name}/predict", {"record": record}, key=key)
+    elapsed = time.monotonic() - started
+    assert status == 200, body
+    return body["predictions"][0], elapsed
+
+
+def test_a_failing_endpoint_degrades_to_the_light_model_and_the_breaker_opens_and_recovers(
+    heavy: RunningCloud, heavy_file: Path
+) -> None:
+    usecase = load_usecase(heavy_file)
+    endpoint = f"sluice-{usecase.name.replace('_', '-')}"
+    # Given a trained, deployed model and no endpoint yet
+    ingest_sample(heavy, usecase, "e2e/heavy.csv")
+    execution = train(heavy, f"e2e-heavy-{int(time.time())}")
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    deployed = run_cli(heavy, "deploy", "1", usecase=heavy_file)
+    assert deployed.returncode == 0, deployed.stderr
+    key = api_key(heavy)
+    from local.sample_data import load_sample_rows
+
+    record = features(usecase, load_sample_rows(usecase)[3])
+
+    # When scoring while the endpoint does not exist: the light model answers, degraded
+    prediction, _ = timed_prediction(heavy, usecase, key, record)
+    assert prediction["degraded"] is True
+
+    # When the operator creates the endpoint from the registered model
+    sagemaker = heavy.client("sagemaker")
+    package = sagemaker.describe_model_package(
+        ModelPackageName=sagemaker.list_model_packages(
+            ModelPackageGroupName=heavy.stack_outputs["ModelPackageGroupName"]
+        )["ModelPackageSummaryList"][0]["ModelPackageArn"]
+    )
+    container = package["InferenceSpecification"]["Containers"][0]
+    sagemaker.create_model(
+        ModelName=f"{endpoint}-v1",
+        PrimaryContainer={
+            "Image": container["Image"],
+            "ModelDataUrl": container["ModelDataUrl"],
+            "Environment": {"SLUICE_USECASE_FILE": str(heavy_file)},
+        },
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/sagemaker-execution",
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName=f"{endpoint}-v1",
+        ProductionVariants=[
+            {
+                "VariantName": "v1",
+                "ModelName": f"{endpoint}-v1",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.g4dn.xlarge",  # a GPU type in moto's (dated) enum
+            }
+        ],
+    )
+    sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=f"{endpoint}-v1")
+    time.sleep(usecase.serving.breaker_reset_seconds + 0.5)  # the breaker, opened by the missing endpoint, half-opens
+    # Then the endpoint answers, not degraded
+    healthy, _ = timed_prediction(heavy, usecase, key, record)
+    assert healthy["degraded"] is False
+
+    # When the endpoint becomes slow (past the timeout): answers degrade, and once the breaker opens they are fast
+    fault(heavy, endpoint=endpoint, mode="slow", delay_ms=2000)
+    slow = [timed_prediction(heavy, usecase, key, record) for _ in range(usecase.serving.breaker_failure_threshold)]
+    fast = [timed_prediction(heavy, usecase, key, record) for _ in range(3)]
+    assert all(p["degraded"] for p, _ in slow + fast)
+    assert min(t for _, t in slow) >= usecase.serving.endpoint_timeout_ms / 1000
+    assert max(t for _, t in fast) < usecase.serving.endpoint_timeout_ms / 1000  # open: the endpoint is not called
+    assert all(abs(p["score"] - healthy["score"]) < 1e-5 for p, _ in fast)  # the same model, served in Lambda
+
+    # When the endpoint recovers: after the reset time one trial call closes the breaker
+    fault(heavy, endpoint=endpoint, mode="ok")
+    time.sleep(usecase.serving.breaker_reset_seconds + 0.5)
+    recovered, _ = timed_prediction(heavy, usecase, key, record)
+    assert recovered["degraded"] is False

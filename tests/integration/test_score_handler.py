@@ -1,0 +1,339 @@
+"""The score and prediction-log handlers under moto: a registered model, its deployment state, real ONNX."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from shared.deployment import DeploymentState, DeploymentStore, model_ref_from_package
+from shared.exceptions import ConcurrentUpdateError
+from tests.fakes import FakeLambdaContext
+from tests.scoring_model import TrainedModel, trained_model
+
+REPO = Path(__file__).resolve().parents[2]
+LAKE, GROUP, USECASE = "sluice-lake", "sluice-telco-churn", "telco_churn"
+DEPLOYMENTS, IDEMPOTENCY = "sluice-deployments", "sluice-idempotency"
+RUN_ID = "run-1"
+
+
+def api_event(
+    method: str, path: str, body: Any = None, *, headers: dict[str, str] | None = None, request_id: str = "req-1"
+) -> dict[str, Any]:
+    return {
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": {"Content-Type": "application/json", **(headers or {})},
+        "multiValueHeaders": {},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "stageVariables": None,
+        "requestContext": {
+            "requestId": request_id,
+            "stage": "prod",
+            "path": f"/prod{path}",
+            "httpMethod": method,
+            "resourcePath": "/{proxy+}",
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
+        "body": body if isinstance(body, str) or body is None else json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+@pytest.fixture(scope="module")
+def model() -> TrainedModel:
+    return trained_model()
+
+
+def _register(model: TrainedModel) -> dict[str, Any]:
+    """Put the model in the lake and register it as SageMaker's registry would hold it."""
+    s3, sagemaker = boto3.client("s3"), boto3.client("sagemaker")
+    prefix = f"models/{USECASE}/{RUN_ID}/"
+    metrics = {"auc": 0.84, "ece": 0.02, "parity_ok": True, "threshold": {"threshold": 0.3}}
+    s3.put_object(Bucket=LAKE, Key=f"{prefix}model.onnx", Body=model.onnx)
+    s3.put_object(Bucket=LAKE, Key=f"{prefix}metrics.json", Body=json.dumps(metrics).encode())
+    sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
+    arn = sagemaker.create_model_package(
+        ModelPackageGroupName=GROUP,
+        ModelApprovalStatus="Approved",
+        InferenceSpecification={
+            "Containers": [{"Image": "image", "ModelDataUrl": f"s3://{LAKE}/model.tar.gz"}],
+            "SupportedContentTypes": ["application/json"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        ModelMetrics={
+            "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": f"s3://{LAKE}/{prefix}m.json"}}
+        },
+        CustomerMetadataProperties={
+            "onnx_sha256": model.sha256,
+            "onnx_s3_key": f"{prefix}model.onnx",
+            "lineage_s3_key": f"{prefix}lineage.json",
+            "run_id": RUN_ID,
+            "training_job_name": "job-1",
+            "contract_version": "1.0.0",
+            "training_set_hash": "abc",
+            "code_version": "c0de",
+        },
+    )["ModelPackageArn"]
+    return {"package": sagemaker.describe_model_package(ModelPackageName=arn), "metrics": metrics}
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, model: TrainedModel) -> Iterator[dict[str, Any]]:
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "LAMBDA_TASK_ROOT": str(REPO),
+        "SLUICE_USECASE_FILE": "usecases/telco_churn.toml",
+        "DEPLOYMENT_TABLE": DEPLOYMENTS,
+        "IDEMPOTENCY_TABLE": IDEMPOTENCY,
+        "LAKE_BUCKET": LAKE,
+        "POWERTOOLS_SERVICE_NAME": "score",
+        "POWERTOOLS_METRICS_NAMESPACE": "Sluice",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SAGEMAKER_ENDPOINT_NAME", raising=False)
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb")
+        dynamodb.create_table(
+            TableName=DEPLOYMENTS,
+            KeySchema=[{"AttributeName": "usecase", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "usecase", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        dynamodb.create_table(
+            TableName=IDEMPOTENCY,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        boto3.client("s3").create_bucket(Bucket=LAKE)
+        sqs = boto3.client("sqs")
+        queues = {
+            "log": sqs.create_queue(QueueName="sluice-prediction-log")["QueueUrl"],
+            "review": sqs.create_queue(QueueName="sluice-review")["QueueUrl"],
+        }
+        monkeypatch.setenv("PREDICTION_LOG_QUEUE_URL", queues["log"])
+        monkeypatch.setenv("REVIEW_QUEUE_URL", queues["review"])
+        yield {"queues": queues, **_register(model)}
+
+
+def _deploy(aws: dict[str, Any]) -> DeploymentState:
+    store = DeploymentStore(boto3.client("dynamodb"), DEPLOYMENTS)
+    ref = model_ref_from_package(aws["package"], aws["metrics"])
+    return store.put(DeploymentState(usecase=USECASE, champion=ref), expected_revision=0, updated_by="test")
+
+
+def _score_handler() -> Any:
+    from functions.score import handler
+
+    for factory in (
+        handler.settings,
+        handler.usecase,
+        handler.model_cache,
+        handler.object_store,
+        handler.endpoint_scorer,
+        handler.prediction_log,
+        handler.engine,
+        handler.idempotency_config,
+        handler.idempotent_score,
+        handler._openapi_document,
+    ):
+        factory.cache_clear()
+    return handler
+
+
+def _call(event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    response = _score_handler_module().lambda_handler(event, FakeLambdaContext())
+    return response["statusCode"], json.loads(response["body"])
+
+
+_HANDLER: list[Any] = []
+
+
+def _score_handler_module() -> Any:
+    return _HANDLER[0]
+
+
+@pytest.fixture
+def call(aws: dict[str, Any]) -> Any:
+    _HANDLER[:] = [_score_handler()]
+    return _call
+
+
+def _records(model: TrainedModel, count: int) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.items() if k != "churn"} for r in model.records[:count]]
+
+
+def _messages(queue_url: str) -> list[dict[str, Any]]:
+    sqs, found = boto3.client("sqs"), []
+    while True:
+        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not batch:
+            return found
+        found += batch
+
+
+def _logged_lines(queue_url: str) -> list[dict[str, Any]]:
+    """The prediction-log records on the queue: each message is JSON Lines, one line a prediction."""
+    return [json.loads(line) for m in _messages(queue_url) for line in m["Body"].splitlines()]
+
+
+def test_the_deployment_state_is_written_conditionally(aws: dict[str, Any]) -> None:
+    # Given a state written once
+    store = DeploymentStore(boto3.client("dynamodb"), DEPLOYMENTS)
+    written = _deploy(aws)
+    # When it is read back
+    read = store.get(USECASE)
+    # Then it is the same, at revision 1, with the registry's threshold and sha256
+    assert read == written
+    assert read.revision == 1
+    assert read.champion is not None
+    assert (read.champion.threshold, read.champion.version) == (0.3, 1)
+    # And a write from a stale revision is refused
+    with pytest.raises(ConcurrentUpdateError):
+        store.put(read.model_copy(update={"challenger_weight": 0.1}), expected_revision=0)
+    assert store.put(read, expected_revision=1).revision == 2
+    assert store.append_event(USECASE, {"kind": "promoted"}).startswith("event#")
+    # And an unknown use case has the empty state
+    assert store.get("other").champion is None
+
+
+def test_one_record_is_scored_and_logged(aws: dict[str, Any], call: Any, model: TrainedModel) -> None:
+    _deploy(aws)
+    status, body = call(api_event("POST", f"/v1/{USECASE}/predict", {"record": _records(model, 1)[0]}))
+    assert status == 200, body
+    assert body["request_id"] == "req-1"
+    (prediction,) = body["predictions"]
+    assert (prediction["variant"], prediction["model_version"], prediction["threshold"]) == ("champion", 1, 0.3)
+    assert prediction["label"] in ("Yes", "No")
+    assert prediction["degraded"] is False
+    (message,) = _messages(aws["queues"]["log"])
+    logged = json.loads(message["Body"])
+    assert (logged["request_id"], logged["served"], logged["variant"]) == ("req-1", True, "champion")
+
+
+def test_a_batch_with_a_bad_record_scores_the_others(aws: dict[str, Any], call: Any, model: TrainedModel) -> None:
+    _deploy(aws)
+    records = _records(model, 3)
+    records[2] = {**records[2], "monthly_charges": "lots"}
+    status, body = call(api_event("POST", f"/v1/{USECASE}/predict", {"records": records}))
+    assert status == 200
+    assert [p["index"] for p in body["predictions"]] == [0, 1]
+    assert body["errors"] == [
+        {"index": 2, "errors": [{"field": "monthly_charges", "reason": body["errors"][0]["errors"][0]["reason"]}]}
+    ]
+    assert len(_logged_lines(aws["queues"]["log"])) == 2
+
+
+def test_a_single_bad_record_is_422_with_field_reasons(aws: dict[str, Any], call: Any, model: TrainedModel) -> None:
+    _deploy(aws)
+    record = {**_records(model, 1)[0], "tenure": 500, "contract": "Forever"}
+    status, body = call(api_event("POST", f"/v1/{USECASE}/predict", {"record": record}))
+    assert status == 422
+    assert {e["field"] for e in body["errors"][0]["errors"]} == {"tenure", "contract"}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        ("/v1/fraud/predict", {"record": {}}, 404),
+        (f"/v1/{USECASE}/predict", "{not json", 400),
+        (f"/v1/{USECASE}/predict", {"rows": []}, 400),
+        (f"/v1/{USECASE}/predict", {"records": [{"rownames": 1}] * 1001}, 413),
+    ],
+)
+def test_requests_are_refused_with_their_status(
+    aws: dict[str, Any], call: Any, path: str, body: Any, status: int
+) -> None:
+    _deploy(aws)
+    got, answer = call(api_event("POST", path, body))
+    assert got == status, answer
+    assert answer["message"]
+
+
+def test_no_champion_is_503(aws: dict[str, Any], call: Any, model: TrainedModel) -> None:
+    status, body = call(api_event("POST", f"/v1/{USECASE}/predict", {"record": _records(model, 1)[0]}))
+    assert status == 503
+    assert "no model is deployed" in body["message"]
+
+
+def test_the_openapi_document_describes_the_routes(aws: dict[str, Any], call: Any) -> None:
+    status, document = call(api_event("GET", f"/v1/{USECASE}/openapi.json"))
+    assert status == 200
+    assert {"/v1/{usecase_name}/predict", "/v1/{usecase_name}/feedback"} <= set(document["paths"])
+    assert "PredictResponse" in document["components"]["schemas"]
+
+
+def test_feedback_is_accepted_once_per_item(aws: dict[str, Any], call: Any) -> None:
+    labels = {"labels": [{"request_id": "req-1", "label": "Yes"}, {"entity_id": 7, "label": "No"}]}
+    for _ in range(2):
+        status, body = call(api_event("POST", f"/v1/{USECASE}/feedback", labels))
+        assert (status, body) == (202, {"accepted": 2})
+    keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=LAKE, Prefix="feedback/")["Contents"]]
+    assert len(keys) == 2
+    status, body = call(
+        api_event("POST", f"/v1/{USECASE}/feedback", {"labels": [{"request_id": "x", "label": "Maybe"}]})
+    )
+    assert status == 422
+    assert body["errors"][0]["errors"][0]["field"] == "label"
+
+
+def test_a_retried_idempotency_key_returns_the_first_response_logged_once(
+    aws: dict[str, Any], call: Any, model: TrainedModel
+) -> None:
+    _deploy(aws)
+    body = {"records": _records(model, 2)}
+    headers = {"Idempotency-Key": "order-77"}
+    first = call(api_event("POST", f"/v1/{USECASE}/predict", body, headers=headers, request_id="req-a"))
+    second = call(api_event("POST", f"/v1/{USECASE}/predict", body, headers=headers, request_id="req-b"))
+    assert first == second
+    assert first[1]["request_id"] == "req-a"
+    assert len(_logged_lines(aws["queues"]["log"])) == 2
+    # And without the key, the same body is a new request
+    third = call(api_event("POST", f"/v1/{USECASE}/predict", body, request_id="req-c"))
+    assert third[1]["request_id"] == "req-c"
+
+
+def test_the_prediction_log_handler_writes_json_lines(aws: dict[str, Any], call: Any, model: TrainedModel) -> None:
+    # Given two scored requests whose messages are on the queue (one delivered twice)
+    _deploy(aws)
+    call(api_event("POST", f"/v1/{USECASE}/predict", {"records": _records(model, 3)}, request_id="r1"))
+    messages = _messages(aws["queues"]["log"])
+    records = [
+        {
+            "messageId": m["MessageId"],
+            "body": m["Body"],
+            "receiptHandle": "h",
+            "attributes": {},
+            "eventSource": "aws:sqs",
+        }
+        for m in [*messages, messages[0]]
+    ]
+    records.append({"messageId": "bad", "body": "{}", "receiptHandle": "h", "attributes": {}, "eventSource": "aws:sqs"})
+    from functions.prediction_log import handler
+
+    handler.settings.cache_clear()
+    handler.object_writer.cache_clear()
+    # When the handler runs on the batch
+    response = handler.lambda_handler({"Records": records}, FakeLambdaContext())
+    # Then the bad message alone failed, and the lake holds each prediction once as JSON Lines
+    assert response["batchItemFailures"] == [{"itemIdentifier": "bad"}]
+    s3 = boto3.client("s3")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=LAKE, Prefix=f"predictions/{USECASE}/")["Contents"]]
+    lines = [json.loads(x) for k in keys for x in s3.get_object(Bucket=LAKE, Key=k)["Body"].read().splitlines()]
+    assert sorted(r["index"] for r in lines) == [0, 1, 2]
+    assert all("/hour=" in k and k.endswith(".jsonl") for k in keys)

@@ -1,0 +1,66 @@
+"""In-memory fakes of the scoring adapters (deployment state, model files, queues, clocks)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from shared.deployment import DeploymentState
+from shared.exceptions import StorageError
+from shared.scoring.exceptions import PredictionLogError
+
+
+class FakeClock:
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class InMemoryDeployments:
+    """A :class:`~shared.scoring.models.DeploymentReader` holding one state per use case; counts reads."""
+
+    def __init__(self, *states: DeploymentState) -> None:
+        self.states = {s.usecase: s for s in states}
+        self.reads = 0
+
+    def get(self, usecase: str) -> DeploymentState:
+        self.reads += 1
+        return self.states.get(usecase, DeploymentState(usecase=usecase))
+
+
+class InMemoryModelFiles:
+    """A :class:`~shared.scoring.models.ModelFileReader` over a dict; counts reads."""
+
+    def __init__(self, files: dict[str, bytes] | None = None) -> None:
+        self.files = dict(files or {})
+        self.reads = 0
+        self.documents: dict[str, Any] = {}
+
+    def get_bytes(self, bucket: str, key: str) -> bytes:
+        self.reads += 1
+        try:
+            return self.files[key]
+        except KeyError as exc:
+            raise StorageError(f"no such object s3://{bucket}/{key}") from exc
+
+    def put_json(self, bucket: str, key: str, document: dict[str, Any]) -> None:
+        self.documents[key] = document
+
+
+class RecordingSender:
+    """A :class:`~shared.scoring.prediction_log.MessageSender` that keeps what it was given (or fails)."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.sent: dict[str, list[str]] = {}
+        self.fail = fail
+
+    def send(self, queue_url: str, bodies: Sequence[str]) -> int:
+        if self.fail:
+            raise PredictionLogError("the queue is down")
+        self.sent.setdefault(queue_url, []).extend(bodies)
+        return 0

@@ -1,0 +1,113 @@
+"""Analysis verdicts: pass, fail and inconclusive (too few samples), and how they combine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from shared.promotion.analysis import CheckResult, LiveWindow, Outcome, combine, live, offline_gate, replay
+from shared.usecase import PromotionSettings
+
+SETTINGS = PromotionSettings(min_samples=100)
+
+
+def _metrics(auc: float, ece: float = 0.03, *, segments: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"auc": auc, "ece": ece, "holdout": {"roc_auc": auc, "ece": ece}, "segments": segments or {}}
+
+
+def test_combine_any_fail_beats_inconclusive_beats_pass() -> None:
+    passed = CheckResult(name="a", outcome=Outcome.PASS, reason="ok")
+    unsure = CheckResult(name="b", outcome=Outcome.INCONCLUSIVE, reason="few")
+    failed = CheckResult(name="c", outcome=Outcome.FAIL, reason="bad")
+    assert combine([passed, unsure, failed]).outcome is Outcome.FAIL
+    assert combine([passed, unsure]).outcome is Outcome.INCONCLUSIVE
+    assert combine([passed]).outcome is Outcome.PASS
+    assert combine([passed, failed]).reason == "bad"
+
+
+def test_offline_gate_passes_a_candidate_as_good_as_the_champion() -> None:
+    verdict = offline_gate(_metrics(0.84), _metrics(0.845), 3.0, SETTINGS)
+    assert verdict.outcome is Outcome.PASS
+    assert verdict.figures["auc.drop"] == np.float64(0.845 - 0.84)
+
+
+def test_offline_gate_fails_on_auc_drop_ece_and_latency() -> None:
+    # Given a candidate 0.05 AUC worse, badly calibrated and slow
+    verdict = offline_gate(_metrics(0.80, ece=0.2), _metrics(0.85), 80.0, SETTINGS)
+    # Then all three checks fail, with their reasons
+    assert verdict.outcome is Outcome.FAIL
+    failed = {c.name for c in verdict.checks if c.outcome is Outcome.FAIL}
+    assert failed == {"auc", "ece", "latency"}
+
+
+def test_offline_gate_compares_segments_skipping_those_skipped_in_either() -> None:
+    # Given a segment value much worse, and another skipped by the champion's evaluation
+    candidate = _metrics(0.85, segments={"contract": {"One year": {"roc_auc": 0.70}, "Two year": {"roc_auc": 0.5}}})
+    champion = _metrics(
+        0.85, segments={"contract": {"One year": {"roc_auc": 0.80}, "Two year": {"rows": 3, "skipped": "too small"}}}
+    )
+    # When the gate runs
+    verdict = offline_gate(candidate, champion, 1.0, SETTINGS)
+    # Then only the compared segment fails
+    segment_checks = [c for c in verdict.checks if c.name.startswith("segment_auc")]
+    assert [c.name for c in segment_checks] == ["segment_auc[contract=One year]"]
+    assert verdict.outcome is Outcome.FAIL
+
+
+def test_offline_gate_without_champion_checks_only_absolute_figures() -> None:
+    verdict = offline_gate(_metrics(0.6), None, 1.0, SETTINGS)
+    assert verdict.outcome is Outcome.PASS
+    assert {c.name for c in verdict.checks} == {"ece", "latency"}
+
+
+def test_replay_passes_similar_models_and_fails_divergent_ones() -> None:
+    rng = np.random.default_rng(7)
+    champion = rng.beta(2, 5, size=1000)
+    close = np.clip(champion + rng.normal(0, 0.01, size=1000), 0, 1)
+    assert replay(close, champion, (0.3, 0.3), SETTINGS).outcome is Outcome.PASS
+    # Given a candidate whose scores are mirrored: distribution and decisions differ
+    verdict = replay(1 - champion, champion, (0.3, 0.3), SETTINGS)
+    assert verdict.outcome is Outcome.FAIL
+    assert {c.name for c in verdict.checks if c.outcome is Outcome.FAIL} == {"psi", "agreement"}
+
+
+def test_replay_with_too_few_records_is_inconclusive() -> None:
+    verdict = replay([0.1] * 99, [0.1] * 99, (0.5, 0.5), SETTINGS)
+    assert verdict.outcome is Outcome.INCONCLUSIVE
+    assert "99 samples" in verdict.reason
+
+
+def test_live_window_verdicts() -> None:
+    buckets = (10.0,) * 10
+    healthy = LiveWindow(
+        candidate_samples=500,
+        candidate_errors=1,
+        candidate_latency_p99_ms=12.0,
+        champion_samples=5000,
+        champion_latency_p99_ms=10.0,
+        candidate_score_buckets=buckets,
+        champion_score_buckets=buckets,
+        mean_score_delta=0.02,
+    )
+    assert live(healthy, SETTINGS).outcome is Outcome.PASS
+    # When errors, latency and fallbacks go up
+    sick = healthy.model_copy(
+        update={"candidate_errors": 50, "candidate_latency_p99_ms": 40.0, "candidate_fallbacks": 100}
+    )
+    verdict = live(sick, SETTINGS)
+    assert verdict.outcome is Outcome.FAIL
+    assert {c.name for c in verdict.checks if c.outcome is Outcome.FAIL} == {
+        "error_rate",
+        "latency_ratio",
+        "fallback_rate",
+    }
+    # When the candidate's scores pile up in other buckets
+    skewed = healthy.model_copy(update={"candidate_score_buckets": (100.0,) + (0.0,) * 9})
+    assert live(skewed, SETTINGS).outcome is Outcome.FAIL
+
+
+def test_live_window_with_too_few_samples_is_inconclusive() -> None:
+    verdict = live(LiveWindow(candidate_samples=99, candidate_errors=99), SETTINGS)
+    assert verdict.outcome is Outcome.INCONCLUSIVE
+    assert verdict.figures == {"samples.samples": 99, "samples.min_samples": 100}

@@ -1,0 +1,107 @@
+"""Feedback labels (contract-checked, idempotent keys) and the prediction log's JSON Lines objects."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from shared import lake
+from shared.scoring.exceptions import InvalidFeedbackError
+from shared.scoring.feedback import FeedbackRequest, record_feedback
+from shared.scoring.prediction_log import PredictionLogRecord, write_prediction_log
+from shared.usecase import UseCase
+from tests.scoring_fakes import InMemoryModelFiles
+
+RECEIVED = datetime(2024, 6, 3, 10, 0, tzinfo=UTC)
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def put_bytes(self, bucket: str, key: str, body: bytes, *, content_type: str) -> None:
+        self.objects[key] = body
+
+
+def test_feedback_is_written_at_deterministic_keys_so_a_repeat_is_idempotent(telco: UseCase) -> None:
+    # Given two labels, one by request id and one by entity id
+    request = FeedbackRequest.model_validate(
+        {"labels": [{"request_id": "req-1", "label": "Yes"}, {"entity_id": 42, "label": "No"}]}
+    )
+    store = InMemoryModelFiles()
+    # When the same feedback is submitted twice
+    for _ in range(2):
+        accepted = record_feedback(
+            request, usecase=telco.name, contract=telco.contract, writer=store, bucket="lake", received_at=RECEIVED
+        )
+        assert accepted == 2
+    # Then two objects exist, at the documented keys
+    assert sorted(store.documents) == sorted(
+        [
+            lake.feedback_key("telco_churn", day=RECEIVED.date(), subject="request:req-1", label="Yes"),
+            lake.feedback_key("telco_churn", day=RECEIVED.date(), subject="entity:42", label="No"),
+        ]
+    )
+    assert all(k.startswith("feedback/telco_churn/date=2024-06-03/") for k in store.documents)
+
+
+def test_a_label_the_contract_does_not_allow_is_refused_with_its_index(telco: UseCase) -> None:
+    request = FeedbackRequest.model_validate(
+        {"labels": [{"request_id": "a", "label": "Yes"}, {"request_id": "b", "label": "Maybe"}]}
+    )
+    with pytest.raises(InvalidFeedbackError) as raised:
+        record_feedback(request, usecase=telco.name, contract=telco.contract, writer=InMemoryModelFiles(), bucket="l")
+    assert raised.value.errors[0]["index"] == 1
+    assert raised.value.errors[0]["errors"][0]["field"] == "label"
+
+
+def test_a_label_needs_a_request_or_entity_id() -> None:
+    with pytest.raises(ValidationError, match="request_id or an entity_id"):
+        FeedbackRequest.model_validate({"labels": [{"label": "Yes"}]})
+
+
+def _record(request_id: str, variant: str, index: int = 0, hour: int = 10) -> PredictionLogRecord:
+    return PredictionLogRecord(
+        usecase="telco_churn",
+        request_id=request_id,
+        index=index,
+        entity_id=index,
+        features={"tenure": 3},
+        score=0.4,
+        label="No",
+        threshold=0.5,
+        model_version=1,
+        variant=variant,
+        served=variant != "shadow",
+        time=datetime(2024, 6, 3, hour, 5, tzinfo=UTC),
+    )
+
+
+def test_the_prediction_log_is_written_as_json_lines_per_hour_without_duplicates() -> None:
+    # Given a batch with a duplicate delivery and records from two hours
+    records = [
+        ("m1", _record("r1", "champion")),
+        ("m2", _record("r1", "champion")),
+        ("m3", _record("r1", "shadow")),
+        ("m4", _record("r2", "champion", hour=11)),
+    ]
+    writer = _Writer()
+    # When written
+    result = write_prediction_log(records, writer=writer, bucket="lake")
+    # Then one object per hour holds each (request, variant, index) once
+    assert sorted(k.split("/")[3] for k in writer.objects) == ["hour=10", "hour=11"]
+    lines = [json.loads(line) for body in writer.objects.values() for line in body.decode().splitlines()]
+    assert sorted((r["request_id"], r["variant"]) for r in lines) == [
+        ("r1", "champion"),
+        ("r1", "shadow"),
+        ("r2", "champion"),
+    ]
+    assert all(k.startswith("predictions/telco_churn/date=2024-06-03/") for k in writer.objects)
+    assert result.failed_message_ids == []
+    # And writing the same batch again writes the same keys
+    again = _Writer()
+    write_prediction_log(records, writer=again, bucket="lake")
+    assert sorted(again.objects) == sorted(writer.objects)

@@ -1,0 +1,28 @@
+"""The score function's import path stays light: no scikit-learn, scipy or pandas."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+HEAVY = ("sklearn", "scipy", "pandas", "skl2onnx", "pyarrow")
+
+
+def test_importing_the_score_handler_loads_no_training_libraries() -> None:
+    # Given a fresh interpreter
+    script = (
+        "import json, sys\n"
+        "import functions.score.handler, functions.prediction_log.handler\n"
+        "import shared.scoring.engine, shared.scoring.models, shared.telemetry, shared.deployment\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    # When it imports the score handler and the scoring domain
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True, timeout=120
+    )
+    loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
+    # Then none of the heavy libraries is loaded
+    assert not loaded & set(HEAVY), loaded & set(HEAVY)
