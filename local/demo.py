@@ -1,11 +1,12 @@
 """`make demo`: the loop on the embedded cloud, driven as a user would — boto3 and the stack outputs.
 
-Stages so far: the data path, then training. The cloud starts as its own process from the
+Stages so far: the data path, training, then serving. The cloud starts as its own process from the
 synthesized template; the demo uploads the use case's sample data, a damaged copy and a copy with a
 renamed column, waits for each object's manifest, re-uploads one file to show that a duplicate has
 no effect, and prints what landed where. Then it starts the training pipeline (Step Functions →
-SageMaker training job → gate → model registry), shows the metrics and the registered version, and
-shuts the cloud down.
+SageMaker training job → gate → model registry) and shows the metrics and the registered version;
+deploys it as the champion with the platform CLI and scores customers over HTTP through the API
+Gateway front (single records, a batch of 1,000, a bad record); and shuts the cloud down.
 """
 
 from __future__ import annotations
@@ -165,6 +166,93 @@ def train(cloud: RunningCloud, timeout: float) -> None:
         say(f"  AUC by {segment}: {aucs}")
 
 
+def http_json(url: str, body: Any, key: str) -> tuple[int, dict[str, Any], float]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")  # noqa: S310 - local
+    request.add_header("content-type", "application/json")
+    request.add_header("x-api-key", key)
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            status, payload = response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        status, payload = error.code, json.loads(error.read() or b"{}")
+    return status, payload, (time.perf_counter() - started) * 1000
+
+
+def as_record(usecase: UseCase, row: dict[str, str]) -> dict[str, Any]:
+    """A sample row as a product service sends it: typed JSON values, no label."""
+    record: dict[str, Any] = {}
+    for column in usecase.contract.columns:
+        value = row.get(column.name, "")
+        if column.name == usecase.contract.label:
+            continue
+        if value == "":
+            record[column.name] = None
+        elif column.type.value == "int":
+            record[column.name] = int(value)
+        elif column.type.value == "float":
+            record[column.name] = float(value)
+        else:
+            record[column.name] = value
+    return record
+
+
+def serve(cloud: RunningCloud, usecase: UseCase, usecase_file: Path, rows: list[dict[str, str]]) -> None:
+    """Deploy the registered model as champion with the CLI, then score customers over HTTP."""
+    import subprocess
+    import sys
+
+    version = "1"
+    say(f"\nServing: `python -m cli deploy {version}` (the first champion) …")
+    deployed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cli",
+            "--usecase",
+            str(usecase_file),
+            "--endpoint-url",
+            cloud.endpoint_url,
+            "--outputs-file",
+            str(cloud.outputs_file),
+            "deploy",
+            version,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    if deployed.returncode != 0:
+        raise DemoError(f"deploy failed: {deployed.stderr.strip()}")
+    say(f"  {deployed.stdout.strip()}")
+    key_id = cloud.stack_outputs["ApiKeyId"]
+    key = str(cloud.client("apigateway").get_api_key(apiKey=key_id, includeValue=True)["value"])
+    url = f"{cloud.stack_outputs['ApiUrl'].rstrip('/')}/v1/{usecase.name}/predict"
+    say(f"  POST {url}  (x-api-key from API Gateway key {key_id})")
+    time.sleep(usecase.serving.deployment_cache_seconds)
+    entity = usecase.contract.entity_id
+    for row in rows[:5]:
+        status, body, ms = http_json(url, {"record": as_record(usecase, row)}, key)
+        if status != 200:
+            raise DemoError(f"predict answered {status}: {body}")
+        p = body["predictions"][0]
+        say(
+            f"  customer {row[entity]:>5}: score {p['score']:.3f} → {p['label']:<3} (threshold {p['threshold']:.3f}, "
+            f"v{p['model_version']} {p['variant']}) in {ms:.0f} ms"
+        )
+    batch = [as_record(usecase, row) for row in rows[:1000]]
+    status, body, ms = http_json(url, {"records": batch}, key)
+    say(f"  batch of {len(batch)}: HTTP {status}, {len(body.get('predictions', []))} scores in {ms:.0f} ms")
+    bad = {**as_record(usecase, rows[0]), "tenure": -3, "contract": "Forever"}
+    status, body, _ = http_json(url, {"record": bad}, key)
+    reasons = "; ".join(f"{e['field']}: {e['reason']}" for item in body.get("errors", []) for e in item["errors"])
+    say(f"  a bad record: HTTP {status} — {reasons}")
+
+
 def run(usecase_file: Path, timeout: float) -> int:
     started = time.monotonic()
     usecase = load_usecase(usecase_file)
@@ -214,6 +302,7 @@ def run(usecase_file: Path, timeout: float) -> int:
             raise DemoError(f"invariants broken: duplicates={duplicates}, not reconciled={failed}")
 
         train(cloud, timeout)
+        serve(cloud, usecase, usecase_file, rows)
         say("\nShutting the embedded cloud down …")
     say(f"Done in {time.monotonic() - started:.1f}s.")
     return 0
