@@ -19,7 +19,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.exceptions import ConcurrentUpdateError, DeploymentError, RegistryError
-from shared.registry import package_version
 
 STATE_SORT_KEY = "state"
 EVENT_SORT_KEY_PREFIX = "event#"
@@ -169,6 +168,8 @@ def model_ref_from_package(package: Mapping[str, Any], metrics: Mapping[str, Any
         threshold = float(metrics["threshold"]["threshold"])
     except (KeyError, TypeError, ValueError) as exc:
         raise RegistryError(f"the metrics of {arn or 'the package'} have no threshold.threshold") from exc
+    from shared.registry import package_version  # the registry module is not needed on the scoring path
+
     version = package.get("ModelPackageVersion") or package_version(arn)
     try:
         return ModelRef(
