@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from aws_cdk import Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 
@@ -22,6 +23,26 @@ class Alerting(Construct):
     def notify_on_alarm(self, alarm: cloudwatch.Alarm) -> None:
         """Send ``alarm``'s state changes into ALARM to the topic."""
         alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))
+
+    @staticmethod
+    def dead_letter_alarm(
+        scope: Construct, construct_id: str, *, queue: sqs.IQueue, description: str
+    ) -> cloudwatch.Alarm:
+        """An alarm on a dead-letter queue that is not empty (at least one message for one minute)."""
+        depth = queue.metric_approximate_number_of_messages_visible(
+            period=Duration.minutes(1), statistic=cloudwatch.Stats.MAXIMUM
+        )
+        return cloudwatch.Alarm(
+            scope,
+            construct_id,
+            alarm_description=description,
+            metric=depth,
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            datapoints_to_alarm=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
 
     def _build_topic_key(self) -> kms.Key:
         key = kms.Key(

@@ -279,22 +279,14 @@ class DataPipeline(Construct):
     # --- failure alarm -------------------------------------------------------------------------
 
     def _build_dead_letter_alarm(self) -> cloudwatch.Alarm:
-        depth = self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-            period=Duration.minutes(1), statistic=cloudwatch.Stats.MAXIMUM
-        )
-        return cloudwatch.Alarm(
+        return Alerting.dead_letter_alarm(
             self,
             "IngestDeadLetterAlarm",
-            alarm_description=(
+            queue=self.dead_letter_queue,
+            description=(
                 f"Uploads of {self.settings.usecase_name} failed ingestion after retries; "
                 "their events wait in the ingest dead-letter queue."
             ),
-            metric=depth,
-            threshold=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluation_periods=1,
-            datapoints_to_alarm=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
 
     @staticmethod

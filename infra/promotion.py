@@ -319,22 +319,14 @@ class Promotion(Construct):
         return queue
 
     def _build_dead_letter_alarm(self) -> cloudwatch.Alarm:
-        depth = self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-            period=Duration.minutes(1), statistic=cloudwatch.Stats.MAXIMUM
-        )
-        return cloudwatch.Alarm(
+        return Alerting.dead_letter_alarm(
             self,
             "DeadLetterAlarm",
-            alarm_description=(
+            queue=self.dead_letter_queue,
+            description=(
                 f"A rollback or watch-window event of {self.settings.usecase_name} was not handled after retries; "
                 "it waits in the promotion dead-letter queue. Check the deployment state by hand."
             ),
-            metric=depth,
-            threshold=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluation_periods=1,
-            datapoints_to_alarm=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
 
     # --- functions -------------------------------------------------------------------------------

@@ -354,22 +354,14 @@ class ScoringApi(Construct):
         return function
 
     def _build_prediction_log_dead_letter_alarm(self) -> cloudwatch.Alarm:
-        depth = self.prediction_log_dead_letter_queue.metric_approximate_number_of_messages_visible(
-            period=Duration.minutes(1), statistic=cloudwatch.Stats.MAXIMUM
-        )
-        return cloudwatch.Alarm(
+        return Alerting.dead_letter_alarm(
             self,
             "PredictionLogDeadLetterAlarm",
-            alarm_description=(
+            queue=self.prediction_log_dead_letter_queue,
+            description=(
                 f"Prediction-log records of {self.settings.usecase_name} could not be written to the lake after "
                 "retries; they wait in the prediction log's dead-letter queue."
             ),
-            metric=depth,
-            threshold=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluation_periods=1,
-            datapoints_to_alarm=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
 
     # --- the REST API ----------------------------------------------------------------------------

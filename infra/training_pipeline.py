@@ -776,22 +776,14 @@ class TrainingPipeline(Construct):
         return function
 
     def _build_trigger_dead_letter_alarm(self) -> cloudwatch.Alarm:
-        depth = self.trigger_dead_letter_queue.metric_approximate_number_of_messages_visible(
-            period=Duration.minutes(1), statistic=cloudwatch.Stats.MAXIMUM
-        )
-        return cloudwatch.Alarm(
+        return Alerting.dead_letter_alarm(
             self,
             "TriggerDeadLetterAlarm",
-            alarm_description=(
+            queue=self.trigger_dead_letter_queue,
+            description=(
                 f"New-data notifications of {self.settings.usecase_name} could not start a training run "
                 "after retries; they wait in the trigger dead-letter queue."
             ),
-            metric=depth,
-            threshold=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluation_periods=1,
-            datapoints_to_alarm=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
 
 
