@@ -7,7 +7,6 @@ relative to ``LAMBDA_TASK_ROOT``; default ``usecase.toml``), ``LAKE_BUCKET``, ``
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -20,11 +19,11 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from shared.exceptions import SettingsError
 from shared.ingest import SourceObject, ingest_object
 from shared.manifest import IngestStatus, Manifest
+from shared.runtime import UseCaseEnvironment, read_environment
 from shared.storage import S3ObjectStore
 from shared.usecase import UseCase, load_usecase
 
@@ -35,29 +34,17 @@ tracer = Tracer()
 metrics = Metrics()
 
 
-class IngestSettings(BaseModel):
+class IngestSettings(UseCaseEnvironment):
     """The ingest function's environment."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
-
-    usecase_file: str = Field(default="usecase.toml", alias="SLUICE_USECASE_FILE")
-    task_root: str = Field(default=".", alias="LAMBDA_TASK_ROOT")
     lake_bucket: str = Field(min_length=3, alias="LAKE_BUCKET")
     idempotency_table: str = Field(min_length=3, alias="IDEMPOTENCY_TABLE")
     workdir: Path = Field(default=Path("/tmp"), alias="SLUICE_WORKDIR")  # noqa: S108 - Lambda's scratch space
 
-    @property
-    def usecase_path(self) -> Path:
-        path = Path(self.usecase_file)
-        return path if path.is_absolute() else Path(self.task_root) / path
-
 
 @lru_cache(maxsize=1)
 def settings() -> IngestSettings:
-    try:
-        return IngestSettings.model_validate(dict(os.environ))
-    except ValidationError as exc:
-        raise SettingsError(f"the ingest function's environment is invalid:\n{exc}") from exc
+    return read_environment(IngestSettings, "ingest")
 
 
 @lru_cache(maxsize=1)

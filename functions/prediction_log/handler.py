@@ -11,7 +11,6 @@ Environment: ``LAKE_BUCKET``, plus powertools' own.
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from typing import Any
 
@@ -19,27 +18,22 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from shared.exceptions import SettingsError
+from shared.runtime import FunctionEnvironment, read_environment
 from shared.scoring.prediction_log import PredictionLogRecord, S3ObjectWriter, split_lines, write_prediction_log
 
 logger = Logger()
 tracer = Tracer()
 
 
-class PredictionLogSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
-
+class PredictionLogSettings(FunctionEnvironment):
     lake_bucket: str = Field(min_length=3, alias="LAKE_BUCKET")
 
 
 @lru_cache(maxsize=1)
 def settings() -> PredictionLogSettings:
-    try:
-        return PredictionLogSettings.model_validate(dict(os.environ))
-    except ValidationError as exc:
-        raise SettingsError(f"the prediction-log function's environment is invalid:\n{exc}") from exc
+    return read_environment(PredictionLogSettings, "prediction-log")
 
 
 @lru_cache(maxsize=1)

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from datetime import UTC, datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -25,11 +23,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from shared import telemetry
 from shared.deployment import DeploymentStore
 from shared.exceptions import SettingsError
+from shared.runtime import UseCaseEnvironment, read_environment
 from shared.scoring.api import ErrorResponse, FeedbackAccepted, FeedbackRequest, PredictRequest, PredictResponse
 from shared.scoring.breaker import CircuitBreaker
 from shared.scoring.endpoint import EndpointScorer, endpoint_client_config
@@ -58,13 +57,9 @@ metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True)
 
 
-class ScoreSettings(BaseModel):
+class ScoreSettings(UseCaseEnvironment):
     """The score function's environment."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
-
-    usecase_file: str = Field(default="usecase.toml", alias="SLUICE_USECASE_FILE")
-    task_root: str = Field(default=".", alias="LAMBDA_TASK_ROOT")
     deployment_table: str = Field(min_length=3, alias="DEPLOYMENT_TABLE")
     lake_bucket: str = Field(min_length=3, alias="LAKE_BUCKET")
     prediction_log_queue_url: str | None = Field(default=None, alias="PREDICTION_LOG_QUEUE_URL")
@@ -76,11 +71,6 @@ class ScoreSettings(BaseModel):
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None
-
-    @property
-    def usecase_path(self) -> Path:
-        path = Path(self.usecase_file)
-        return path if path.is_absolute() else Path(self.task_root) / path
 
 
 # --- built once per process, on first use ---------------------------------------------------------------------------
@@ -97,10 +87,7 @@ def _boto3() -> Any:
 
 @lru_cache(maxsize=1)
 def settings() -> ScoreSettings:
-    try:
-        return ScoreSettings.model_validate(dict(os.environ))
-    except ValidationError as exc:
-        raise SettingsError(f"the score function's environment is invalid:\n{exc}") from exc
+    return read_environment(ScoreSettings, "score")
 
 
 @lru_cache(maxsize=1)

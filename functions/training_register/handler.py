@@ -10,7 +10,6 @@ Environment: ``SLUICE_USECASE_FILE``, ``LAKE_BUCKET``, ``MODEL_PACKAGE_GROUP``, 
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
@@ -18,10 +17,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from shared.exceptions import SettingsError
 from shared.registry import GateThresholds, RegistrationRequest, SageMakerRegistry, register_trained_model
+from shared.runtime import UseCaseEnvironment, read_environment
 from shared.storage import S3ObjectStore
 from shared.usecase import UseCase, load_usecase
 
@@ -29,20 +28,11 @@ logger = Logger()
 tracer = Tracer()
 
 
-class RegisterSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
-
-    usecase_file: str = Field(default="usecase.toml", alias="SLUICE_USECASE_FILE")
-    task_root: str = Field(default=".", alias="LAMBDA_TASK_ROOT")
+class RegisterSettings(UseCaseEnvironment):
     lake_bucket: str = Field(min_length=3, alias="LAKE_BUCKET")
     model_package_group: str = Field(min_length=1, alias="MODEL_PACKAGE_GROUP")
     inference_image: str = Field(min_length=1, alias="INFERENCE_IMAGE")
     workdir: Path = Field(default=Path("/tmp"), alias="SLUICE_WORKDIR")  # noqa: S108 - Lambda's scratch space
-
-    @property
-    def usecase_path(self) -> Path:
-        path = Path(self.usecase_file)
-        return path if path.is_absolute() else Path(self.task_root) / path
 
 
 class RegisterEvent(BaseModel):
@@ -55,10 +45,7 @@ class RegisterEvent(BaseModel):
 
 @lru_cache(maxsize=1)
 def settings() -> RegisterSettings:
-    try:
-        return RegisterSettings.model_validate(dict(os.environ))
-    except ValidationError as exc:
-        raise SettingsError(f"the register function's environment is invalid:\n{exc}") from exc
+    return read_environment(RegisterSettings, "register")
 
 
 @lru_cache(maxsize=1)

@@ -11,18 +11,16 @@ Environment: ``SLUICE_USECASE_FILE`` (default ``usecase.toml``, relative to ``LA
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared import lake
-from shared.exceptions import SettingsError
+from shared.runtime import UseCaseEnvironment, read_environment
 from shared.storage import S3ObjectStore
 from shared.usecase import UseCase, load_usecase
 
@@ -30,17 +28,8 @@ logger = Logger()
 tracer = Tracer()
 
 
-class TrainingSetSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
-
-    usecase_file: str = Field(default="usecase.toml", alias="SLUICE_USECASE_FILE")
-    task_root: str = Field(default=".", alias="LAMBDA_TASK_ROOT")
+class TrainingSetSettings(UseCaseEnvironment):
     lake_bucket: str = Field(min_length=3, alias="LAKE_BUCKET")
-
-    @property
-    def usecase_path(self) -> Path:
-        path = Path(self.usecase_file)
-        return path if path.is_absolute() else Path(self.task_root) / path
 
 
 class RunRequest(BaseModel):
@@ -63,10 +52,7 @@ class TrainingSetEvent(BaseModel):
 
 @lru_cache(maxsize=1)
 def settings() -> TrainingSetSettings:
-    try:
-        return TrainingSetSettings.model_validate(dict(os.environ))
-    except ValidationError as exc:
-        raise SettingsError(f"the training-set function's environment is invalid:\n{exc}") from exc
+    return read_environment(TrainingSetSettings, "training-set")
 
 
 @lru_cache(maxsize=1)

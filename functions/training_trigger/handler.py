@@ -7,7 +7,6 @@ The whole batch succeeds or fails together: on failure every message is reported
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -15,18 +14,17 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from shared.exceptions import SettingsError, TriggerError
+from shared.exceptions import TriggerError
+from shared.runtime import FunctionEnvironment, read_environment
 from shared.training_trigger import StepFunctionsRuns, start_for_new_data
 
 logger = Logger()
 tracer = Tracer()
 
 
-class TriggerSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
-
+class TriggerSettings(FunctionEnvironment):
     state_machine_arn: str = Field(pattern=r"^arn:", alias="STATE_MACHINE_ARN")
     usecase: str = Field(min_length=1, alias="SLUICE_USECASE")
     debounce_seconds: int = Field(default=300, ge=0, alias="DEBOUNCE_SECONDS")
@@ -34,10 +32,7 @@ class TriggerSettings(BaseModel):
 
 @lru_cache(maxsize=1)
 def settings() -> TriggerSettings:
-    try:
-        return TriggerSettings.model_validate(dict(os.environ))
-    except ValidationError as exc:
-        raise SettingsError(f"the training trigger's environment is invalid:\n{exc}") from exc
+    return read_environment(TriggerSettings, "training-trigger")
 
 
 @lru_cache(maxsize=1)

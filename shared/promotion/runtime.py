@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from shared.exceptions import SettingsError
 from shared.promotion.service import PromotionService, build_service
+from shared.runtime import UseCaseEnvironment, read_environment
 from shared.usecase import load_usecase
 
 
-class PromotionFunctionSettings(BaseModel):
+class PromotionFunctionSettings(UseCaseEnvironment):
     """``SLUICE_USECASE_FILE`` (relative to ``LAMBDA_TASK_ROOT``), ``DEPLOYMENT_TABLE``, ``LAKE_BUCKET``,
     ``MODEL_PACKAGE_GROUP``, ``ALARM_TOPIC_ARN``; heavy use cases add ``SAGEMAKER_ENDPOINT_NAME`` and
     ``SAGEMAKER_EXECUTION_ROLE_ARN`` (the role the endpoint's models run as)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
-
-    usecase_file: str = Field(default="usecase.toml", alias="SLUICE_USECASE_FILE")
-    task_root: str = Field(default=".", alias="LAMBDA_TASK_ROOT")
     deployment_table: str = Field(min_length=3, alias="DEPLOYMENT_TABLE")
     lake_bucket: str = Field(min_length=3, alias="LAKE_BUCKET")
     model_package_group: str = Field(min_length=1, alias="MODEL_PACKAGE_GROUP")
@@ -29,17 +23,9 @@ class PromotionFunctionSettings(BaseModel):
     endpoint_name: str | None = Field(default=None, alias="SAGEMAKER_ENDPOINT_NAME")
     endpoint_role_arn: str | None = Field(default=None, alias="SAGEMAKER_EXECUTION_ROLE_ARN")
 
-    @property
-    def usecase_path(self) -> Path:
-        path = Path(self.usecase_file)
-        return path if path.is_absolute() else Path(self.task_root) / path
-
 
 def load_settings(function: str) -> PromotionFunctionSettings:
-    try:
-        return PromotionFunctionSettings.model_validate(dict(os.environ))
-    except ValidationError as exc:
-        raise SettingsError(f"the {function} function's environment is invalid:\n{exc}") from exc
+    return read_environment(PromotionFunctionSettings, function)
 
 
 def service_from_environment(function: str) -> PromotionService:
