@@ -7,21 +7,21 @@ an event lands in a dead-letter queue, and a message there raises an alarm on th
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, CfnElement, Duration, Stack, Validations
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3_notifications
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct, IConstruct
+from constructs import Construct
 
 from infra.alerting import Alerting
-from infra.bundling import ARCHITECTURE, RUNTIME, function_code
 from infra.layers import dependency_layer
+from infra.nag import acknowledge, logical_id
+from infra.python_function import python_function
 from infra.settings import USECASE_FILE_IN_BUNDLE, DataPipelineSettings
 
 # The environment contract of functions/ingest (its settings model reads these names).
@@ -39,11 +39,6 @@ IDEMPOTENCY_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:U
 
 CDK_BUCKET_NOTIFICATIONS_HANDLER = "BucketNotificationsHandler"
 """Id prefix of the stack-wide function CDK adds to configure S3 bucket notifications."""
-
-
-def acknowledge(construct: IConstruct, finding: str, reason: str) -> None:
-    """Accept one cdk-nag finding on ``construct`` (and its children), with the reason it is acceptable."""
-    Validations.of(construct).acknowledge(Acknowledgment(id=f"AwsSolutions::{finding}", reason=reason))
 
 
 class DataPipeline(Construct):
@@ -145,22 +140,18 @@ class DataPipeline(Construct):
 
     def _build_ingest_function(self, *, shared_code_layer: lambda_.ILayerVersion) -> lambda_.Function:
         ingest = self.settings.ingest
-        log_group = logs.LogGroup(self, "IngestLogGroup", retention=ingest.log_retention)
-        log_group.grant_write(self.ingest_role)
-        function = lambda_.Function(
+        return python_function(
             self,
             "IngestFunction",
+            source_dir=ingest.source_dir,
+            usecase_file=self.settings.usecase_file,
             description=f"Validate uploads of {self.settings.usecase_name} against its contract into the lake",
-            code=function_code(ingest.source_dir, usecase_file=self.settings.usecase_file),
-            handler="handler.lambda_handler",
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
-            memory_size=ingest.memory_size_mb,
+            memory_size_mb=ingest.memory_size_mb,
             timeout=ingest.timeout,
             ephemeral_storage_size=ingest.ephemeral_storage,
-            tracing=lambda_.Tracing.ACTIVE,
             role=self.ingest_role,
-            log_group=log_group,
+            log_group_id="IngestLogGroup",
+            log_retention=ingest.log_retention,
             layers=[
                 dependency_layer(self, "IngestDependencies", requirements_file=ingest.requirements_file),
                 shared_code_layer,
@@ -177,13 +168,6 @@ class DataPipeline(Construct):
             max_event_age=ingest.max_event_age,
             on_failure=destinations.SqsDestination(self.dead_letter_queue),
         )
-        acknowledge(
-            function,
-            "AwsSolutions-L1",
-            "Pinned to Python 3.12: the dependency layer's wheels are built for CPython 3.12 (cp312, arm64); "
-            "moving the runtime means rebuilding and re-testing that layer.",
-        )
-        return function
 
     def _grant_ingest_least_privilege(self) -> None:
         lake = self.settings.lake
@@ -232,13 +216,13 @@ class DataPipeline(Construct):
         policy = role.node.find_child("DefaultPolicy")
         acknowledge(
             policy,
-            f"AwsSolutions-IAM5[Resource::<{self._logical_id(self.raw_bucket)}.Arn>/*]",
+            f"AwsSolutions-IAM5[Resource::<{logical_id(self.raw_bucket)}.Arn>/*]",
             "Uploads arrive under any key of the raw bucket; the function may only read them (Get, GetVersion).",
         )
         for prefix in (lake.curated, lake.quarantine, lake.manifests):
             acknowledge(
                 policy,
-                f"AwsSolutions-IAM5[Resource::<{self._logical_id(self.lake_bucket)}.Arn>/{prefix}*]",
+                f"AwsSolutions-IAM5[Resource::<{logical_id(self.lake_bucket)}.Arn>/{prefix}*]",
                 f"Object keys under the lake's {prefix} prefix are derived from each upload; "
                 "access is limited to that prefix.",
             )
@@ -288,11 +272,3 @@ class DataPipeline(Construct):
                 "their events wait in the ingest dead-letter queue."
             ),
         )
-
-    @staticmethod
-    def _logical_id(construct: Construct) -> str:
-        resource = construct.node.default_child
-        if not isinstance(resource, CfnElement):
-            raise TypeError(f"{construct.node.path} has no CloudFormation resource")
-        stack = Stack.of(construct)
-        return str(stack.resolve(stack.get_logical_id(resource)))

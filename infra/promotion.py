@@ -88,10 +88,10 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct, IConstruct
 
 from infra.alerting import Alerting
-from infra.bundling import ARCHITECTURE, RUNTIME, function_code
-from infra.data_pipeline import acknowledge
+from infra.nag import acknowledge, logical_id
+from infra.python_function import python_function
 from infra.settings import USECASE_FILE_IN_BUNDLE, PromotionFunctionSettings, PromotionSettings
-from infra.training_pipeline import LAMBDA_SERVICE_ERRORS, logical_id
+from infra.training_pipeline import LAMBDA_SERVICE_ERRORS
 from shared import telemetry
 from shared.promotion import alarms as alarm_names
 
@@ -341,14 +341,6 @@ class Promotion(Construct):
         **options: Any,
     ) -> lambda_.Function:
         settings = self.settings
-        role = iam.Role(
-            self,
-            f"{construct_id}Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=description,
-        )
-        log_group = logs.LogGroup(self, f"{construct_id}LogGroup", retention=settings.log_retention)
-        log_group.grant_write(role)
         common = {
             ENV_USECASE_FILE: USECASE_FILE_IN_BUNDLE,
             ENV_DEPLOYMENT_TABLE: self.deployment_table.table_name,
@@ -359,20 +351,16 @@ class Promotion(Construct):
         if settings.endpoint_name is not None and self.endpoint_role is not None:
             common[ENV_SAGEMAKER_ENDPOINT_NAME] = settings.endpoint_name
             common[ENV_SAGEMAKER_EXECUTION_ROLE_ARN] = self.endpoint_role.role_arn
-        function = lambda_.Function(
+        function = python_function(
             self,
             construct_id,
+            source_dir=fn.source_dir,
+            usecase_file=settings.usecase_file,
             description=description,
-            code=function_code(fn.source_dir, usecase_file=settings.usecase_file),
-            handler="handler.lambda_handler",
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
-            memory_size=fn.memory_size_mb,
+            memory_size_mb=fn.memory_size_mb,
             timeout=fn.timeout,
-            tracing=lambda_.Tracing.ACTIVE,
-            role=role,
-            log_group=log_group,
             layers=self.layers,
+            log_retention=settings.log_retention,
             environment={
                 **common,
                 **environment,
@@ -382,12 +370,8 @@ class Promotion(Construct):
             },
             **options,
         )
-        acknowledge(
-            function,
-            "AwsSolutions-L1",
-            "Pinned to Python 3.12: the dependency layer's wheels are built for CPython 3.12 (cp312, arm64); "
-            "moving the runtime means rebuilding and re-testing that layer.",
-        )
+        role = function.role
+        assert role is not None
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="ReadWriteDeploymentState",

@@ -37,16 +37,15 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.alerting import Alerting
-from infra.bundling import ARCHITECTURE, RUNTIME, function_code
 from infra.data_pipeline import (
     IDEMPOTENCY_EXPIRY_ATTRIBUTE,
     IDEMPOTENCY_KEY_ATTRIBUTE,
     IDEMPOTENCY_TABLE_ACTIONS,
-    acknowledge,
 )
 from infra.layers import dependency_layer
+from infra.nag import acknowledge, logical_id
+from infra.python_function import python_function
 from infra.settings import USECASE_FILE_IN_BUNDLE, PredictionLogSettings, ScoreFunctionSettings, ScoringApiSettings
-from infra.training_pipeline import logical_id
 
 # The environment contract of functions/score (the interfaces of issue 4).
 ENV_USECASE_FILE = "SLUICE_USECASE_FILE"
@@ -193,28 +192,16 @@ class ScoringApi(Construct):
         environment: dict[str, str],
     ) -> lambda_.Function:
         settings = self.settings
-        role = iam.Role(
-            self,
-            f"{construct_id}Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=description,
-        )
-        log_group = logs.LogGroup(self, f"{construct_id}LogGroup", retention=settings.log_retention)
-        log_group.grant_write(role)
-        function = lambda_.Function(
+        return python_function(
             self,
             construct_id,
+            source_dir=source.source_dir,
+            usecase_file=settings.usecase_file,
             description=description,
-            code=function_code(source.source_dir, usecase_file=settings.usecase_file),
-            handler="handler.lambda_handler",
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
-            memory_size=source.memory_size_mb,
+            memory_size_mb=source.memory_size_mb,
             timeout=source.timeout,
-            tracing=lambda_.Tracing.ACTIVE,
-            role=role,
-            log_group=log_group,
             layers=self.layers,
+            log_retention=settings.log_retention,
             environment={
                 ENV_USECASE_FILE: USECASE_FILE_IN_BUNDLE,
                 ENV_LAKE_BUCKET: self.lake_bucket.bucket_name,
@@ -224,13 +211,6 @@ class ScoringApi(Construct):
                 ENV_LOG_LEVEL: settings.log_level,
             },
         )
-        acknowledge(
-            function,
-            "AwsSolutions-L1",
-            "Pinned to Python 3.12: the dependency layer's wheels are built for CPython 3.12 (cp312, arm64); "
-            "moving the runtime means rebuilding and re-testing that layer.",
-        )
-        return function
 
     def _build_score_function(self) -> lambda_.Function:
         settings = self.settings

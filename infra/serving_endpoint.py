@@ -24,9 +24,8 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from infra.data_pipeline import acknowledge
+from infra.nag import acknowledge, logical_id
 from infra.settings import USECASE_FILE_IN_BUNDLE, ServingEndpointSettings
-from infra.training_pipeline import logical_id
 from shared import lake as lake_keys
 from shared.registry import parse_s3_uri
 

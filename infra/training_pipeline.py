@@ -30,7 +30,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import ArnFormat, AssetHashType, Aws, CfnElement, CfnMapping, Duration, Fn, Stack
+from aws_cdk import ArnFormat, AssetHashType, Aws, CfnMapping, Duration, Fn, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -44,12 +44,13 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
-from constructs import Construct, IConstruct
+from constructs import Construct
 
 from infra.alerting import Alerting
-from infra.bundling import ARCHITECTURE, RUNTIME, TRAINING_DIR, function_code, training_source_bundling
-from infra.data_pipeline import acknowledge
+from infra.bundling import TRAINING_DIR, training_source_bundling
 from infra.layers import dependency_layer
+from infra.nag import acknowledge, logical_id
+from infra.python_function import python_function
 from infra.settings import USECASE_FILE_IN_BUNDLE, TrainingFunctionSettings, TrainingPipelineSettings
 
 # The environment contracts of functions/training_set, training_register and training_trigger.
@@ -312,29 +313,17 @@ class TrainingPipeline(Construct):
     def _build_function(
         self, construct_id: str, *, fn: TrainingFunctionSettings, description: str, environment: dict[str, str]
     ) -> lambda_.Function:
-        role = iam.Role(
-            self,
-            f"{construct_id}Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=description,
-        )
-        log_group = logs.LogGroup(self, f"{construct_id}LogGroup", retention=self.settings.log_retention)
-        log_group.grant_write(role)
-        function = lambda_.Function(
+        return python_function(
             self,
             construct_id,
+            source_dir=fn.source_dir,
+            usecase_file=self.settings.usecase_file,
             description=description,
-            code=function_code(fn.source_dir, usecase_file=self.settings.usecase_file),
-            handler="handler.lambda_handler",
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
-            memory_size=fn.memory_size_mb,
+            memory_size_mb=fn.memory_size_mb,
             timeout=fn.timeout,
             ephemeral_storage_size=fn.ephemeral_storage,
-            tracing=lambda_.Tracing.ACTIVE,
-            role=role,
-            log_group=log_group,
             layers=self.layers,
+            log_retention=self.settings.log_retention,
             environment={
                 ENV_SERVICE_NAME: fn.service_name,
                 ENV_METRICS_NAMESPACE: self.settings.metrics_namespace,
@@ -342,13 +331,6 @@ class TrainingPipeline(Construct):
                 **environment,
             },
         )
-        acknowledge(
-            function,
-            "AwsSolutions-L1",
-            "Pinned to Python 3.12: the dependency layer's wheels are built for CPython 3.12 (cp312, arm64); "
-            "moving the runtime means rebuilding and re-testing that layer.",
-        )
-        return function
 
     def _acknowledge_function_policy(self, function: lambda_.Function, prefixes: list[str]) -> None:
         assert function.role is not None
@@ -785,12 +767,3 @@ class TrainingPipeline(Construct):
                 "after retries; they wait in the trigger dead-letter queue."
             ),
         )
-
-
-def logical_id(construct: IConstruct) -> str:
-    """The logical id of ``construct``'s CloudFormation resource, as cdk-nag names it in finding ids."""
-    resource = construct.node.default_child
-    if not isinstance(resource, CfnElement):
-        raise TypeError(f"{construct.node.path} has no CloudFormation resource")
-    stack = Stack.of(construct)
-    return str(stack.resolve(stack.get_logical_id(resource)))
