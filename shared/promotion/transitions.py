@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -117,6 +118,10 @@ class Transition:
     state: DeploymentState
     promotion: Promotion
     event: AuditEvent
+
+
+CHAMPION_ONLY: dict[str, Any] = {"challenger": None, "challenger_weight": 0.0, "shadow": False}
+"""The deployment-state fields of "only the champion serves": no challenger, no canary, no shadow."""
 
 
 def _version(ref: ModelRef | None) -> int | None:
@@ -291,9 +296,7 @@ def promote(
             "stage": Stage.WATCH.value,
             "champion": running.candidate,
             "previous_champion": state.champion,
-            "challenger": None,
-            "challenger_weight": 0.0,
-            "shadow": False,
+            **CHAMPION_ONLY,
         }
     )
     new_promotion = running.model_copy(
@@ -319,18 +322,21 @@ def promote(
     return Transition(state=new_state, promotion=new_promotion, event=event)
 
 
+def _rolled_back(promotion: Promotion, *, now: datetime, reason: str) -> Promotion:
+    """The promotion record once it is rolled back (no human decision pending any more)."""
+    return promotion.model_copy(
+        update={"outcome": Outcome.ROLLED_BACK, "finished_at": now, "reason": reason, "task_token": None}
+    )
+
+
 def rollback(
     state: DeploymentState, promotion: Promotion | None, *, now: datetime, actor: str, reason: str
 ) -> Transition:
     """Before promotion: all traffic back to the champion (challenger none, weight 0, shadow off); stage idle."""
     running = _running(promotion, state, "roll back")
     _require_stage(state, PRE_PROMOTION_STAGES, "roll back")
-    new_state = state.model_copy(
-        update={"stage": Stage.IDLE.value, "challenger": None, "challenger_weight": 0.0, "shadow": False}
-    )
-    new_promotion = running.model_copy(
-        update={"outcome": Outcome.ROLLED_BACK, "finished_at": now, "reason": reason, "task_token": None}
-    )
+    new_state = state.model_copy(update={"stage": Stage.IDLE.value, **CHAMPION_ONLY})
+    new_promotion = _rolled_back(running, now=now, reason=reason)
     event = _event(
         running,
         Action.ROLLBACK,
@@ -370,14 +376,10 @@ def rollback_to_previous(
             "stage": Stage.IDLE.value,
             "champion": state.previous_champion,
             "previous_champion": None,
-            "challenger": None,
-            "challenger_weight": 0.0,
-            "shadow": False,
+            **CHAMPION_ONLY,
         }
     )
-    new_promotion = promotion.model_copy(
-        update={"outcome": Outcome.ROLLED_BACK, "finished_at": now, "reason": reason, "task_token": None}
-    )
+    new_promotion = _rolled_back(promotion, now=now, reason=reason)
     event = _event(
         promotion,
         Action.ROLLBACK,
