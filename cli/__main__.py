@@ -3,8 +3,12 @@
     python -m cli [--usecase FILE] [--endpoint-url URL] [--outputs-file FILE | --stack NAME] COMMAND
 
 Commands: ``status`` (what serves, at what weights, which stage), ``models`` (registered versions),
-``deploy VERSION`` (the first champion), ``history`` (the audit log). Exit code 0 on success, 1 when
-the command could not be carried out (the reason is printed), 2 on a usage error.
+``deploy VERSION`` (the first champion), ``promote VERSION`` (start the promotion state machine and
+follow it; ``--no-wait`` returns once it started), ``rollback`` (now: to the champion during a promotion,
+to the previous champion in the watch window), ``approve`` / ``abort`` (answer a promotion waiting for a
+human), ``history`` (the audit log). Exit code 0 on success, 1 when the command could not be carried
+out or the promotion failed or was rolled back (the reason is printed), 2 on a usage error, 130 when
+interrupted (a promotion being followed goes on).
 """
 
 from __future__ import annotations
@@ -31,6 +35,19 @@ def parser() -> argparse.ArgumentParser:
     deploy = sub.add_parser("deploy", help="make a registered version the first champion")
     deploy.add_argument("version", type=int)
     deploy.add_argument("--reason", default="first deployment")
+    promote = sub.add_parser("promote", help="promote a registered version: gates, shadow, canary, champion")
+    promote.add_argument("version", type=int)
+    promote.add_argument("--no-wait", action="store_true", help="return once the promotion has started")
+    promote.add_argument("--timeout", type=float, default=None, help="stop following after this many seconds")
+    promote.add_argument("--poll", type=float, default=1.0, help="seconds between progress checks")
+    rollback = sub.add_parser("rollback", help="roll the running promotion (or the watch window) back now")
+    rollback.add_argument("--reason", default="rolled back by hand")
+    for name, helptext in (
+        ("approve", "let a promotion waiting for a human go on"),
+        ("abort", "roll back a promotion waiting for a human"),
+    ):
+        decision = sub.add_parser(name, help=helptext)
+        decision.add_argument("--reason", default="")
     history = sub.add_parser("history", help="the audit log of deployment events")
     history.add_argument("--limit", type=int, default=50)
     return root
@@ -49,11 +66,22 @@ def main(argv: list[str] | None = None) -> int:
                 commands.models(ctx)
             case "deploy":
                 commands.deploy(ctx, args.version, reason=args.reason)
+            case "promote":
+                commands.promote(
+                    ctx, args.version, wait=not args.no_wait, poll_seconds=args.poll, timeout_seconds=args.timeout
+                )
+            case "rollback":
+                commands.rollback(ctx, reason=args.reason)
+            case "approve" | "abort":
+                commands.decide(ctx, approve=args.command == "approve", reason=args.reason)
             case "history":
                 commands.history(ctx, limit=args.limit)
     except (CliError, SluiceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted; a promotion started goes on (see `status`)", file=sys.stderr)
+        return 130
     return 0
 
 

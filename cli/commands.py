@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import getpass
 import json
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from cli.context import CliError, StackContext
+from cli.progress import FINAL_STATUSES, ProgressReport, state_transitions
 from shared.deployment import DeploymentState, DeploymentStore, ModelRef, model_ref_from_package
 from shared.exceptions import ConcurrentUpdateError
+from shared.promotion.adapters import PromotionStore
+from shared.promotion.service import PromotionService, build_service, cli_command
+from shared.promotion.transitions import Outcome, Promotion
 
 
 def actor() -> str:
@@ -24,8 +30,42 @@ def _describe(ref: ModelRef | None) -> str:
     return "—" if ref is None else f"v{ref.version} (run {ref.run_id}, threshold {ref.threshold:.3f})"
 
 
+def _promotions(ctx: StackContext) -> PromotionStore:
+    return PromotionStore(ctx.client("dynamodb"), ctx.output("DeploymentTableName"))
+
+
+def _service(ctx: StackContext) -> PromotionService:
+    """The promotion service the state machine's functions run, with the CLI's credentials."""
+    return build_service(
+        ctx.usecase,
+        deployment_table=ctx.output("DeploymentTableName"),
+        lake_bucket=ctx.output("LakeBucketName"),
+        model_package_group=ctx.output("ModelPackageGroupName"),
+        alarm_topic_arn=ctx.output("AlarmTopicArn"),
+        clients=ctx.client,
+        endpoint_name=ctx.outputs.get("EndpointName"),
+        endpoint_role_arn=ctx.outputs.get("EndpointExecutionRoleArn"),
+    )
+
+
+def _describe_promotion(promotion: Promotion) -> list[str]:
+    lines = [
+        f"promotion    v{promotion.candidate.version} {promotion.outcome.value} ({promotion.execution_name}, "
+        f"requested by {promotion.requested_by}, started {promotion.started_at:%Y-%m-%d %H:%M:%S})"
+    ]
+    if promotion.outcome is Outcome.RUNNING and promotion.extensions:
+        lines.append(f"             {promotion.extensions} inconclusive bake(s) in this stage")
+    if promotion.task_token:
+        lines.append("             waiting for a human decision: `approve` or `abort`")
+    if promotion.watch_until is not None and promotion.outcome is Outcome.RUNNING:
+        lines.append(f"             watch window until {promotion.watch_until:%Y-%m-%d %H:%M:%S} (alarms armed)")
+    if promotion.reason:
+        lines.append(f"             {promotion.reason}")
+    return lines
+
+
 def status(ctx: StackContext) -> DeploymentState:
-    """What serves, at what weights, in which stage."""
+    """What serves, at what weights, in which stage (and the promotion that runs, if any)."""
     state = _store(ctx).get(ctx.usecase.name)
     print(f"use case     {ctx.usecase.name}")
     print(f"stage        {state.stage}")
@@ -38,6 +78,10 @@ def status(ctx: StackContext) -> DeploymentState:
         print(f"previous     {_describe(state.previous_champion)} (one-step rollback target)")
     if state.updated_at is not None:
         print(f"updated      {state.updated_at:%Y-%m-%d %H:%M:%S} by {state.updated_by or '?'}: {state.reason}")
+    promotion = _promotions(ctx).get(ctx.usecase.name)
+    if promotion is not None:
+        for line in _describe_promotion(promotion):
+            print(line)
     return state
 
 
@@ -139,3 +183,91 @@ def history(ctx: StackContext, *, limit: int) -> list[dict[str, Any]]:
             f"{details} {event.get('reason', '')}".rstrip()
         )
     return events
+
+
+def _history_events(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        page = sfn.get_execution_history(
+            executionArn=execution_arn, maxResults=1000, **({"nextToken": token} if token else {})
+        )
+        events += page["events"]
+        token = page.get("nextToken")
+        if not token:
+            return events
+
+
+def promote(
+    ctx: StackContext,
+    version: int,
+    *,
+    wait: bool,
+    poll_seconds: float = 1.0,
+    timeout_seconds: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Start the promotion state machine for ``version``; with ``wait``, follow it to its end.
+
+    Returns the execution (``DescribeExecution``). Raises :class:`CliError` when the promotion fails,
+    is rolled back or aborted, or is still running after ``timeout_seconds`` (it goes on regardless).
+    """
+    package, _ = package_by_version(ctx, version)
+    sfn = ctx.client("stepfunctions")
+    requested_by = actor()
+    name = f"v{version}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{getpass.getuser()}"[:80]
+    started = sfn.start_execution(
+        stateMachineArn=ctx.output("PromotionStateMachineArn"),
+        name="".join(c if c.isalnum() or c in "-_" else "-" for c in name),
+        input=json.dumps({"model_package_arn": package["ModelPackageArn"], "requested_by": requested_by}),
+    )
+    execution_arn = started["executionArn"]
+    print(f"promoting v{version} of {ctx.usecase.name} (execution {execution_arn.rsplit(':', 1)[-1]})", flush=True)
+    if not wait:
+        print(f"follow it with `{cli_command(ctx.usecase.name, 'status')}`")
+        return dict(sfn.describe_execution(executionArn=execution_arn))
+    store, promotions = _store(ctx), _promotions(ctx)
+    report = ProgressReport(
+        approve_hint=f"`{cli_command(ctx.usecase.name, 'approve')}` or `{cli_command(ctx.usecase.name, 'abort')}`"
+    )
+    began = clock()
+    while True:
+        execution = sfn.describe_execution(executionArn=execution_arn)
+        events = _history_events(sfn, execution_arn)
+        promotion = promotions.get(ctx.usecase.name)
+        ours = promotion if promotion is not None and promotion.execution_arn == execution_arn else None
+        for line in report.update(store.get(ctx.usecase.name), ours, events):
+            print(line, flush=True)
+        if execution["status"] in FINAL_STATUSES:
+            break
+        if timeout_seconds is not None and clock() - began > timeout_seconds:
+            raise CliError(f"the promotion still runs after {timeout_seconds:.0f} s (it goes on; see `status`)")
+        sleep(poll_seconds)
+    transitions = state_transitions(events)
+    if execution["status"] != "SUCCEEDED":
+        why = f"{execution.get('error', '')}: {execution.get('cause', '')}".strip(": ")
+        raise CliError(
+            f"the promotion of v{version} {execution['status'].lower()} after {transitions} state transitions"
+            f"{': ' + why if why else ''}"
+        )
+    watch = ctx.usecase.promotion.watch_window_seconds
+    print(f"v{version} promoted after {transitions} state transitions; its alarms stay armed for {watch} s")
+    return dict(execution)
+
+
+def rollback(ctx: StackContext, *, reason: str) -> DeploymentState:
+    """Roll the running promotion back now (to the champion), or, in the watch window, to the previous champion."""
+    result = _service(ctx).rollback_by_hand(actor=actor(), reason=reason)
+    if result.extra.get("already"):
+        raise CliError(f"nothing to roll back: {result.reason}")
+    state = _store(ctx).get(ctx.usecase.name)
+    serving_now = f"v{state.champion.version}" if state.champion else "no model"
+    print(f"rolled back: {serving_now} serves {ctx.usecase.name} alone ({reason})")
+    return state
+
+
+def decide(ctx: StackContext, *, approve: bool, reason: str) -> None:
+    """Answer a promotion that waits for a human: approve (go on) or abort (roll back)."""
+    result = _service(ctx).decide(approve=approve, actor=actor(), reason=reason)
+    print(f"{'approved' if approve else 'aborted'}: {result.reason}")

@@ -32,8 +32,15 @@ class StackContext:
     outputs: dict[str, str]
     endpoint_url: str | None = None
     region: str = field(default_factory=lambda: os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` (one per service), pointed at ``endpoint_url`` when given."""
+        if service not in self._clients:
+            self._clients[service] = self._new_client(service)
+        return self._clients[service]
+
+    def _new_client(self, service: str) -> Any:
         import boto3
 
         kwargs: dict[str, Any] = {"region_name": self.region}

@@ -111,5 +111,9 @@ class SluiceStack(Stack):
         outputs["DashboardName"] = (promotion.dashboard_name, "Traffic, errors, latency and alarms per variant")
         if self.serving_endpoint is not None:
             outputs["EndpointName"] = (self.serving_endpoint.endpoint_name, "The heavy model's real-time endpoint")
+            outputs["EndpointExecutionRoleArn"] = (
+                self.serving_endpoint.role.role_arn,
+                "The role the endpoint's models run as (the CLI's rollback shapes the endpoint with it)",
+            )
         for key, (value, description) in outputs.items():
             CfnOutput(self, key, value=value, description=description)

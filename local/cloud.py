@@ -21,7 +21,8 @@ Outputs that are ``execute-api`` URLs of a local REST API are rewritten to the f
 ``outputs.json`` (the value a user calls); ``deployment.json`` keeps the originals. EventBridge
 schedules do not fire locally (said on startup): start a state machine execution explicitly instead.
 CloudWatch alarms are evaluated with CloudWatch's semantics (:mod:`local.alarms`); their state changes
-reach EventBridge rules (:mod:`local.events`).
+reach EventBridge rules (:mod:`local.events`). ``GetMetricData`` answers with the same statistics,
+percentiles included (:mod:`local.metrics`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from local.event_sources import SqsPoller
 from local.events import EventRouter
 from local.exceptions import IdleTimeoutError, LocalCloudError
 from local.lambdas import LambdaRuntime
+from local.metrics import MetricDataPatch
 from local.registry import ModelRegistryPatches
 from local.sagemaker import TrainingRunner
 from local.sagemaker_endpoints import EndpointServer
@@ -107,6 +109,7 @@ class EmbeddedCloud:
         self._training: TrainingRunner | None = None
         self._stepfunctions = StepFunctionsPatches()
         self._registry = ModelRegistryPatches()
+        self._metric_data = MetricDataPatch(account_id=DEFAULT_ACCOUNT_ID, region=DEFAULT_REGION)
         self._sqs: SqsPoller | None = None
         self._endpoints: EndpointServer | None = None
         self._api: ApiFront | None = None
@@ -290,6 +293,7 @@ class EmbeddedCloud:
             self._endpoints.install()
             self._stepfunctions.install()
             self._registry.install()
+            self._metric_data.install()
             self._template = template
             publish_file_assets(
                 self.client("s3"),
@@ -375,6 +379,7 @@ class EmbeddedCloud:
             self._training = None
         self._stepfunctions.uninstall()
         self._registry.uninstall()
+        self._metric_data.uninstall()
         if self._lambdas is not None:
             self._lambdas.stop(drain_timeout_s=drain_timeout_s)
         if self._events is not None:

@@ -371,6 +371,9 @@ class PromotionSettings(BaseModel):
     """Candidate p99 latency over the champion's."""
     max_divergence: float = Field(default=0.2, gt=0)
     """PSI between the candidate's and the champion's live score distributions."""
+    min_divergence_samples: int = Field(default=1000, ge=1)
+    """Scores needed on each side before that PSI is judged: over ten buckets it is biased upward by about
+    9/n, so a canary of a few dozen scores would fail on noise. Below it the check is recorded, not judged."""
     max_fallback_rate: float = Field(default=0.05, ge=0, le=1)
     # --- after promotion ---
     watch_window_seconds: int = Field(default=3600, ge=0)

@@ -288,7 +288,8 @@ def live(window: LiveWindow, settings: PromotionSettings) -> Verdict:
             )
         )
     candidate_total, champion_total = sum(window.candidate_score_buckets), sum(window.champion_score_buckets)
-    if candidate_total >= settings.min_samples and champion_total >= settings.min_samples:
+    needed = max(settings.min_samples, settings.min_divergence_samples)
+    if candidate_total >= needed and champion_total >= needed:
         checks.append(
             _at_most(
                 "divergence",
@@ -297,6 +298,26 @@ def live(window: LiveWindow, settings: PromotionSettings) -> Verdict:
                 settings.max_divergence,
                 candidate_scores=candidate_total,
                 champion_scores=champion_total,
+            )
+        )
+    elif candidate_total == 0 and window.mean_score_delta is not None:
+        # The candidate's score distribution is not reported (a shadow scores no buckets): the per-request
+        # |candidate - champion| below compares the same requests directly, so it judges divergence alone.
+        checks.append(
+            CheckResult(
+                name="divergence",
+                outcome=Outcome.PASS,
+                reason="candidate score distribution not reported; judged by the mean score delta instead",
+                figures={"candidate_scores": 0, "champion_scores": champion_total},
+            )
+        )
+    elif candidate_total >= settings.min_samples and champion_total >= settings.min_samples:
+        checks.append(
+            CheckResult(
+                name="divergence",
+                outcome=Outcome.PASS,
+                reason=f"score PSI not judged below {needed} scores per side (a small sample's PSI is noise)",
+                figures={"candidate_scores": candidate_total, "champion_scores": champion_total, "needed": needed},
             )
         )
     elif window.candidate_score_buckets or window.champion_score_buckets:

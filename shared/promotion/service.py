@@ -65,6 +65,7 @@ from shared.usecase import UseCase
 PROMOTION_ACTOR = "promotion"
 ABORT_ERROR = "PromotionAborted"
 ALARM_STOP_ERROR = "CandidateAlarm"
+HUMAN_STOP_ERROR = "RolledBackByHand"
 MAX_CONFLICT_RETRIES = 3
 
 
@@ -94,6 +95,11 @@ class AlarmResponse:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def cli_command(usecase: str, command: str) -> str:
+    """How an operator runs a platform CLI command for ``usecase`` (its use-case file is ``usecases/<name>.toml``)."""
+    return f"python -m cli --usecase usecases/{usecase}.toml {command}"
 
 
 @dataclass(kw_only=True)
@@ -343,6 +349,19 @@ class PromotionService:
         self._write_timeline(transition.promotion)
         return StepResult(Verdict.FAIL, reason, extra={"champion_version": serving, "already": False})
 
+    def rollback_by_hand(self, *, actor: str, reason: str) -> StepResult:
+        """An operator's one-step rollback (the CLI's ``rollback``), audited as ``actor``.
+
+        During shadow or canary (or a gate): traffic back to the champion, the candidate rejected, and the
+        promotion's execution stopped so that it bakes no further. During the watch window: the previous
+        champion serves again. Refused when no promotion runs, or when its watch window is over.
+        """
+        state, promotion = self._running()
+        result = self.rollback(reason, actor=actor)
+        if promotion.execution_arn and state.stage != Stage.WATCH:
+            self.executions.stop(promotion.execution_arn, error=HUMAN_STOP_ERROR, cause=f"{actor}: {reason}")
+        return result
+
     def wait_for_human(self, task_token: str, reason: str = "") -> StepResult:
         """Keep the task token, tell the humans how to decide. The execution waits for SendTask{Success,Failure}."""
         state, promotion = self._running()
@@ -355,8 +374,8 @@ class PromotionService:
                 f"The promotion of version {promotion.candidate.version} ({promotion.execution_name}) waits in "
                 f"stage {state.stage} at weight {state.challenger_weight:.0%}: {why}",
                 "",
-                f"Approve (go on):   sluice approve {self.name}",
-                f"Abort (roll back): sluice abort {self.name}",
+                f"Approve (go on):   {cli_command(self.name, 'approve')}",
+                f"Abort (roll back): {cli_command(self.name, 'abort')}",
                 "",
                 "or with the AWS CLI:",
                 f"  aws stepfunctions send-task-success --task-token '{task_token}' "

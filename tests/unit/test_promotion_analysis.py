@@ -9,7 +9,7 @@ import numpy as np
 from shared.promotion.analysis import CheckResult, LiveWindow, Outcome, combine, live, offline_gate, replay
 from shared.usecase import PromotionSettings
 
-SETTINGS = PromotionSettings(min_samples=100)
+SETTINGS = PromotionSettings(min_samples=100, min_divergence_samples=100)
 
 
 def _metrics(auc: float, ece: float = 0.03, *, segments: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -111,3 +111,37 @@ def test_live_window_with_too_few_samples_is_inconclusive() -> None:
     verdict = live(LiveWindow(candidate_samples=99, candidate_errors=99), SETTINGS)
     assert verdict.outcome is Outcome.INCONCLUSIVE
     assert verdict.figures == {"samples.samples": 99, "samples.min_samples": 100}
+
+
+def test_a_shadow_without_score_buckets_is_judged_by_its_score_delta() -> None:
+    # Given a shadow window: enough shadow scores, champion buckets, but none reported for the shadow
+    shadow = LiveWindow(
+        candidate_samples=500,
+        champion_samples=500,
+        candidate_score_buckets=(0.0,) * 10,
+        champion_score_buckets=(50.0,) * 10,
+        mean_score_delta=0.01,
+    )
+    # Then the divergence is not "too few samples" for ever: the mean score delta decides
+    assert live(shadow, SETTINGS).outcome is Outcome.PASS
+    assert live(shadow.model_copy(update={"mean_score_delta": 0.5}), SETTINGS).outcome is Outcome.FAIL
+    # And without a score delta either, the missing distribution stays inconclusive
+    assert live(shadow.model_copy(update={"mean_score_delta": None}), SETTINGS).outcome is Outcome.INCONCLUSIVE
+
+
+def test_score_psi_is_not_judged_on_a_small_sample() -> None:
+    # Given a canary of 150 scores in a few buckets, against a champion spread over all ten
+    canary = LiveWindow(
+        candidate_samples=150,
+        champion_samples=3000,
+        candidate_score_buckets=(50.0, 50.0, 50.0) + (0.0,) * 7,
+        champion_score_buckets=(300.0,) * 10,
+    )
+    settings = PromotionSettings(min_samples=100, min_divergence_samples=1000)
+    # Then below min_divergence_samples the PSI is recorded but does not decide
+    verdict = live(canary, settings)
+    assert verdict.outcome is Outcome.PASS
+    assert verdict.figures["divergence.needed"] == 1000
+    # And with enough scores the same shapes fail
+    many = canary.model_copy(update={"candidate_score_buckets": (500.0, 500.0, 500.0) + (0.0,) * 7})
+    assert live(many, settings).outcome is Outcome.FAIL
