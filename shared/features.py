@@ -54,18 +54,18 @@ def onnx_feed(records: Sequence[Mapping[str, Any]], contract: Contract) -> dict[
     return feed
 
 
-def onnx_feed_from_columns(columns: Mapping[str, list[Any]], contract: Contract) -> dict[str, np.ndarray]:
-    """:func:`onnx_feed` from a batch's columns (``None`` where a record has no value), built per column."""
+def onnx_feed_from_columns(columns: Mapping[str, Sequence[Any]], contract: Contract) -> dict[str, np.ndarray]:
+    """:func:`onnx_feed` from a validated batch's columns (``None`` where a record has no value), built per column."""
     feed: dict[str, np.ndarray] = {}
     for name in numeric_features(contract):
-        values = columns[name]
-        if None in values:
-            values = [math.nan if v is None else v for v in values]
-        # float64 first, as float(value) does, then float32: the same rounding as onnx_feed
-        feed[name] = np.array(values, dtype=np.float64).astype(np.float32).reshape(-1, 1)
-    for name in categorical_features(contract):
-        values = columns[name]
-        if set(map(type, values)) != {str}:
+        # float64 first, as float(value) does, then float32: the same rounding as onnx_feed (numpy reads None as NaN)
+        feed[name] = np.array(columns[name], dtype=np.float64).astype(np.float32).reshape(-1, 1)
+    for column in contract.features:
+        if column.type not in TEXT_TYPES:
+            continue
+        name, values = column.name, columns[column.name]
+        # validated: a category or string column holds str or None, a bool column bool or None
+        if column.type is ColumnType.BOOL or (column.nullable and None in values):
             values = [text_value(v) for v in values]
         feed[name] = np.array(values, dtype=object).reshape(-1, 1)
     return feed

@@ -7,17 +7,22 @@ the promotion alarms watch: the candidate is the only model served as ``challeng
 ``ScoreBucket`` has one more dimension, ``bucket`` (``"0.0-0.1"`` … ``"0.9-1.0"``). ``ScoreDelta`` is
 |shadow score - champion score| per shadow-scored record (variant ``shadow``): prediction divergence.
 Metrics are high resolution (1 s storage), so alarms may use 10-second periods. EMF puts one dimension
-set on every metric of a document, so each (dimension set, model version, variant) gets its own
-document and each score bucket another: :func:`publish` sends them through powertools'
-``EphemeralMetrics``.
+sets on every metric of a document: each (model version, variant) gets one document with both sets,
+and each score bucket another (:func:`documents`).
 """
 
 from __future__ import annotations
 
+import json
+import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 NAMESPACE = "Sluice"
 
@@ -51,6 +56,14 @@ NO_MODEL_VERSION = "none"
 SCORE_BUCKET_EDGES = tuple(round(i / 10, 1) for i in range(11))
 SCORE_BUCKETS = tuple(f"{low:.1f}-{high:.1f}" for low, high in pairwise(SCORE_BUCKET_EDGES))
 
+UNIT_COUNT = "Count"
+UNIT_MILLISECONDS = "Milliseconds"
+UNIT_NONE = "None"
+HIGH_RESOLUTION = 1
+EMF_MAX_VALUES = 100
+"""EMF takes at most 100 values of one metric in one document."""
+_EMF_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
 COUNT_METRICS = (PREDICTIONS, ERRORS, FALLBACKS, SHADOW_SCORES, SHADOW_ERRORS, PREDICTION_LOG_ERRORS)
 
 
@@ -75,6 +88,18 @@ class VariantTally:
     def add_score(self, score: float) -> None:
         self.buckets[score_bucket(score)] += 1
 
+    def add_scores(self, scores: ArrayLike) -> None:
+        """Count a batch of scores into the buckets (numpy: one pass, no Python loop)."""
+        import numpy as np
+
+        values = np.asarray(scores, dtype=np.float64)
+        if not values.size:
+            return
+        indices = np.clip((values * 10).astype(np.intp), 0, len(SCORE_BUCKETS) - 1)
+        for index, count in enumerate(np.bincount(indices, minlength=len(SCORE_BUCKETS)).tolist()):
+            if count:
+                self.buckets[SCORE_BUCKETS[index]] += count
+
 
 @dataclass
 class RequestTelemetry:
@@ -97,43 +122,68 @@ class RequestTelemetry:
         self.tally(model_version, variant).observations.setdefault(name, []).extend(values)
 
 
-def publish(telemetry: RequestTelemetry, metrics: Any) -> None:
-    """Send the tallies as EMF documents in ``metrics``' namespace (a powertools ``Metrics``).
+def _directive(namespace: str, dimension_sets: list[list[str]], metrics: list[tuple[str, str]]) -> dict[str, Any]:
+    return {
+        "Namespace": namespace,
+        "Dimensions": dimension_sets,
+        "Metrics": [{"Name": name, "Unit": unit, "StorageResolution": HIGH_RESOLUTION} for name, unit in metrics],
+    }
 
-    The dimension sets are exactly the ones above (powertools' own ``service`` dimension is left out).
-    """
-    from aws_lambda_powertools.metrics import EphemeralMetrics, MetricResolution, MetricUnit
 
-    namespace = getattr(metrics, "namespace", None) or NAMESPACE
+def documents(telemetry: RequestTelemetry, *, namespace: str = NAMESPACE, timestamp_ms: int | None = None) -> list[str]:
+    """The EMF documents of one request: per (model version, variant) one document carrying both dimension
+    sets (the EMF specification allows several sets per directive), one per score bucket, and the
+    observations in documents of at most ``EMF_MAX_VALUES`` values a metric."""
+    when = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+    sets = [list(names) for names in DIMENSION_SETS]
+    bucket_sets = [[*names, DIMENSION_BUCKET] for names in DIMENSION_SETS]
+    lines: list[str] = []
 
-    def document(dimensions: dict[str, str]) -> Any:
-        emitter = EphemeralMetrics(namespace=namespace)
-        # powertools adds a "service" dimension when a service name is set; the alarms are on exactly these sets
-        emitter.service = ""
-        for name, value in dimensions.items():
-            emitter.add_dimension(name=name, value=value)
-        return emitter
+    def emit(
+        dimension_sets: list[list[str]], values: dict[str, Any], units: list[tuple[str, str]], **dims: str
+    ) -> None:
+        document = {
+            "_aws": {"Timestamp": when, "CloudWatchMetrics": [_directive(namespace, dimension_sets, units)]},
+            **dims,
+            **values,
+        }
+        lines.append(_EMF_ENCODER.encode(document))
 
-    high = MetricResolution.High
     for tally in telemetry.tallies.values():
-        full = {
+        dims = {
             DIMENSION_USECASE: telemetry.usecase,
             DIMENSION_MODEL_VERSION: tally.model_version,
             DIMENSION_VARIANT: tally.variant,
         }
-        for names in DIMENSION_SETS:
-            dimensions = {name: full[name] for name in names}
-            emitter = document(dimensions)
-            for name, value in tally.counts.items():
-                emitter.add_metric(name=name, unit=MetricUnit.Count, value=value, resolution=high)
-            if tally.latency_ms is not None:
-                emitter.add_metric(name=LATENCY, unit=MetricUnit.Milliseconds, value=tally.latency_ms, resolution=high)
-            for name, observed in tally.observations.items():
-                for sample in observed:
-                    emitter.add_metric(name=name, unit=MetricUnit.NoUnit, value=sample, resolution=high)
-            if tally.counts or tally.latency_ms is not None or tally.observations:
-                emitter.flush_metrics()
-            for bucket, count in tally.buckets.items():
-                bucket_emitter = document({**dimensions, DIMENSION_BUCKET: bucket})
-                bucket_emitter.add_metric(name=SCORE_BUCKET, unit=MetricUnit.Count, value=count, resolution=high)
-                bucket_emitter.flush_metrics()
+        values: dict[str, Any] = dict(tally.counts)
+        units = [(name, UNIT_COUNT) for name in tally.counts]
+        if tally.latency_ms is not None:
+            values[LATENCY] = tally.latency_ms
+            units.append((LATENCY, UNIT_MILLISECONDS))
+        if values:
+            emit(sets, values, units, **dims)
+        for name, observed in tally.observations.items():
+            for start in range(0, len(observed), EMF_MAX_VALUES):
+                emit(sets, {name: observed[start : start + EMF_MAX_VALUES]}, [(name, UNIT_NONE)], **dims)
+        for bucket, count in tally.buckets.items():
+            if count:
+                emit(
+                    bucket_sets,
+                    {SCORE_BUCKET: count},
+                    [(SCORE_BUCKET, UNIT_COUNT)],
+                    **dims,
+                    **{DIMENSION_BUCKET: bucket},
+                )
+    return lines
+
+
+def publish(telemetry: RequestTelemetry, *, namespace: str = NAMESPACE, out: TextIO | None = None) -> None:
+    """Write the request's EMF documents to stdout (one write), where Lambda's log agent picks them up.
+
+    Written here rather than through powertools' ``Metrics``: powertools puts one dimension set in a
+    document, so a request would need twice the documents, and it builds each for ~70 µs while a
+    1,000-record request has a budget of about a millisecond for everything but the model.
+    """
+    lines = documents(telemetry, namespace=namespace)
+    if lines:
+        (out or sys.stdout).write("\n".join(lines) + "\n")

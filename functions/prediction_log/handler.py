@@ -1,8 +1,8 @@
 """Prediction-log handler: SQS batches of prediction records → JSON Lines objects in the lake.
 
-Each message is JSON Lines: one :class:`~shared.scoring.prediction_log.PredictionLogRecord` a line (a
-request's predictions, chunked by the score function); a message with a line that is not one fails alone
-(partial batch response). Records are de-duplicated by (request_id, variant, index)
+Each message is a block of one request's scores as the score function sends it (read back into one
+:class:`~shared.scoring.prediction_log.PredictionLogRecord` per prediction by ``parse_message``); a
+message that is not one fails alone (partial batch response). Records are de-duplicated by (request_id, variant, index)
 within the batch and written one object per use case and UTC hour
 (``predictions/{usecase}/date=YYYY-MM-DD/hour=HH/<id>.jsonl``).
 
@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
 from shared.runtime import FunctionEnvironment, read_environment
-from shared.scoring.prediction_log import PredictionLogRecord, S3ObjectWriter, split_lines, write_prediction_log
+from shared.scoring.prediction_log_lake import PredictionLogRecord, S3ObjectWriter, parse_message, write_prediction_log
 
 logger = Logger()
 tracer = Tracer()
@@ -49,8 +49,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     parsed: list[tuple[str, PredictionLogRecord]] = []
 
     def parse(record: SQSRecord) -> None:
-        lines = [PredictionLogRecord.model_validate_json(line) for line in split_lines(record.body)]
-        parsed.extend((record.message_id, line) for line in lines)
+        parsed.extend((record.message_id, line) for line in parse_message(record.body))
 
     processor = BatchProcessor(event_type=EventType.SQS)
     with processor(records=event.get("Records", []), handler=parse, lambda_context=context):

@@ -14,47 +14,49 @@ import hashlib
 import json
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Any, TypeVar
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from shared import telemetry
 from shared.deployment import DeploymentStore
 from shared.exceptions import SettingsError
 from shared.runtime import UseCaseEnvironment, read_environment
-from shared.scoring.api import ErrorResponse, FeedbackAccepted, FeedbackRequest, PredictRequest, PredictResponse
 from shared.scoring.breaker import CircuitBreaker
 from shared.scoring.endpoint import EndpointScorer, endpoint_client_config
 from shared.scoring.engine import ScoringEngine
 from shared.scoring.exceptions import (
     InvalidFeedbackError,
     InvalidRecordsError,
+    MalformedRequestError,
     ServiceUnavailableError,
     TooManyRecordsError,
     UnknownUseCaseError,
 )
-from shared.scoring.feedback import record_feedback
 from shared.scoring.models import ModelCache
 from shared.scoring.prediction_log import PredictionLog, SqsMessageSender, queue_client_config
+from shared.scoring.wire import DecodedBody, PredictBodyDecoder
 from shared.storage import S3ObjectStore
 from shared.usecase import UseCase, load_usecase
 
 IDEMPOTENCY_TTL_SECONDS = 3600
 API_TITLE = "Sluice scoring API"
+Body = TypeVar("Body", bound=BaseModel)
 
 logger = Logger()
 tracer = Tracer(auto_patch=False)
 """botocore is patched when the first AWS client is built (:func:`_boto3`), so a cold start imports neither
-boto3 nor the X-Ray patches of libraries this function never uses (``patch_all`` would import them all)."""
-metrics = Metrics()
-app = APIGatewayRestResolver(enable_validation=True)
+boto3 nor the X-Ray patches of libraries this function never uses (``patch_all`` would import them all).
+Metrics are EMF documents written by :func:`shared.telemetry.publish` (two dimension sets a document)."""
+app = APIGatewayRestResolver()
+"""Bodies are validated by the routes (:class:`PredictBodyDecoder`, :func:`_parse`), not by the resolver's
+``enable_validation``: its pydantic round-trip of a 1,000-record body costs more than the model, and its
+import ~45 ms of every cold start. The OpenAPI document still describes both bodies (:func:`_openapi_document`)."""
 
 
 class ScoreSettings(UseCaseEnvironment):
@@ -138,10 +140,16 @@ def prediction_log() -> PredictionLog | None:
     return PredictionLog(
         SqsMessageSender(boto3.client("sqs", config=queue_client_config())),
         usecase=usecase().name,
+        feature_names=[c.name for c in usecase().contract.features],
         log_queue_url=current.prediction_log_queue_url,
         review_queue_url=current.review_queue_url,
         review_band=usecase().serving.review_band,
     )
+
+
+@lru_cache(maxsize=1)
+def body_decoder() -> PredictBodyDecoder:
+    return PredictBodyDecoder(usecase().contract)
 
 
 @lru_cache(maxsize=1)
@@ -167,15 +175,6 @@ def idempotency_config() -> Any:
     )
 
 
-class IdempotentPredict(BaseModel):
-    """What makes two predict requests the same: the use case and the client's Idempotency-Key."""
-
-    usecase: str
-    key: str
-    body_sha256: str
-    """A retried key with a different body is refused (409), not answered with another request's scores."""
-
-
 @lru_cache(maxsize=1)
 def idempotent_score() -> Any:
     """:func:`score` wrapped once per process in powertools idempotency (DynamoDB, partition key ``id``)."""
@@ -196,10 +195,10 @@ def idempotent_score() -> Any:
     @idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=idempotency_config())
     def score_once(
         *,
-        request: IdempotentPredict,  # noqa: ARG001 - the idempotency key
-        records: list[dict[str, Any]],
+        request: dict[str, str],  # noqa: ARG001 - the idempotency key: use case, Idempotency-Key, body sha256
+        records: DecodedBody,
         request_id: str,
-    ) -> dict[str, Any]:
+    ) -> str:
         return score(records, request_id=request_id)
 
     return score_once
@@ -208,23 +207,24 @@ def idempotent_score() -> Any:
 # --- the domain call ------------------------------------------------------------------------------------------------
 
 
-def score(records: list[dict[str, Any]], *, request_id: str) -> dict[str, Any]:
+def score(records: DecodedBody, *, request_id: str) -> str:
+    """The response body (JSON) of a predict request."""
     outcome = engine().predict(records, request_id=request_id)
     logger.append_keys(variant=",".join(outcome.variants))
-    telemetry.publish(outcome.telemetry, metrics)
+    telemetry.publish(outcome.telemetry)
     logger.info(
         "scored",
         extra={
-            "records": len(records),
-            "predictions": len(outcome.body["predictions"]),
-            "invalid_records": len(outcome.body["errors"]),
-            "model_versions": sorted({p["model_version"] for p in outcome.body["predictions"]}),
-            "degraded": any(p["degraded"] for p in outcome.body["predictions"]),
+            "records": len(records.records),
+            "predictions": len(outcome.predictions),
+            "invalid_records": len(outcome.errors),
+            "model_versions": list(outcome.model_versions),
+            "degraded": outcome.degraded,
             "shadow_scored": outcome.shadow_scored,
             "prediction_log_errors": outcome.log_failures,
         },
     )
-    return outcome.body
+    return outcome.encoded().decode()
 
 
 def _served_usecase(name: str) -> UseCase:
@@ -240,57 +240,65 @@ def _request_id() -> str:
 
 # --- routes ---------------------------------------------------------------------------------------------------------
 
+# The bodies' schemas are added to the document by shared.scoring.api.complete_openapi_document (its pydantic
+# models are built when the document or a feedback request first needs them, not at every cold start).
 ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
-    code: {"description": description, "content": {"application/json": {"model": ErrorResponse}}}
-    for code, description in {
-        400: "malformed body",
-        404: "unknown use case",
-        413: "too many records",
-        422: "records or labels the contract refuses, with field-level reasons",
-        503: "no model deployed, or the model endpoint is down without fallback",
-    }.items()
+    400: {"description": "malformed body"},
+    404: {"description": "unknown use case"},
+    413: {"description": "too many records"},
+    422: {"description": "records or labels the contract refuses, with field-level reasons"},
+    503: {"description": "no model deployed, or the model endpoint is down without fallback"},
 }
-
-
 PREDICT_RESPONSES: dict[int, OpenAPIResponse] = {
-    200: {
-        "description": "the scores, and field-level errors of the records not scored",
-        "content": {"application/json": {"model": PredictResponse}},
-    },
+    200: {"description": "the scores, and field-level errors of the records not scored"},
     **ERROR_RESPONSES,
 }
+FEEDBACK_RESPONSES: dict[int, OpenAPIResponse] = {202: {"description": "the labels were stored"}, **ERROR_RESPONSES}
 
 
 @app.post("/v1/<usecase_name>/predict", summary="Score one record or a batch", responses=PREDICT_RESPONSES)
-def predict(usecase_name: str, request: Annotated[PredictRequest, Body()]) -> Response[Any]:
-    """The body is :class:`PredictResponse`, serialized once here: the engine builds it from the contract's
-    validated records and its own scores (a shape the unit tests pin), so powertools' response validation of
-    a 1,000-prediction body (a pydantic round-trip costing more than the model) is not run on it."""
+def predict(usecase_name: str) -> Response[Any]:
+    """The body (``PredictRequest`` in the OpenAPI document, :func:`_openapi_document`) is decoded and validated
+    by :class:`PredictBodyDecoder` in one pass, not by the resolver's pydantic validation (which would parse the
+    JSON with the stdlib and copy every record). The response is :class:`PredictResponse`, encoded once by the
+    engine: a shape the unit tests pin, so the resolver's response validation is not run on it either."""
     _served_usecase(usecase_name)
-    records = request.all_records()
+    raw = app.current_event.decoded_body or ""
+    records = body_decoder().decode(raw)
     request_id = _request_id()
     logger.append_keys(request_id=request_id, usecase=usecase_name)
     key = app.current_event.get_header_value("Idempotency-Key", case_sensitive=False)
-    body: dict[str, Any]
     if not key:
         body = score(records, request_id=request_id)
     else:
-        body_sha256 = hashlib.sha256(json.dumps(records, sort_keys=True, default=str).encode()).hexdigest()
-        request_key = IdempotentPredict(usecase=usecase_name, key=key, body_sha256=body_sha256)
+        body_sha256 = hashlib.sha256(raw.encode() if isinstance(raw, str) else raw).hexdigest()
+        # a retried key with another body (byte for byte) is refused (409), not answered with another request's scores
+        request_key = {"usecase": usecase_name, "key": key, "body_sha256": body_sha256}
         scorer = idempotent_score()
         idempotency_config().register_lambda_context(app.lambda_context)
         body = scorer(request=request_key, records=records, request_id=request_id)
-    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=_json(body))
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=body)
 
 
-def _json(body: Any) -> str:
-    """JSON as powertools writes it (compact separators)."""
-    return json.dumps(body, separators=(",", ":"), default=str)
+def _parse(model: type[Body]) -> Body:
+    """The body as ``model``, or :class:`MalformedRequestError` (400) with the reasons by field."""
+    try:
+        return model.model_validate_json(app.current_event.decoded_body or "")
+    except ValidationError as exc:
+        reasons = [
+            {"field": ".".join(str(p) for p in error.get("loc", ())) or "<body>", "reason": error.get("msg")}
+            for error in exc.errors(include_url=False)
+        ]
+        raise MalformedRequestError("the request body is malformed", reasons) from exc
 
 
-@app.post("/v1/<usecase_name>/feedback", summary="Send observed labels", responses=ERROR_RESPONSES)
-def feedback(usecase_name: str, request: Annotated[FeedbackRequest, Body()]) -> Response[FeedbackAccepted]:
+@app.post("/v1/<usecase_name>/feedback", summary="Send observed labels", responses=FEEDBACK_RESPONSES)
+def feedback(usecase_name: str) -> Response[Any]:
+    from shared.scoring.api import FeedbackAccepted, FeedbackRequest
+    from shared.scoring.feedback import record_feedback
+
     served = _served_usecase(usecase_name)
+    request = _parse(FeedbackRequest)
     logger.append_keys(request_id=_request_id(), usecase=usecase_name)
     accepted = record_feedback(
         request,
@@ -302,7 +310,9 @@ def feedback(usecase_name: str, request: Annotated[FeedbackRequest, Body()]) -> 
     )
     logger.info("feedback accepted", extra={"accepted": accepted})
     return Response(
-        status_code=202, content_type=content_types.APPLICATION_JSON, body=FeedbackAccepted(accepted=accepted)
+        status_code=202,
+        content_type=content_types.APPLICATION_JSON,
+        body=FeedbackAccepted(accepted=accepted).model_dump_json(),
     )
 
 
@@ -315,9 +325,14 @@ def openapi(usecase_name: str) -> Response[Any]:
 @lru_cache(maxsize=1)
 def _openapi_document() -> str:
     served = usecase()
-    return app.get_openapi_json_schema(
-        title=API_TITLE, version=served.contract.version, description=f"Scores {served.name}: {served.description}"
+    document = json.loads(
+        app.get_openapi_json_schema(
+            title=API_TITLE, version=served.contract.version, description=f"Scores {served.name}: {served.description}"
+        )
     )
+    from shared.scoring.api import complete_openapi_document
+
+    return json.dumps(complete_openapi_document(document, served))
 
 
 # --- errors → HTTP, in one place -------------------------------------------------------------------------------------
@@ -329,13 +344,9 @@ def _error_response(status: int, message: str, errors: list[Any] | None = None) 
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
 
 
-@app.exception_handler(RequestValidationError)
-def _malformed(exc: RequestValidationError) -> Response[Any]:
-    reasons = [
-        {"field": ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "<body>", "reason": error.get("msg")}
-        for error in exc.errors()
-    ]
-    return _error_response(400, "the request body is malformed", reasons)
+@app.exception_handler(MalformedRequestError)
+def _malformed_body(exc: MalformedRequestError) -> Response[Any]:
+    return _error_response(400, str(exc), exc.errors)
 
 
 @app.exception_handler(UnknownUseCaseError)

@@ -1,4 +1,10 @@
-"""The scoring API's request and response bodies (the OpenAPI document is generated from these)."""
+"""The scoring API's request and response bodies, and the OpenAPI document's schemas of them.
+
+The score function imports this module only when it serves the document or a feedback request: the
+predict path decodes and encodes its bodies with :mod:`shared.scoring.wire`, and building these
+pydantic models is not worth a cold start. :func:`complete_openapi_document` adds the bodies to the
+document powertools generates from the routes.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.scoring.checks import scoring_record_model
 from shared.scoring.feedback import FeedbackItem, FeedbackRequest
+from shared.usecase import UseCase
 
 __all__ = [
     "ErrorResponse",
@@ -18,6 +26,7 @@ __all__ = [
     "PredictResponse",
     "Prediction",
     "RecordErrors",
+    "complete_openapi_document",
 ]
 
 
@@ -81,3 +90,55 @@ class ErrorResponse(BaseModel):
 
     message: str
     errors: list[RecordErrors] | list[dict[str, Any]] = Field(default_factory=list)
+
+
+PREDICT_PATH = "/v1/{usecase_name}/predict"
+FEEDBACK_PATH = "/v1/{usecase_name}/feedback"
+_REF = "#/components/schemas/{model}"
+
+
+def _schema_ref(schemas: dict[str, Any], name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    schemas.update(schema.pop("$defs", {}))
+    schemas[name] = schema
+    return {"content": {"application/json": {"schema": {"$ref": _REF.format(model=name)}}}}
+
+
+def predict_request_schema(usecase: UseCase, schemas: dict[str, Any]) -> dict[str, Any]:
+    """``PredictRequest`` with the contract's ``ScoringRecord`` (what the wire decoder accepts), into ``schemas``."""
+    record = scoring_record_model(usecase.contract).model_json_schema(ref_template=_REF)
+    item = _schema_ref(schemas, "ScoringRecord", record)["content"]["application/json"]["schema"]
+    request = {
+        "title": "PredictRequest",
+        "description": 'One record ("record") or a batch ("records") to score: exactly one of the two.',
+        "type": "object",
+        "properties": {
+            "record": item,
+            "records": {"type": "array", "items": item, "minItems": 1, "maxItems": usecase.serving.max_batch_records},
+        },
+        "additionalProperties": False,
+        "minProperties": 1,
+        "maxProperties": 1,
+    }
+    return _schema_ref(schemas, "PredictRequest", request)
+
+
+def complete_openapi_document(document: dict[str, Any], usecase: UseCase) -> dict[str, Any]:
+    """The routes' document with the request bodies and the responses' schemas filled in."""
+    schemas: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
+    error = _schema_ref(schemas, "ErrorResponse", ErrorResponse.model_json_schema(ref_template=_REF))
+    bodies = {
+        PREDICT_PATH: (
+            predict_request_schema(usecase, schemas),
+            {200: _schema_ref(schemas, "PredictResponse", PredictResponse.model_json_schema(ref_template=_REF))},
+        ),
+        FEEDBACK_PATH: (
+            _schema_ref(schemas, "FeedbackRequest", FeedbackRequest.model_json_schema(ref_template=_REF)),
+            {202: _schema_ref(schemas, "FeedbackAccepted", FeedbackAccepted.model_json_schema(ref_template=_REF))},
+        ),
+    }
+    for path, (request, successes) in bodies.items():
+        operation = document["paths"][path]["post"]
+        operation["requestBody"] = {"required": True, **request}
+        for code, response in operation.get("responses", {}).items():
+            response.update(successes.get(int(code), error))
+    return document

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+
+import msgspec
 
 from shared.scoring.breaker import CircuitBreaker
 from shared.scoring.exceptions import CircuitOpenError, EndpointError
@@ -101,11 +103,11 @@ class EndpointScorer:
         except (KeyError, TypeError, ValueError) as exc:
             raise EndpointError(f"the endpoint's answer has no scores: {exc}", retryable=False) from exc
 
-    def scores(self, records: Sequence[Mapping[str, Any]]) -> list[float]:
+    def scores(self, records: Sequence[Any]) -> list[float]:
         """Scores in record order; raises :class:`EndpointError` (:class:`CircuitOpenError` when not called)."""
         if not self._breaker.allow():
             raise CircuitOpenError()
-        body = json.dumps({"records": [dict(r) for r in records]}).encode()
+        body = msgspec.json.encode({"records": list(records)})  # JSON objects or the wire's typed records
         attempt = 1
         while True:
             try:

@@ -1,9 +1,14 @@
 """Scoring a predict request: validate, route, score each variant in one batch, label, shadow, log.
 
-:meth:`ScoringEngine.predict` takes the request's records and returns the response body of the
-interfaces file — ``{"request_id", "predictions": [...], "errors": [...]}`` — with the metrics tallies of
-the request. Records that fail the contract get field-level errors and the others are still scored; a
-request with no good record raises :class:`InvalidRecordsError`.
+:meth:`ScoringEngine.predict` takes the request's records — JSON objects, or the typed records the
+wire decoder already validated (:class:`~shared.scoring.wire.DecodedBody`) — and returns the
+response (``{"request_id", "predictions": [...], "errors": [...]}``, :meth:`ScoreOutcome.encoded`)
+with the metrics tallies of the request. Records that fail the contract get field-level errors and the
+others are still scored; a request with no good record raises :class:`InvalidRecordsError`.
+
+The valid records are handled as columns (:class:`_Batch`): one model call per variant, labels,
+predictions, score buckets and the prediction-log block built with numpy and C-level maps, not a
+Python loop per record.
 
 Routing: the challenger serves the entities under its canary weight (:mod:`shared.scoring.routing`); if
 the challenger fails, those records are served by the champion and the challenger's ``Errors`` counted.
@@ -20,13 +25,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import repeat
+from operator import attrgetter
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from shared import telemetry as names
@@ -43,8 +51,9 @@ from shared.scoring.exceptions import (
     TooManyRecordsError,
 )
 from shared.scoring.models import ModelCache
-from shared.scoring.prediction_log import LoggedScore, PredictionLog
-from shared.scoring.routing import canary_variant, shadow_sampled
+from shared.scoring.prediction_log import PredictionLog, ScoredBlock
+from shared.scoring.routing import canary_position, shadow_sampled
+from shared.scoring.wire import DecodedBody, encode
 from shared.telemetry import CHALLENGER, CHAMPION, SHADOW, RequestTelemetry
 from shared.usecase import ColumnType, Contract, UseCase
 
@@ -81,24 +90,81 @@ class ShadowRunner:
         return self._pending
 
 
+class Prediction(msgspec.Struct, gc=False):
+    """One served prediction as the response carries it (the OpenAPI document's ``Prediction``)."""
+
+    index: int
+    entity_id: Any
+    score: float
+    label: Any
+    threshold: float
+    model_version: int
+    variant: str
+    degraded: bool
+
+
 @dataclass
 class ScoreOutcome:
-    """A scored request: the response body, the variants that answered and the metric tallies."""
+    """A scored request: the predictions in request order, the refused records' errors, and the metric tallies."""
 
-    body: dict[str, Any]
+    request_id: str
+    predictions: list[Prediction]
+    errors: list[dict[str, Any]]
     variants: tuple[str, ...]
+    model_versions: tuple[int, ...]
+    degraded: bool
     telemetry: RequestTelemetry
     shadow_scored: int = 0
     log_failures: int = 0
     notes: list[str] = field(default_factory=list)
 
+    def encoded(self) -> bytes:
+        """The response body, as JSON."""
+        return encode({"request_id": self.request_id, "predictions": self.predictions, "errors": self.errors})
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The response body as Python objects (what :meth:`encoded` holds)."""
+        body: dict[str, Any] = msgspec.json.decode(self.encoded())
+        return body
+
 
 @dataclass
-class _Group:
-    """The records one model variant serves in one request."""
+class _Batch:
+    """Valid records of a request: their positions in it, entity ids, the records (for the endpoint), their
+    feature values in the contract's order (for the log), and the model's inputs."""
 
-    indices: list[int]
-    records: list[Mapping[str, Any]]
+    positions: np.ndarray
+    entity_ids: list[Any]
+    records: list[Any]
+    rows: list[tuple[Any, ...]]
+    feed: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.entity_ids)
+
+    def take(self, mask: np.ndarray) -> _Batch:
+        """The records where ``mask`` is true."""
+        rows = np.flatnonzero(mask)
+        picked = rows.tolist()
+        return _Batch(
+            positions=self.positions[rows],
+            entity_ids=[self.entity_ids[i] for i in picked],
+            records=[self.records[i] for i in picked],
+            rows=[self.rows[i] for i in picked],
+            feed={name: values[rows] for name, values in self.feed.items()},
+        )
+
+
+@dataclass
+class _Served:
+    """One variant's answer for a batch."""
+
+    batch: _Batch
+    scores: np.ndarray
+    ref: ModelRef
+    variant: str
+    degraded: bool = False
 
 
 class ScoringEngine:
@@ -125,8 +191,7 @@ class ScoringEngine:
         self._now = now
         self._log = logger or log
         self._checker = RecordChecker(usecase.contract)
-        self._positive = usecase.contract.positive_class
-        self._negative = negative_class(usecase.contract)
+        self._labels = np.array([negative_class(usecase.contract), usecase.contract.positive_class], dtype=object)
         self._feature_names = tuple(c.name for c in usecase.contract.features)
 
     @property
@@ -135,197 +200,176 @@ class ScoringEngine:
 
     # --- the request -------------------------------------------------------------------------------------------------
 
-    def predict(self, records: Sequence[Any], *, request_id: str) -> ScoreOutcome:
+    def predict(self, records: Sequence[Any] | DecodedBody, *, request_id: str) -> ScoreOutcome:
         started = self._timer()
-        if len(records) > self._serving.max_batch_records:
-            raise TooManyRecordsError(len(records), self._serving.max_batch_records)
+        count = len(records.records) if isinstance(records, DecodedBody) else len(records)
+        if count > self._serving.max_batch_records:
+            raise TooManyRecordsError(count, self._serving.max_batch_records)
         telemetry = RequestTelemetry(usecase=self._usecase.name)
         state = self._models.state()
         if state.champion is None:
             telemetry.count(names.ERRORS, None, CHAMPION)
             raise NoChampionError(f"no model is deployed for {self._usecase.name!r} yet")
-        groups, errors, columns = self._route(records, state)
-        batch_feed: dict[str, np.ndarray] | None = None
+        batch, errors = self._valid(records)
 
-        def feed_of(group: _Group) -> dict[str, np.ndarray]:
-            """The group's ONNX inputs: from the batch's columns when every record passed the column checks."""
-            nonlocal batch_feed
-            if columns is None:
-                return onnx_feed(group.records, self._contract)
-            if batch_feed is None:
-                batch_feed = onnx_feed_from_columns(columns, self._contract)
-            if len(group.indices) == len(records):
-                return batch_feed
-            rows = np.asarray(group.indices, dtype=np.intp)
-            return {name: values[rows] for name, values in batch_feed.items()}
-
-        served: dict[int, dict[str, Any]] = {}
-        logged: list[LoggedScore] = []
-        challenger_group = groups[CHALLENGER]
-        if (
-            challenger_group.indices
-            and state.challenger is not None
-            and not self._serve_challenger(state.challenger, challenger_group, feed_of, served, logged, telemetry)
-        ):
-            groups[CHAMPION] = _merge(groups[CHAMPION], challenger_group)
-
-        champion_group = groups[CHAMPION]
-        shadow_job: Future[Any] | None = None
-        shadow_deadline = 0.0
-        if champion_group.indices:
-            feed = feed_of(champion_group)
-            shadow_job, shadow_deadline = self._start_shadow(state, request_id, feed, telemetry)
-            self._serve_champion(state.champion, champion_group, feed, served, logged, telemetry)
+        answers: list[_Served] = []
+        champion_batch = batch
+        if state.challenger is not None and state.challenger_weight > 0:
+            on_challenger = self._canary_rows(batch, state.challenger_weight)
+            if on_challenger.any():
+                challenger_answer = self._serve_challenger(state.challenger, batch.take(on_challenger), telemetry)
+                if challenger_answer is not None:
+                    answers.append(challenger_answer)
+                    champion_batch = batch.take(~on_challenger)
 
         shadow_scored = 0
-        if shadow_job is not None and state.challenger is not None:
-            shadow_scored = self._collect_shadow(
-                shadow_job, shadow_deadline, state.challenger, champion_group, logged, telemetry
-            )
+        champion_answer: _Served | None = None
+        if len(champion_batch):
+            shadow_job, shadow_deadline = self._start_shadow(state, request_id, champion_batch.feed, telemetry)
+            champion_answer = self._serve_champion(state.champion, champion_batch, telemetry)
+            answers.append(champion_answer)
+            if shadow_job is not None and state.challenger is not None:
+                shadow = self._collect_shadow(shadow_job, shadow_deadline, state.challenger, champion_answer, telemetry)
+                if shadow is not None:
+                    answers.append(shadow)
+                    shadow_scored = len(shadow.batch)
 
-        predictions = [served[i] for i in sorted(served)]
-        body = {"request_id": request_id, "predictions": predictions, "errors": errors}
+        blocks = [self._block(answer) for answer in answers]
+        served = [(answer, block) for answer, block in zip(answers, blocks, strict=True) if block.served]
+        predictions = self._predictions(served)
         elapsed_ms = (self._timer() - started) * 1000
-        variants = tuple(sorted({p["variant"] for p in predictions}))
-        for prediction in predictions:
-            tally = telemetry.tally(prediction["model_version"], prediction["variant"])
-            tally.counts[names.PREDICTIONS] += 1
-            tally.add_score(prediction["score"])
+        for answer, _ in served:
+            tally = telemetry.tally(answer.ref.version, answer.variant)
+            tally.counts[names.PREDICTIONS] += len(answer.batch)
+            tally.add_scores(answer.scores)
             tally.latency_ms = elapsed_ms
         failures = 0
         if self._prediction_log is not None:
-            failures = self._prediction_log.publish(request_id, logged, at=self._now())
+            failures = self._prediction_log.publish(request_id, blocks, at=self._now())
             if failures:
                 telemetry.count(names.PREDICTION_LOG_ERRORS, state.champion.version, CHAMPION, failures)
         return ScoreOutcome(
-            body=body, variants=variants, telemetry=telemetry, shadow_scored=shadow_scored, log_failures=failures
+            request_id=request_id,
+            predictions=predictions,
+            errors=errors,
+            variants=tuple(sorted({answer.variant for answer, _ in served})),
+            model_versions=tuple(sorted({answer.ref.version for answer, _ in served})),
+            degraded=any(answer.degraded for answer, _ in served),
+            telemetry=telemetry,
+            shadow_scored=shadow_scored,
+            log_failures=failures,
         )
 
-    def _route(
-        self, records: Sequence[Any], state: DeploymentState
-    ) -> tuple[dict[str, _Group], list[dict[str, Any]], dict[str, list[Any]] | None]:
-        """Valid records by the variant that serves them, the field-level errors of the others, and the batch's
-        columns when every record passed the column-wise checks (``None``: checked record by record)."""
+    # --- validation --------------------------------------------------------------------------------------------------
+
+    def _valid(self, records: Sequence[Any] | DecodedBody) -> tuple[_Batch, list[dict[str, Any]]]:
+        """The valid records as a batch, and the field-level errors of the others (none valid: 422)."""
+        if isinstance(records, DecodedBody):
+            if records.validated and records.record_type is not None:
+                return self._typed_batch(records), []
+            records = records.records
         errors: list[dict[str, Any]] = []
-        groups = {CHAMPION: _Group([], []), CHALLENGER: _Group([], [])}
-        entity_column = self._contract.entity_id
-        canary = state.challenger is not None and state.challenger_weight > 0
         columns = self._checker.columns(records) if records else None
-        if columns is not None and not canary:
-            groups[CHAMPION] = _Group(list(range(len(records))), list(records))
-            return groups, errors, columns
-        for index, record in enumerate(records):
-            problems = None if columns is not None else self._checker.errors(record)
-            if problems:
-                errors.append({"index": index, "errors": problems})
-                continue
-            variant = CHAMPION
-            if canary:
-                variant = canary_variant(self._usecase.name, record[entity_column], state.challenger_weight)
-            group = groups[variant]
-            group.indices.append(index)
-            group.records.append(record)
-        if not groups[CHAMPION].indices and not groups[CHALLENGER].indices:
-            raise InvalidRecordsError(errors)
-        return groups, errors, columns
+        if columns is not None:
+            valid_positions = list(range(len(records)))
+            valid = list(records)
+            feed = onnx_feed_from_columns(columns, self._contract)
+            entity_ids = columns[self._contract.entity_id]
+            rows = list(zip(*(columns[name] for name in self._feature_names), strict=True))
+        else:
+            valid_positions, valid = [], []
+            for index, record in enumerate(records):
+                problems = self._checker.errors(record)
+                if problems:
+                    errors.append({"index": index, "errors": problems})
+                else:
+                    valid_positions.append(index)
+                    valid.append(record)
+            if not valid:
+                raise InvalidRecordsError(errors)
+            feed = onnx_feed(valid, self._contract)
+            entity_ids = [record[self._contract.entity_id] for record in valid]
+            rows = [tuple(record.get(name) for name in self._feature_names) for record in valid]
+        positions = np.asarray(valid_positions, dtype=np.intp)
+        return _Batch(positions=positions, entity_ids=entity_ids, records=valid, rows=rows, feed=feed), errors
+
+    def _typed_batch(self, body: DecodedBody) -> _Batch:
+        """A batch of records the wire decoder validated: columns through ``attrgetter`` and one transpose."""
+        assert body.record_type is not None
+        records = body.records
+        features = list(self._feature_names)
+        rows = list(map(body.record_type.getter(features), records))
+        columns = dict(zip(features, zip(*rows, strict=True), strict=True)) if rows else {}
+        entity = attrgetter(body.record_type.attribute[self._contract.entity_id])
+        return _Batch(
+            positions=np.arange(len(records), dtype=np.intp),
+            entity_ids=list(map(entity, records)),
+            records=records,
+            rows=rows,
+            feed=onnx_feed_from_columns(columns, self._contract),
+        )
 
     # --- the variants ------------------------------------------------------------------------------------------------
 
-    def _label(self, score: float, threshold: float) -> Any:
-        return self._positive if score >= threshold else self._negative
-
-    def _predictions(
-        self,
-        group: _Group,
-        scores: Sequence[float] | np.ndarray,
-        ref: ModelRef,
-        variant: str,
-        *,
-        degraded: bool,
-        served: dict[int, dict[str, Any]],
-        logged: list[LoggedScore],
-    ) -> None:
-        entity_column = self._contract.entity_id
-        threshold = ref.threshold
-        values = scores.tolist() if isinstance(scores, np.ndarray) else [float(s) for s in scores]
-        for index, record, score in zip(group.indices, group.records, values, strict=True):
-            label = self._label(score, threshold)
-            entity_id = record[entity_column]
-            served[index] = {
-                "index": index,
-                "entity_id": entity_id,
-                "score": score,
-                "label": label,
-                "threshold": threshold,
-                "model_version": ref.version,
-                "variant": variant,
-                "degraded": degraded,
-            }
-            logged.append(
-                self._logged(
-                    index=index, record=record, score=score, label=label, ref=ref, variant=variant, degraded=degraded
-                )
-            )
-
-    def _logged(
-        self,
-        *,
-        index: int,
-        record: Mapping[str, Any],
-        score: float,
-        label: Any,
-        ref: ModelRef,
-        variant: str,
-        served: bool = True,
-        degraded: bool = False,
-    ) -> LoggedScore:
-        return LoggedScore(
-            index=index,
-            entity_id=record[self._contract.entity_id],
-            features={name: record.get(name) for name in self._feature_names},
-            score=score,
-            label=label,
-            threshold=ref.threshold,
-            model_version=ref.version,
-            variant=variant,
-            served=served,
-            degraded=degraded,
+    def _canary_rows(self, batch: _Batch, weight: float) -> np.ndarray:
+        name = self._usecase.name
+        return np.fromiter(
+            (canary_position(name, entity) < weight for entity in batch.entity_ids), dtype=bool, count=len(batch)
         )
 
-    def _serve_challenger(  # noqa: PLR0917 - the request's accumulators, passed along
-        self,
-        ref: ModelRef,
-        group: _Group,
-        feed_of: Callable[[_Group], dict[str, np.ndarray]],
-        served: dict[int, dict[str, Any]],
-        logged: list[LoggedScore],
-        telemetry: RequestTelemetry,
-    ) -> bool:
-        """Score the canary's records with the challenger; False (and Errors counted) when it cannot."""
+    def _labels_of(self, scores: np.ndarray, threshold: float) -> list[Any]:
+        labels: list[Any] = self._labels[(scores >= threshold).astype(np.intp)].tolist()
+        return labels
+
+    def _block(self, answer: _Served) -> ScoredBlock:
+        return ScoredBlock(
+            variant=answer.variant,
+            model_version=answer.ref.version,
+            threshold=answer.ref.threshold,
+            served=answer.variant != SHADOW,
+            degraded=answer.degraded,
+            indices=answer.batch.positions.tolist(),
+            entity_ids=answer.batch.entity_ids,
+            scores=answer.scores.tolist(),
+            labels=self._labels_of(answer.scores, answer.ref.threshold),
+            rows=answer.batch.rows,
+        )
+
+    @staticmethod
+    def _predictions(served: list[tuple[_Served, ScoredBlock]]) -> list[Prediction]:
+        predictions: list[Prediction] = []
+        for answer, block in served:
+            predictions += map(
+                Prediction,
+                block.indices,
+                block.entity_ids,
+                block.scores,
+                block.labels,
+                repeat(block.threshold),
+                repeat(answer.ref.version),
+                repeat(answer.variant),
+                repeat(answer.degraded),
+            )
+        if len(served) > 1:
+            predictions.sort(key=attrgetter("index"))
+        return predictions
+
+    def _serve_challenger(self, ref: ModelRef, batch: _Batch, telemetry: RequestTelemetry) -> _Served | None:
+        """Score the canary's records with the challenger; None (and Errors counted) when it cannot."""
         try:
-            model = self._models.model(ref)
-            scores = model.positive_scores(feed_of(group))
+            scores = self._models.model(ref).positive_scores(batch.feed)
         except Exception as exc:  # noqa: BLE001 - a failing challenger must never fail the customer: the champion serves
             self._log.warning("challenger failed; the champion serves its records", extra={"error": str(exc)})
             telemetry.count(names.ERRORS, ref.version, CHALLENGER)
-            return False
-        self._predictions(group, scores, ref, CHALLENGER, degraded=False, served=served, logged=logged)
-        return True
+            return None
+        return _Served(batch, np.asarray(scores, dtype=np.float64), ref, CHALLENGER)
 
-    def _serve_champion(  # noqa: PLR0917 - the request's accumulators, passed along
-        self,
-        ref: ModelRef,
-        group: _Group,
-        feed: dict[str, np.ndarray],
-        served: dict[int, dict[str, Any]],
-        logged: list[LoggedScore],
-        telemetry: RequestTelemetry,
-    ) -> None:
+    def _serve_champion(self, ref: ModelRef, batch: _Batch, telemetry: RequestTelemetry) -> _Served:
         degraded = False
         scores: Sequence[float] | np.ndarray | None = None
         if self._endpoint is not None:
             try:
-                scores = self._endpoint.scores(group.records)
+                scores = self._endpoint.scores(batch.records)
             except EndpointError as exc:
                 telemetry.count(names.ERRORS, ref.version, CHAMPION)
                 if not self._serving.fallback_to_light:
@@ -335,11 +379,11 @@ class ScoringEngine:
                 degraded = True
         if scores is None:
             try:
-                scores = self._models.model(ref).positive_scores(feed)
+                scores = self._models.model(ref).positive_scores(batch.feed)
             except Exception as exc:
                 telemetry.count(names.ERRORS, ref.version, CHAMPION)
                 raise ScoringError(f"the champion (version {ref.version}) could not score: {exc}") from exc
-        self._predictions(group, scores, ref, CHAMPION, degraded=degraded, served=served, logged=logged)
+        return _Served(batch, np.asarray(scores, dtype=np.float64), ref, CHAMPION, degraded=degraded)
 
     # --- shadow ------------------------------------------------------------------------------------------------------
 
@@ -370,58 +414,29 @@ class ScoringEngine:
             telemetry.count(names.SHADOW_ERRORS, challenger.version, SHADOW)
         return job, deadline
 
-    def _collect_shadow(  # noqa: PLR0917 - the request's accumulators, passed along
-        self,
-        job: Future[Any],
-        deadline: float,
-        ref: ModelRef,
-        group: _Group,
-        logged: list[LoggedScore],
-        telemetry: RequestTelemetry,
-    ) -> int:
+    def _collect_shadow(
+        self, job: Future[Any], deadline: float, ref: ModelRef, champion: _Served, telemetry: RequestTelemetry
+    ) -> _Served | None:
         try:
-            scores, latency_ms = job.result(timeout=max(0.0, deadline - self._timer()))
+            raw, latency_ms = job.result(timeout=max(0.0, deadline - self._timer()))
+            scores = np.asarray(raw, dtype=np.float64).reshape(-1)
         except FutureTimeoutError:
             self._log.warning("shadow score abandoned: over its time bound", extra={"model_version": ref.version})
             telemetry.count(names.SHADOW_ERRORS, ref.version, SHADOW)
-            return 0
+            return None
         except Exception as exc:  # noqa: BLE001 - shadow never changes the response, whatever went wrong
             self._log.warning("shadow score failed", extra={"model_version": ref.version, "error": str(exc)})
             telemetry.count(names.SHADOW_ERRORS, ref.version, SHADOW)
-            return 0
-        if len(scores) != len(group.records):
+            return None
+        if len(scores) != len(champion.batch):
             self._log.warning("shadow score failed: wrong number of scores", extra={"model_version": ref.version})
             telemetry.count(names.SHADOW_ERRORS, ref.version, SHADOW)
-            return 0
-        for index, record, raw in zip(group.indices, group.records, scores, strict=True):
-            score = float(raw)
-            logged.append(
-                self._logged(
-                    index=index,
-                    record=record,
-                    score=score,
-                    label=self._label(score, ref.threshold),
-                    ref=ref,
-                    variant=SHADOW,
-                    served=False,
-                )
-            )
-        telemetry.count(names.SHADOW_SCORES, ref.version, SHADOW, len(group.records))
+            return None
+        telemetry.count(names.SHADOW_SCORES, ref.version, SHADOW, len(scores))
         telemetry.tally(ref.version, SHADOW).latency_ms = latency_ms
-        served = {item.index: item.score for item in logged if item.variant == CHAMPION}
-        telemetry.observe(
-            names.SCORE_DELTA,
-            ref.version,
-            SHADOW,
-            [abs(float(raw) - served[i]) for i, raw in zip(group.indices, scores, strict=True) if i in served],
-        )
+        telemetry.observe(names.SCORE_DELTA, ref.version, SHADOW, np.abs(scores - champion.scores).tolist())
         self._log.info(
             "shadow scored",
-            extra={"variant": SHADOW, "model_version": ref.version, "records": len(group.records), "served": False},
+            extra={"variant": SHADOW, "model_version": ref.version, "records": len(scores), "served": False},
         )
-        return len(group.records)
-
-
-def _merge(first: _Group, second: _Group) -> _Group:
-    pairs = sorted(zip(first.indices + second.indices, first.records + second.records, strict=True), key=lambda p: p[0])
-    return _Group([i for i, _ in pairs], [r for _, r in pairs])
+        return _Served(champion.batch, scores, ref, SHADOW)

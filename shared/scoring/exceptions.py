@@ -16,7 +16,11 @@ class UnknownUseCaseError(SluiceError):
 
 
 class MalformedRequestError(SluiceError):
-    """The body is not JSON or not the shape the route takes (400)."""
+    """The body is not JSON or not the shape the route takes (400); ``errors`` holds the reasons by field."""
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
 
 
 class TooManyRecordsError(SluiceError):

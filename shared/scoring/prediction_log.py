@@ -1,29 +1,27 @@
 """The prediction log and the human-review queue: what was predicted, sent to SQS without holding up the answer.
 
-Every served prediction (and shadow score: variant ``"shadow"``, ``served`` false) is one JSON Lines
-record of a prediction-log message; a message holds as many as fit in ``MESSAGE_BYTES_LIMIT``. Each
+Every served prediction (and shadow score: variant ``"shadow"``, ``served`` false) reaches the log
+queue in a block of its request's scores (:class:`ScoredBlock`: one JSON object holding the block's
+columns and records, split until it fits in ``MESSAGE_BYTES_LIMIT``). Each
 prediction whose score is inside ``review_band`` is also one message of the review queue. Messages are
 sent with ``send_message_batch`` (at most 10 entries and 256 KiB a call) through a client with short
 timeouts and no retries (:func:`queue_client_config`). A failure is caught, logged and counted
 (``PredictionLogErrors``): it never fails a response.
 
-:func:`write_prediction_log` is the other end: SQS message bodies → JSON Lines objects in the lake.
+:mod:`shared.scoring.prediction_log_lake` is the other end: SQS message bodies → one JSON Lines
+record per prediction in the lake.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+import msgspec
 
-from shared import lake
 from shared.scoring.exceptions import PredictionLogError
 
 SQS_BATCH_LIMIT = 10
@@ -31,7 +29,7 @@ MESSAGE_BYTES_LIMIT = 240 * 1024
 """A prediction-log message holds as many JSON Lines as fit in this (SQS takes 256 KiB a message)."""
 SQS_BATCH_BYTES_LIMIT = 256 * 1024
 """SQS also caps the sum of one ``send_message_batch`` call's bodies at 256 KiB."""
-_LINE_ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
+_ENCODER = msgspec.json.Encoder()
 QUEUE_TIMEOUT_SECONDS = 0.5
 
 log = logging.getLogger(__name__)
@@ -87,82 +85,75 @@ def _batches(bodies: Sequence[str]) -> list[Sequence[str]]:
     return batches
 
 
-def chunk_lines(lines: Iterable[str], limit: int = MESSAGE_BYTES_LIMIT) -> list[str]:
-    """JSON Lines message bodies: the lines joined by newlines, as many a body as fit under ``limit`` bytes."""
-    bodies: list[str] = []
-    current: list[str] = []
-    size = 0
-    for line in lines:
-        if current and size + len(line) + 1 > limit:
-            bodies.append("\n".join(current))
-            current, size = [], 0
-        current.append(line)
-        size += len(line) + 1
-    if current:
-        bodies.append("\n".join(current))
-    return bodies
-
-
-def split_lines(body: str) -> list[str]:
-    """The JSON Lines records of one prediction-log message body."""
-    return [line for line in body.splitlines() if line.strip()]
-
-
-class PredictionLogRecord(BaseModel):
-    """One line of the prediction log."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    usecase: str
-    request_id: str = Field(min_length=1)
-    index: int = 0
-    """The record's position in its request: (request_id, variant, index) identifies a line."""
-    entity_id: str | int | None = None
-    features: dict[str, Any] = Field(default_factory=dict)
-    score: float
-    label: str | int | bool | None = None
-    threshold: float
-    model_version: int
-    variant: str
-    served: bool
-    degraded: bool = False
-    time: datetime
-
-    @property
-    def identity(self) -> tuple[str, str, int]:
-        return (self.request_id, self.variant, self.index)
-
-
 @dataclass(frozen=True, kw_only=True)
-class LoggedScore:
-    """A score to log: served (champion, challenger) or shadow."""
+class ScoredBlock:
+    """The scores one model variant gave to some records of a request: one block of the prediction log.
 
-    index: int
-    entity_id: Any
-    features: dict[str, Any]
-    score: float
-    label: Any
-    threshold: float
-    model_version: int
+    ``rows`` are the records' feature values in the contract's order (``feature_names`` of the log),
+    aligned with ``indices``, ``entity_ids``, ``scores`` and ``labels``.
+    """
+
     variant: str
+    model_version: int
+    threshold: float
     served: bool
     degraded: bool = False
+    indices: list[int]
+    entity_ids: list[Any]
+    scores: list[float]
+    labels: list[Any]
+    rows: Sequence[Sequence[Any]]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def part(self, start: int, stop: int) -> ScoredBlock:
+        return replace(
+            self,
+            indices=self.indices[start:stop],
+            entity_ids=self.entity_ids[start:stop],
+            scores=self.scores[start:stop],
+            labels=self.labels[start:stop],
+            rows=self.rows[start:stop],
+        )
+
+
+def _fitting(encode: Callable[[int, int], bytes], count: int, limit: int) -> list[bytes]:
+    """Bodies of items [0, count), encoded in consecutive ranges that each fit in ``limit`` (halving the range
+    until they do; one item over the limit is sent alone and refused by SQS, which counts as a failure)."""
+
+    def split(start: int, stop: int) -> list[bytes]:
+        body = encode(start, stop)
+        if len(body) <= limit or stop - start == 1:
+            return [body]
+        middle = (start + stop) // 2
+        return split(start, middle) + split(middle, stop)
+
+    return split(0, count) if count else []
 
 
 class PredictionLog:
-    """Sends a request's scores to the prediction-log queue, and those in the review band to the review queue."""
+    """Sends a request's scores to the prediction-log queue, and those in the review band to the review queue.
+
+    A log message is one JSON object per block: the block's columns and its feature rows, split in halves
+    until each fits in ``MESSAGE_BYTES_LIMIT`` (one encoder call for a whole request instead of one per
+    prediction; ``prediction_log_lake.PredictionLogBlock`` reads it back, one line a prediction). A review
+    message holds the request's served predictions in the band (``items``), each with what a reviewer needs.
+    """
 
     def __init__(
         self,
         sender: MessageSender,
         *,
         usecase: str,
+        feature_names: Sequence[str],
         log_queue_url: str | None,
         review_queue_url: str | None,
         review_band: tuple[float, float] | None,
     ) -> None:
         self._sender = sender
         self._usecase = usecase
+        self._feature_names = list(feature_names)
         self._log_queue_url = log_queue_url
         self._review_queue_url = review_queue_url
         self._review_band = review_band
@@ -171,33 +162,72 @@ class PredictionLog:
         band = self._review_band
         return band is not None and band[0] <= score <= band[1]
 
-    def messages(self, request_id: str, scores: Iterable[LoggedScore], at: datetime) -> tuple[list[str], list[str]]:
-        """The prediction-log message bodies (JSON Lines, :func:`chunk_lines`) and review bodies of one request."""
-        when = at.isoformat()
-        logged: list[str] = []
-        review: list[str] = []
-        for item in scores:
-            common = {
-                "usecase": self._usecase,
-                "request_id": request_id,
-                "index": item.index,
-                "entity_id": item.entity_id,
-                "features": item.features,
-                "score": item.score,
-                "threshold": item.threshold,
-                "model_version": item.model_version,
-                "variant": item.variant,
-                "time": when,
-            }
-            outcome = {"label": item.label, "served": item.served, "degraded": item.degraded}
-            logged.append(_LINE_ENCODER.encode({**common, **outcome}))
-            if item.served and self.in_review_band(item.score):
-                review.append(json.dumps({**common, "band": list(self._review_band or ())}, default=str))
-        return chunk_lines(logged), review
+    def _block_bodies(self, request_id: str, block: ScoredBlock, when: str) -> list[bytes]:
+        def encode(start: int, stop: int) -> bytes:
+            part = block.part(start, stop) if (start, stop) != (0, len(block)) else block
+            return _ENCODER.encode(
+                {
+                    "usecase": self._usecase,
+                    "request_id": request_id,
+                    "time": when,
+                    "variant": part.variant,
+                    "model_version": part.model_version,
+                    "threshold": part.threshold,
+                    "served": part.served,
+                    "degraded": part.degraded,
+                    "feature_names": self._feature_names,
+                    "index": part.indices,
+                    "entity_id": part.entity_ids,
+                    "score": part.scores,
+                    "label": part.labels,
+                    "rows": part.rows,
+                }
+            )
 
-    def publish(self, request_id: str, scores: Iterable[LoggedScore], *, at: datetime | None = None) -> int:
+        return _fitting(encode, len(block), MESSAGE_BYTES_LIMIT)
+
+    def _review_items(self, block: ScoredBlock) -> list[dict[str, Any]]:
+        band = self._review_band
+        if band is None or not block.served:
+            return []
+        import numpy as np
+
+        scores = np.asarray(block.scores, dtype=np.float64)
+        in_band = np.flatnonzero((scores >= band[0]) & (scores <= band[1])).tolist()
+        names = self._feature_names
+        return [
+            {
+                "index": block.indices[position],
+                "entity_id": block.entity_ids[position],
+                "features": dict(zip(names, block.rows[position], strict=True)),
+                "score": block.scores[position],
+                "label": block.labels[position],
+                "threshold": block.threshold,
+                "model_version": block.model_version,
+                "variant": block.variant,
+            }
+            for position in in_band
+        ]
+
+    def messages(self, request_id: str, blocks: Iterable[ScoredBlock], at: datetime) -> tuple[list[str], list[str]]:
+        """The prediction-log message bodies and the review message bodies of one request."""
+        when = at.isoformat()
+        logged: list[bytes] = []
+        items: list[dict[str, Any]] = []
+        for block in blocks:
+            if len(block):
+                logged += self._block_bodies(request_id, block, when)
+                items += self._review_items(block)
+        band = list(self._review_band or ())
+        header = {"usecase": self._usecase, "request_id": request_id, "time": when, "band": band}
+        review = _fitting(
+            lambda start, stop: _ENCODER.encode({**header, "items": items[start:stop]}), len(items), MESSAGE_BYTES_LIMIT
+        )
+        return [body.decode() for body in logged], [body.decode() for body in review]
+
+    def publish(self, request_id: str, blocks: Iterable[ScoredBlock], *, at: datetime | None = None) -> int:
         """Send the messages; return how many could not be sent (errors are logged, never raised)."""
-        logged, review = self.messages(request_id, scores, at or datetime.now(UTC))
+        logged, review = self.messages(request_id, blocks, at or datetime.now(UTC))
         failed = 0
         for queue_url, bodies in ((self._log_queue_url, logged), (self._review_queue_url, review)):
             if not queue_url or not bodies:
@@ -208,78 +238,3 @@ class PredictionLog:
                 log.warning("prediction log messages not sent", extra={"queue_url": queue_url, "error": str(exc)})
                 failed += len(bodies)
         return failed
-
-
-# --- the consumer: SQS messages → JSON Lines in the lake ------------------------------------------------------------
-
-
-class ObjectWriter(Protocol):
-    def put_bytes(self, bucket: str, key: str, body: bytes, *, content_type: str) -> None: ...
-
-
-class S3ObjectWriter:
-    """:class:`ObjectWriter` on S3 through a boto3 client."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    def put_bytes(self, bucket: str, key: str, body: bytes, *, content_type: str) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        from shared.exceptions import StorageError
-
-        try:
-            self._client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
-        except (BotoCoreError, ClientError) as exc:
-            raise StorageError(f"cannot write s3://{bucket}/{key}: {exc}") from exc
-
-
-def deduplicated(records: Iterable[tuple[str, PredictionLogRecord]]) -> list[tuple[str, PredictionLogRecord]]:
-    """The first (message id, record) of each (request_id, variant, index)."""
-    seen: set[tuple[str, str, int]] = set()
-    kept = []
-    for message_id, record in records:
-        if record.identity not in seen:
-            seen.add(record.identity)
-            kept.append((message_id, record))
-    return kept
-
-
-@dataclass(frozen=True)
-class PredictionLogWrite:
-    written: dict[str, list[str]]
-    """Object key → the message ids whose records it holds."""
-    failed_message_ids: list[str]
-    """Messages whose object could not be written (SQS delivers them again)."""
-
-
-def write_prediction_log(
-    records: Sequence[tuple[str, PredictionLogRecord]], *, writer: ObjectWriter, bucket: str
-) -> PredictionLogWrite:
-    """Write the records as JSON Lines, one object per (use case, UTC hour), de-duplicated by identity.
-
-    Each object's name is a hash of the identities it holds, so a re-delivered batch overwrites its own
-    objects. A failed write fails only the messages of that object.
-    """
-    from shared.exceptions import StorageError
-
-    groups: dict[tuple[str, str], list[tuple[str, PredictionLogRecord]]] = defaultdict(list)
-    for message_id, record in deduplicated(records):
-        at = record.time.astimezone(UTC) if record.time.tzinfo else record.time
-        groups[(record.usecase, at.strftime("%Y-%m-%dT%H"))].append((message_id, record))
-    written: dict[str, list[str]] = {}
-    failed: list[str] = []
-    for (usecase, _hour), members in sorted(groups.items()):
-        identities = sorted("|".join(map(str, r.identity)) for _, r in members)
-        object_id = hashlib.sha256("\n".join(identities).encode()).hexdigest()[:32]
-        key = lake.prediction_log_key(usecase, at=members[0][1].time, object_id=object_id)
-        body = "".join(r.model_dump_json() + "\n" for _, r in members).encode()
-        message_ids = [message_id for message_id, _ in members]
-        try:
-            writer.put_bytes(bucket, key, body, content_type="application/x-ndjson")
-        except StorageError as exc:
-            log.warning("prediction log object not written", extra={"key": key, "error": str(exc)})
-            failed.extend(message_ids)
-            continue
-        written[key] = message_ids
-    return PredictionLogWrite(written=written, failed_message_ids=failed)

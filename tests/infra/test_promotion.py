@@ -159,8 +159,6 @@ def emitted() -> dict[tuple[str, str, frozenset[str]], dict[str, Any]]:
     import contextlib
     import io
 
-    from aws_lambda_powertools import Metrics
-
     request = telemetry.RequestTelemetry(usecase=USECASE.name)
     for variant in telemetry.VARIANTS:
         tally = request.tally(3, variant)
@@ -171,7 +169,7 @@ def emitted() -> dict[tuple[str, str, frozenset[str]], dict[str, Any]]:
     request.observe(telemetry.SCORE_DELTA, 3, telemetry.SHADOW, [0.05])  # |candidate - champion| of a request
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
-        telemetry.publish(request, Metrics(namespace=telemetry.NAMESPACE, service="score"))
+        telemetry.publish(request)
     found: dict[tuple[str, str, frozenset[str]], dict[str, Any]] = {}
     for line in buffer.getvalue().splitlines():
         document = json.loads(line)

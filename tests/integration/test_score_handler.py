@@ -13,6 +13,7 @@ from moto import mock_aws
 
 from shared.deployment import DeploymentState, DeploymentStore, model_ref_from_package
 from shared.exceptions import ConcurrentUpdateError
+from shared.scoring.prediction_log_lake import parse_message
 from tests.fakes import FakeLambdaContext
 from tests.scoring_model import TrainedModel, trained_model
 
@@ -188,8 +189,8 @@ def _messages(queue_url: str) -> list[dict[str, Any]]:
 
 
 def _logged_lines(queue_url: str) -> list[dict[str, Any]]:
-    """The prediction-log records on the queue: each message is JSON Lines, one line a prediction."""
-    return [json.loads(line) for m in _messages(queue_url) for line in m["Body"].splitlines()]
+    """The prediction-log records on the queue, read back as the prediction-log function reads them."""
+    return [json.loads(line.model_dump_json()) for m in _messages(queue_url) for line in parse_message(m["Body"])]
 
 
 def test_the_deployment_state_is_written_conditionally(aws: dict[str, Any]) -> None:
@@ -275,7 +276,25 @@ def test_the_openapi_document_describes_the_routes(aws: dict[str, Any], call: An
     status, document = call(api_event("GET", f"/v1/{USECASE}/openapi.json"))
     assert status == 200
     assert {"/v1/{usecase_name}/predict", "/v1/{usecase_name}/feedback"} <= set(document["paths"])
-    assert "PredictResponse" in document["components"]["schemas"]
+    schemas = document["components"]["schemas"]
+    predict = document["paths"]["/v1/{usecase_name}/predict"]["post"]
+    feedback = document["paths"]["/v1/{usecase_name}/feedback"]["post"]
+
+    def ref(part: dict[str, Any]) -> str:
+        return str(part["content"]["application/json"]["schema"]["$ref"]).rsplit("/", 1)[-1]
+
+    # the bodies the routes take and give, each a schema of the document
+    assert (ref(predict["requestBody"]), ref(feedback["requestBody"])) == ("PredictRequest", "FeedbackRequest")
+    assert (ref(predict["responses"]["200"]), ref(feedback["responses"]["202"])) == (
+        "PredictResponse",
+        "FeedbackAccepted",
+    )
+    assert {ref(predict["responses"][code]) for code in ("400", "413", "422", "503")} == {"ErrorResponse"}
+    # and a record is the contract's: its columns, types and bounds
+    record = schemas["ScoringRecord"]["properties"]
+    assert record["tenure"]["maximum"] == 120
+    assert set(record["contract"]["enum"]) == {"Month-to-month", "One year", "Two year"}
+    assert "churn" not in schemas["ScoringRecord"].get("required", [])
 
 
 def test_feedback_is_accepted_once_per_item(aws: dict[str, Any], call: Any) -> None:

@@ -23,6 +23,8 @@ from shared.scoring.exceptions import (
 )
 from shared.scoring.models import ModelCache, onnx_session
 from shared.scoring.prediction_log import PredictionLog
+from shared.scoring.prediction_log_lake import parse_message
+from shared.scoring.wire import PredictBodyDecoder
 from shared.usecase import UseCase
 from tests.scoring_fakes import FakeClock, InMemoryDeployments, InMemoryModelFiles, RecordingSender
 from tests.scoring_model import TrainedModel, trained_model
@@ -75,6 +77,7 @@ class Setup:
             prediction_log=PredictionLog(
                 self.sender,
                 usecase=USECASE,
+                feature_names=[c.name for c in self.usecase.contract.features],
                 log_queue_url=LOG_QUEUE,
                 review_queue_url=REVIEW_QUEUE,
                 review_band=self.usecase.serving.review_band,
@@ -82,11 +85,18 @@ class Setup:
         )
 
     def logged(self) -> list[dict[str, Any]]:
-        # a prediction-log message is JSON Lines: one line a prediction
-        return [json.loads(line) for b in self.sender.sent.get(LOG_QUEUE, []) for line in b.splitlines()]
+        # a prediction-log message is a block of a request's scores, read back one line a prediction
+        return [
+            json.loads(line.model_dump_json()) for b in self.sender.sent.get(LOG_QUEUE, []) for line in parse_message(b)
+        ]
 
     def reviewed(self) -> list[dict[str, Any]]:
-        return [json.loads(b) for b in self.sender.sent.get(REVIEW_QUEUE, [])]
+        # a review message holds the request's predictions in the band
+        return [
+            {**message, **item}
+            for message in map(json.loads, self.sender.sent.get(REVIEW_QUEUE, []))
+            for item in message["items"]
+        ]
 
 
 def _state(champion: ModelRef | None, **changes: Any) -> DeploymentState:
@@ -332,3 +342,40 @@ def test_a_new_deployment_is_served_within_the_cache_interval(model: TrainedMode
     assert setup.deployments.reads == 2
     # And the model file was fetched once per version
     assert setup.files.reads == 2
+
+
+def test_typed_and_untyped_bodies_give_the_same_answer_and_log(model: TrainedModel) -> None:
+    # Given a canary at 0.3 with shadow on, and one batch as the wire decoder types it and as JSON objects
+    state = _state(model.ref(), challenger=model.ref(version=2, run_id="run-2"), challenger_weight=0.3, shadow=True)
+    records = _features(model, 120)
+    typed = PredictBodyDecoder(model.usecase.contract).decode(json.dumps({"records": records}))
+    assert typed.validated
+    # When each is scored by its own engine
+    untyped_setup, typed_setup = Setup(model, state), Setup(model, state)
+    untyped = untyped_setup.engine.predict(records, request_id="req-w")
+    answered = typed_setup.engine.predict(typed, request_id="req-w")
+    # Then the responses are equal, both variants serve, and the logs hold the same lines
+    assert answered.body == untyped.body
+    assert set(answered.variants) == {"champion", "challenger"}
+    key = lambda r: (r["variant"], r["index"])  # noqa: E731 - a sort key
+    strip = lambda rows: sorted(({k: v for k, v in r.items() if k != "time"} for r in rows), key=key)  # noqa: E731
+    assert strip(typed_setup.logged()) == strip(untyped_setup.logged())
+    assert len(typed_setup.logged()) == 120 + answered.shadow_scored
+    # And the score buckets count every served score once
+    buckets = sum(sum(t.buckets.values()) for t in answered.telemetry.tallies.values())
+    assert buckets == 120
+
+
+def test_a_large_request_is_logged_in_messages_under_the_sqs_limit(
+    model: TrainedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a message limit of 8 KiB
+    monkeypatch.setattr("shared.scoring.prediction_log.MESSAGE_BYTES_LIMIT", 8 * 1024)
+    setup = Setup(model, _state(model.ref()))
+    # When 300 records are scored
+    setup.engine.predict(_features(model, 300), request_id="req-big")
+    # Then the log came in several messages, each under the limit, holding every prediction once
+    bodies = setup.sender.sent[LOG_QUEUE]
+    assert len(bodies) > 1
+    assert all(len(b.encode()) <= 8 * 1024 for b in bodies)
+    assert sorted(r["index"] for r in setup.logged()) == list(range(300))

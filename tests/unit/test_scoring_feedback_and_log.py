@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from shared import lake
 from shared.scoring.exceptions import InvalidFeedbackError
 from shared.scoring.feedback import FeedbackRequest, record_feedback
-from shared.scoring.prediction_log import PredictionLogRecord, write_prediction_log
+from shared.scoring.prediction_log_lake import PredictionLogRecord, parse_message, write_prediction_log
 from shared.usecase import UseCase
 from tests.scoring_fakes import InMemoryModelFiles
 
@@ -105,3 +105,38 @@ def test_the_prediction_log_is_written_as_json_lines_per_hour_without_duplicates
     again = _Writer()
     write_prediction_log(records, writer=again, bucket="lake")
     assert sorted(again.objects) == sorted(writer.objects)
+
+
+def test_a_log_message_is_read_back_one_line_a_prediction_and_a_torn_one_is_refused() -> None:
+    # Given a block of two predictions as the score function sends it, and the older JSON Lines form
+    block = {
+        "usecase": "telco_churn",
+        "request_id": "r9",
+        "time": "2024-06-03T10:00:00+00:00",
+        "variant": "challenger",
+        "model_version": 2,
+        "threshold": 0.3,
+        "served": True,
+        "degraded": False,
+        "feature_names": ["tenure", "contract"],
+        "index": [0, 3],
+        "entity_id": [17, 18],
+        "score": [0.1, 0.9],
+        "label": ["No", "Yes"],
+        "rows": [[1, "Month-to-month"], [40, "Two year"]],
+    }
+    older = _record("r8", "champion").model_dump_json()
+    # When they are parsed
+    lines = parse_message(json.dumps(block)) + parse_message(older)
+    # Then each prediction is one record, with its features by name
+    assert [(r.request_id, r.index, r.entity_id, r.label) for r in lines[:2]] == [
+        ("r9", 0, 17, "No"),
+        ("r9", 3, 18, "Yes"),
+    ]
+    assert lines[1].features == {"tenure": 40, "contract": "Two year"}
+    assert lines[2].request_id == "r8"
+    # And a block whose columns do not line up is refused (its message fails alone)
+    with pytest.raises(ValueError, match="one entry per prediction"):
+        parse_message(json.dumps({**block, "score": [0.1]}))
+    with pytest.raises(ValueError, match="one value per feature"):
+        parse_message(json.dumps({**block, "rows": [[1], [2]]}))

@@ -26,3 +26,22 @@ def test_importing_the_score_handler_loads_no_training_libraries() -> None:
     loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
     # Then none of the heavy libraries is loaded
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
+
+
+def test_a_cold_start_builds_neither_the_documents_models_nor_the_resolvers_validation() -> None:
+    # Given a fresh interpreter
+    script = "import json, sys\nimport functions.score.handler\nprint(json.dumps(sorted(sys.modules)))\n"
+    # When it imports the score handler (a cold start)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True, timeout=120
+    )
+    loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
+    # Then the OpenAPI/feedback models and powertools' body validation wait for a request that needs them
+    lazy = {
+        "shared.scoring.api",
+        "shared.scoring.feedback",
+        "shared.scoring.prediction_log_lake",
+        "aws_lambda_powertools.event_handler.middlewares.openapi_validation",
+        "boto3",
+    }
+    assert not loaded & lazy, loaded & lazy

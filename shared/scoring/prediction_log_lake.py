@@ -1,0 +1,198 @@
+"""The prediction log's other end: SQS message bodies → JSON Lines objects in the lake, one line a prediction.
+
+:func:`parse_message` reads a message as :class:`~shared.scoring.prediction_log.PredictionLog` sends it
+(a block of one variant's scores for a request, :class:`PredictionLogBlock`; or JSON Lines of
+:class:`PredictionLogRecord`, as earlier versions sent). :func:`write_prediction_log` writes the records,
+de-duplicated, one object per use case and UTC hour. Apart from the score function's import path, so a
+cold start of the score function does not build these models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared import lake
+
+log = logging.getLogger(__name__)
+
+
+def split_lines(body: str) -> list[str]:
+    """The JSON Lines records of one prediction-log message body."""
+    return [line for line in body.splitlines() if line.strip()]
+
+
+class PredictionLogRecord(BaseModel):
+    """One line of the prediction log."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    usecase: str
+    request_id: str = Field(min_length=1)
+    index: int = 0
+    """The record's position in its request: (request_id, variant, index) identifies a line."""
+    entity_id: str | int | None = None
+    features: dict[str, Any] = Field(default_factory=dict)
+    score: float
+    label: str | int | bool | None = None
+    threshold: float
+    model_version: int
+    variant: str
+    served: bool
+    degraded: bool = False
+    time: datetime
+
+    @property
+    def identity(self) -> tuple[str, str, int]:
+        return (self.request_id, self.variant, self.index)
+
+
+class PredictionLogBlock(BaseModel):
+    """One prediction-log message as :class:`PredictionLog` writes it: a block of one variant's scores."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    usecase: str
+    request_id: str = Field(min_length=1)
+    time: datetime
+    variant: str
+    model_version: int
+    threshold: float
+    served: bool
+    degraded: bool = False
+    feature_names: list[str]
+    index: list[int]
+    entity_id: list[str | int | None]
+    score: list[float]
+    label: list[str | int | bool | None]
+    rows: list[list[Any]]
+
+    @model_validator(mode="after")
+    def _aligned(self) -> PredictionLogBlock:
+        lengths = {len(self.index), len(self.entity_id), len(self.score), len(self.label), len(self.rows)}
+        if len(lengths) != 1:
+            raise ValueError("index, entity_id, score, label and rows must have one entry per prediction")
+        if any(len(row) != len(self.feature_names) for row in self.rows):
+            raise ValueError("every row must have one value per feature name")
+        return self
+
+    def lines(self) -> list[PredictionLogRecord]:
+        names = self.feature_names
+        return [
+            PredictionLogRecord(
+                usecase=self.usecase,
+                request_id=self.request_id,
+                index=index,
+                entity_id=entity_id,
+                features=dict(zip(names, row, strict=True)),
+                score=score,
+                label=label,
+                threshold=self.threshold,
+                model_version=self.model_version,
+                variant=self.variant,
+                served=self.served,
+                degraded=self.degraded,
+                time=self.time,
+            )
+            for index, entity_id, score, label, row in zip(
+                self.index, self.entity_id, self.score, self.label, self.rows, strict=True
+            )
+        ]
+
+
+def parse_message(body: str) -> list[PredictionLogRecord]:
+    """The prediction-log lines of one message: a block, or (as earlier versions sent) JSON Lines of records.
+
+    Raises ``ValueError`` (pydantic's ``ValidationError`` is one) when the message is neither.
+    """
+    lines: list[PredictionLogRecord] = []
+    for line in split_lines(body):
+        document = json.loads(line)
+        if isinstance(document, dict) and "rows" in document:
+            lines += PredictionLogBlock.model_validate(document).lines()
+        else:
+            lines.append(PredictionLogRecord.model_validate(document))
+    return lines
+
+
+# --- the consumer: SQS messages → JSON Lines in the lake ------------------------------------------------------------
+
+
+class ObjectWriter(Protocol):
+    def put_bytes(self, bucket: str, key: str, body: bytes, *, content_type: str) -> None: ...
+
+
+class S3ObjectWriter:
+    """:class:`ObjectWriter` on S3 through a boto3 client."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def put_bytes(self, bucket: str, key: str, body: bytes, *, content_type: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from shared.exceptions import StorageError
+
+        try:
+            self._client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"cannot write s3://{bucket}/{key}: {exc}") from exc
+
+
+def deduplicated(records: Iterable[tuple[str, PredictionLogRecord]]) -> list[tuple[str, PredictionLogRecord]]:
+    """The first (message id, record) of each (request_id, variant, index)."""
+    seen: set[tuple[str, str, int]] = set()
+    kept = []
+    for message_id, record in records:
+        if record.identity not in seen:
+            seen.add(record.identity)
+            kept.append((message_id, record))
+    return kept
+
+
+@dataclass(frozen=True)
+class PredictionLogWrite:
+    written: dict[str, list[str]]
+    """Object key → the message ids whose records it holds."""
+    failed_message_ids: list[str]
+    """Messages whose object could not be written (SQS delivers them again)."""
+
+
+def write_prediction_log(
+    records: Sequence[tuple[str, PredictionLogRecord]], *, writer: ObjectWriter, bucket: str
+) -> PredictionLogWrite:
+    """Write the records as JSON Lines, one object per (use case, UTC hour), de-duplicated by identity.
+
+    Each object's name is a hash of the identities it holds, so a re-delivered batch overwrites its own
+    objects. A failed write fails only the messages of that object.
+    """
+    from shared.exceptions import StorageError
+
+    groups: dict[tuple[str, str], list[tuple[str, PredictionLogRecord]]] = defaultdict(list)
+    for message_id, record in deduplicated(records):
+        at = record.time.astimezone(UTC) if record.time.tzinfo else record.time
+        groups[(record.usecase, at.strftime("%Y-%m-%dT%H"))].append((message_id, record))
+    written: dict[str, list[str]] = {}
+    failed: list[str] = []
+    for (usecase, _hour), members in sorted(groups.items()):
+        identities = sorted("|".join(map(str, r.identity)) for _, r in members)
+        object_id = hashlib.sha256("\n".join(identities).encode()).hexdigest()[:32]
+        key = lake.prediction_log_key(usecase, at=members[0][1].time, object_id=object_id)
+        body = "".join(r.model_dump_json() + "\n" for _, r in members).encode()
+        message_ids = [message_id for message_id, _ in members]
+        try:
+            writer.put_bytes(bucket, key, body, content_type="application/x-ndjson")
+        except StorageError as exc:
+            log.warning("prediction log object not written", extra={"key": key, "error": str(exc)})
+            failed.extend(message_ids)
+            continue
+        written[key] = message_ids
+    return PredictionLogWrite(written=written, failed_message_ids=failed)
