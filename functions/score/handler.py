@@ -14,7 +14,7 @@ import hashlib
 import json
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -27,8 +27,6 @@ from shared import telemetry
 from shared.deployment import DeploymentStore
 from shared.exceptions import SettingsError
 from shared.runtime import UseCaseEnvironment, read_environment
-from shared.scoring.breaker import CircuitBreaker
-from shared.scoring.endpoint import EndpointScorer, endpoint_client_config
 from shared.scoring.engine import ScoringEngine
 from shared.scoring.exceptions import (
     InvalidFeedbackError,
@@ -41,12 +39,15 @@ from shared.scoring.exceptions import (
 from shared.scoring.models import ModelCache
 from shared.scoring.prediction_log import PredictionLog, SqsMessageSender, queue_client_config
 from shared.scoring.wire import DecodedBody, PredictBodyDecoder
-from shared.storage import S3ObjectStore
 from shared.usecase import UseCase, load_usecase
 
 IDEMPOTENCY_TTL_SECONDS = 3600
 API_TITLE = "Sluice scoring API"
 Body = TypeVar("Body", bound=BaseModel)
+
+if TYPE_CHECKING:
+    from shared.scoring.endpoint import EndpointScorer
+    from shared.storage import S3ObjectStore
 
 logger = Logger()
 tracer = Tracer(auto_patch=False)
@@ -113,6 +114,8 @@ def model_cache() -> ModelCache:
 
 @lru_cache(maxsize=1)
 def object_store() -> S3ObjectStore:
+    from shared.storage import S3ObjectStore
+
     boto3 = _boto3()
     return S3ObjectStore(boto3.client("s3"))
 
@@ -122,6 +125,9 @@ def endpoint_scorer() -> EndpointScorer | None:
     name = settings().sagemaker_endpoint_name
     if name is None:
         return None
+    from shared.scoring.breaker import CircuitBreaker  # heavy use cases only
+    from shared.scoring.endpoint import EndpointScorer, endpoint_client_config
+
     boto3 = _boto3()
     serving = usecase().serving
     client = boto3.client("sagemaker-runtime", config=endpoint_client_config(serving.endpoint_timeout_ms))

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
@@ -41,7 +41,6 @@ from shared import telemetry as names
 from shared.deployment import DeploymentState, ModelRef
 from shared.features import onnx_feed, onnx_feed_from_columns
 from shared.scoring.checks import RecordChecker
-from shared.scoring.endpoint import EndpointScorer
 from shared.scoring.exceptions import (
     EndpointError,
     EndpointUnavailableError,
@@ -56,6 +55,9 @@ from shared.scoring.routing import canary_position, shadow_sampled
 from shared.scoring.wire import DecodedBody, encode
 from shared.telemetry import CHALLENGER, CHAMPION, SHADOW, RequestTelemetry
 from shared.usecase import ColumnType, Contract, UseCase
+
+if TYPE_CHECKING:
+    from shared.scoring.endpoint import EndpointScorer
 
 log = logging.getLogger(__name__)
 
