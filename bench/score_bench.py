@@ -131,7 +131,6 @@ def score_function(model: Any) -> tuple[Any, Any]:
         prediction_log=PredictionLog(
             sender,
             usecase=USECASE,
-            feature_names=[c.name for c in usecase.contract.features],
             log_queue_url="https://sqs/log",
             review_queue_url="https://sqs/review",
             review_band=usecase.serving.review_band,

@@ -146,7 +146,6 @@ def prediction_log() -> PredictionLog | None:
     return PredictionLog(
         SqsMessageSender(boto3.client("sqs", config=queue_client_config())),
         usecase=usecase().name,
-        feature_names=[c.name for c in usecase().contract.features],
         log_queue_url=current.prediction_log_queue_url,
         review_queue_url=current.review_queue_url,
         review_band=usecase().serving.review_band,

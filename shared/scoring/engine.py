@@ -134,12 +134,12 @@ class ScoreOutcome:
 @dataclass
 class _Batch:
     """Valid records of a request: their positions in it, entity ids, the records (for the endpoint), their
-    feature values in the contract's order (for the log), and the model's inputs."""
+    feature values by column (for the log), and the model's inputs."""
 
     positions: np.ndarray
     entity_ids: list[Any]
     records: list[Any]
-    rows: list[tuple[Any, ...]]
+    columns: dict[str, list[Any]]
     feed: dict[str, np.ndarray]
 
     def __len__(self) -> int:
@@ -153,7 +153,7 @@ class _Batch:
             positions=self.positions[rows],
             entity_ids=[self.entity_ids[i] for i in picked],
             records=[self.records[i] for i in picked],
-            rows=[self.rows[i] for i in picked],
+            columns={name: [values[i] for i in picked] for name, values in self.columns.items()},
             feed={name: values[rows] for name, values in self.feed.items()},
         )
 
@@ -277,7 +277,7 @@ class ScoringEngine:
             valid = list(records)
             feed = onnx_feed_from_columns(columns, self._contract)
             entity_ids = columns[self._contract.entity_id]
-            rows = list(zip(*(columns[name] for name in self._feature_names), strict=True))
+            features = {name: columns[name] for name in self._feature_names}
         else:
             valid_positions, valid = [], []
             for index, record in enumerate(records):
@@ -291,23 +291,23 @@ class ScoringEngine:
                 raise InvalidRecordsError(errors)
             feed = onnx_feed(valid, self._contract)
             entity_ids = [record[self._contract.entity_id] for record in valid]
-            rows = [tuple(record.get(name) for name in self._feature_names) for record in valid]
+            features = {name: [record.get(name) for record in valid] for name in self._feature_names}
         positions = np.asarray(valid_positions, dtype=np.intp)
-        return _Batch(positions=positions, entity_ids=entity_ids, records=valid, rows=rows, feed=feed), errors
+        batch = _Batch(positions=positions, entity_ids=entity_ids, records=valid, columns=features, feed=feed)
+        return batch, errors
 
     def _typed_batch(self, body: DecodedBody) -> _Batch:
-        """A batch of records the wire decoder validated: columns through ``attrgetter`` and one transpose."""
+        """A batch of records the wire decoder validated: one ``attrgetter`` pass per column."""
         assert body.record_type is not None
         records = body.records
         features = list(self._feature_names)
-        rows = list(map(body.record_type.getter(features), records))
-        columns = dict(zip(features, zip(*rows, strict=True), strict=True)) if rows else {}
+        columns = {name: list(map(attrgetter(body.record_type.attribute[name]), records)) for name in features}
         entity = attrgetter(body.record_type.attribute[self._contract.entity_id])
         return _Batch(
             positions=np.arange(len(records), dtype=np.intp),
             entity_ids=list(map(entity, records)),
             records=records,
-            rows=rows,
+            columns=columns,
             feed=onnx_feed_from_columns(columns, self._contract),
         )
 
@@ -334,7 +334,7 @@ class ScoringEngine:
             entity_ids=answer.batch.entity_ids,
             scores=answer.scores.tolist(),
             labels=self._labels_of(answer.scores, answer.ref.threshold),
-            rows=answer.batch.rows,
+            features=answer.batch.columns,
         )
 
     @staticmethod

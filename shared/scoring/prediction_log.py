@@ -15,7 +15,7 @@ record per prediction in the lake.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -89,8 +89,8 @@ def _batches(bodies: Sequence[str]) -> list[Sequence[str]]:
 class ScoredBlock:
     """The scores one model variant gave to some records of a request: one block of the prediction log.
 
-    ``rows`` are the records' feature values in the contract's order (``feature_names`` of the log),
-    aligned with ``indices``, ``entity_ids``, ``scores`` and ``labels``.
+    ``features`` holds each feature column's values, aligned with ``indices``, ``entity_ids``, ``scores``
+    and ``labels``.
     """
 
     variant: str
@@ -102,10 +102,21 @@ class ScoredBlock:
     entity_ids: list[Any]
     scores: list[float]
     labels: list[Any]
-    rows: Sequence[Sequence[Any]]
+    features: Mapping[str, Sequence[Any]]
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    def select(self, positions: list[int]) -> ScoredBlock:
+        """The predictions at ``positions`` (of this block)."""
+        return replace(
+            self,
+            indices=[self.indices[p] for p in positions],
+            entity_ids=[self.entity_ids[p] for p in positions],
+            scores=[self.scores[p] for p in positions],
+            labels=[self.labels[p] for p in positions],
+            features={name: [values[p] for p in positions] for name, values in self.features.items()},
+        )
 
     def part(self, start: int, stop: int) -> ScoredBlock:
         return replace(
@@ -114,7 +125,7 @@ class ScoredBlock:
             entity_ids=self.entity_ids[start:stop],
             scores=self.scores[start:stop],
             labels=self.labels[start:stop],
-            rows=self.rows[start:stop],
+            features={name: values[start:stop] for name, values in self.features.items()},
         )
 
 
@@ -135,10 +146,10 @@ def _fitting(encode: Callable[[int, int], bytes], count: int, limit: int) -> lis
 class PredictionLog:
     """Sends a request's scores to the prediction-log queue, and those in the review band to the review queue.
 
-    A log message is one JSON object per block: the block's columns and its feature rows, split in halves
+    A log message is one JSON object per block: the block's columns and its features by column, split in halves
     until each fits in ``MESSAGE_BYTES_LIMIT`` (one encoder call for a whole request instead of one per
     prediction; ``prediction_log_lake.PredictionLogBlock`` reads it back, one line a prediction). A review
-    message holds the request's served predictions in the band (``items``), each with what a reviewer needs.
+    message is a block of the served predictions inside the band, with the ``band``.
     """
 
     def __init__(
@@ -146,14 +157,12 @@ class PredictionLog:
         sender: MessageSender,
         *,
         usecase: str,
-        feature_names: Sequence[str],
         log_queue_url: str | None,
         review_queue_url: str | None,
         review_band: tuple[float, float] | None,
     ) -> None:
         self._sender = sender
         self._usecase = usecase
-        self._feature_names = list(feature_names)
         self._log_queue_url = log_queue_url
         self._review_queue_url = review_queue_url
         self._review_band = review_band
@@ -162,7 +171,9 @@ class PredictionLog:
         band = self._review_band
         return band is not None and band[0] <= score <= band[1]
 
-    def _block_bodies(self, request_id: str, block: ScoredBlock, when: str) -> list[bytes]:
+    def _block_bodies(
+        self, request_id: str, block: ScoredBlock, when: str, extra: Mapping[str, Any] | None = None
+    ) -> list[bytes]:
         def encode(start: int, stop: int) -> bytes:
             part = block.part(start, stop) if (start, stop) != (0, len(block)) else block
             return _ENCODER.encode(
@@ -175,54 +186,45 @@ class PredictionLog:
                     "threshold": part.threshold,
                     "served": part.served,
                     "degraded": part.degraded,
-                    "feature_names": self._feature_names,
                     "index": part.indices,
                     "entity_id": part.entity_ids,
                     "score": part.scores,
                     "label": part.labels,
-                    "rows": part.rows,
+                    "features": part.features,
+                    **(extra or {}),
                 }
             )
 
         return _fitting(encode, len(block), MESSAGE_BYTES_LIMIT)
 
-    def _review_items(self, block: ScoredBlock) -> list[dict[str, Any]]:
+    def _in_review_band(self, block: ScoredBlock) -> ScoredBlock | None:
+        """The block's served predictions inside the review band (None when there are none)."""
         band = self._review_band
         if band is None or not block.served:
-            return []
+            return None
         import numpy as np
 
         scores = np.asarray(block.scores, dtype=np.float64)
-        in_band = np.flatnonzero((scores >= band[0]) & (scores <= band[1])).tolist()
-        names = self._feature_names
-        return [
-            {
-                "index": block.indices[position],
-                "entity_id": block.entity_ids[position],
-                "features": dict(zip(names, block.rows[position], strict=True)),
-                "score": block.scores[position],
-                "label": block.labels[position],
-                "threshold": block.threshold,
-                "model_version": block.model_version,
-                "variant": block.variant,
-            }
-            for position in in_band
-        ]
+        positions = np.flatnonzero((scores >= band[0]) & (scores <= band[1])).tolist()
+        return block.select(positions) if positions else None
 
     def messages(self, request_id: str, blocks: Iterable[ScoredBlock], at: datetime) -> tuple[list[str], list[str]]:
-        """The prediction-log message bodies and the review message bodies of one request."""
+        """The prediction-log message bodies and the review message bodies of one request.
+
+        A review message is a block too (the predictions inside the band, with ``band``): a reviewer's tool
+        reads it with the prediction log's own reader, one record a prediction with its features.
+        """
         when = at.isoformat()
         logged: list[bytes] = []
-        items: list[dict[str, Any]] = []
+        review: list[bytes] = []
+        band = {"band": list(self._review_band or ())}
         for block in blocks:
-            if len(block):
-                logged += self._block_bodies(request_id, block, when)
-                items += self._review_items(block)
-        band = list(self._review_band or ())
-        header = {"usecase": self._usecase, "request_id": request_id, "time": when, "band": band}
-        review = _fitting(
-            lambda start, stop: _ENCODER.encode({**header, "items": items[start:stop]}), len(items), MESSAGE_BYTES_LIMIT
-        )
+            if not len(block):
+                continue
+            logged += self._block_bodies(request_id, block, when)
+            in_band = self._in_review_band(block)
+            if in_band is not None:
+                review += self._block_bodies(request_id, in_band, when, band)
         return [body.decode() for body in logged], [body.decode() for body in review]
 
     def publish(self, request_id: str, blocks: Iterable[ScoredBlock], *, at: datetime | None = None) -> int:

@@ -68,24 +68,24 @@ class PredictionLogBlock(BaseModel):
     threshold: float
     served: bool
     degraded: bool = False
-    feature_names: list[str]
     index: list[int]
     entity_id: list[str | int | None]
     score: list[float]
     label: list[str | int | bool | None]
-    rows: list[list[Any]]
+    features: dict[str, list[Any]]
+    """Each feature column's values."""
 
     @model_validator(mode="after")
     def _aligned(self) -> PredictionLogBlock:
-        lengths = {len(self.index), len(self.entity_id), len(self.score), len(self.label), len(self.rows)}
+        lengths = {len(self.index), len(self.entity_id), len(self.score), len(self.label)}
+        lengths.update(len(values) for values in self.features.values())
         if len(lengths) != 1:
-            raise ValueError("index, entity_id, score, label and rows must have one entry per prediction")
-        if any(len(row) != len(self.feature_names) for row in self.rows):
-            raise ValueError("every row must have one value per feature name")
+            raise ValueError("index, entity_id, score, label and every feature must have one entry per prediction")
         return self
 
     def lines(self) -> list[PredictionLogRecord]:
-        names = self.feature_names
+        names = list(self.features)
+        rows = list(zip(*self.features.values(), strict=True)) if names else [()] * len(self.index)
         return [
             PredictionLogRecord(
                 usecase=self.usecase,
@@ -103,7 +103,7 @@ class PredictionLogBlock(BaseModel):
                 time=self.time,
             )
             for index, entity_id, score, label, row in zip(
-                self.index, self.entity_id, self.score, self.label, self.rows, strict=True
+                self.index, self.entity_id, self.score, self.label, rows, strict=True
             )
         ]
 
@@ -116,7 +116,7 @@ def parse_message(body: str) -> list[PredictionLogRecord]:
     lines: list[PredictionLogRecord] = []
     for line in split_lines(body):
         document = json.loads(line)
-        if isinstance(document, dict) and "rows" in document:
+        if isinstance(document, dict) and isinstance(document.get("index"), list):  # a block; a record has one index
             lines += PredictionLogBlock.model_validate(document).lines()
         else:
             lines.append(PredictionLogRecord.model_validate(document))

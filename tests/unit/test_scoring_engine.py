@@ -77,7 +77,6 @@ class Setup:
             prediction_log=PredictionLog(
                 self.sender,
                 usecase=USECASE,
-                feature_names=[c.name for c in self.usecase.contract.features],
                 log_queue_url=LOG_QUEUE,
                 review_queue_url=REVIEW_QUEUE,
                 review_band=self.usecase.serving.review_band,
@@ -91,11 +90,11 @@ class Setup:
         ]
 
     def reviewed(self) -> list[dict[str, Any]]:
-        # a review message holds the request's predictions in the band
+        # a review message is a block of the request's predictions in the band, with the band
         return [
-            {**message, **item}
-            for message in map(json.loads, self.sender.sent.get(REVIEW_QUEUE, []))
-            for item in message["items"]
+            {**json.loads(line.model_dump_json()), "band": json.loads(body)["band"]}
+            for body in self.sender.sent.get(REVIEW_QUEUE, [])
+            for line in parse_message(body)
         ]
 
 

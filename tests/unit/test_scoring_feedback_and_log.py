@@ -118,12 +118,11 @@ def test_a_log_message_is_read_back_one_line_a_prediction_and_a_torn_one_is_refu
         "threshold": 0.3,
         "served": True,
         "degraded": False,
-        "feature_names": ["tenure", "contract"],
         "index": [0, 3],
         "entity_id": [17, 18],
         "score": [0.1, 0.9],
         "label": ["No", "Yes"],
-        "rows": [[1, "Month-to-month"], [40, "Two year"]],
+        "features": {"tenure": [1, 40], "contract": ["Month-to-month", "Two year"]},
     }
     older = _record("r8", "champion").model_dump_json()
     # When they are parsed
@@ -138,5 +137,5 @@ def test_a_log_message_is_read_back_one_line_a_prediction_and_a_torn_one_is_refu
     # And a block whose columns do not line up is refused (its message fails alone)
     with pytest.raises(ValueError, match="one entry per prediction"):
         parse_message(json.dumps({**block, "score": [0.1]}))
-    with pytest.raises(ValueError, match="one value per feature"):
-        parse_message(json.dumps({**block, "rows": [[1], [2]]}))
+    with pytest.raises(ValueError, match="one entry per prediction"):
+        parse_message(json.dumps({**block, "features": {"tenure": [1], "contract": ["One year", "Two year"]}}))
