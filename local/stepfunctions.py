@@ -23,6 +23,8 @@ Patched here:
 * ``StartExecution`` without a ``name``: the interpreter names the execution ``None`` (AWS
   generates a UUID), so a second unnamed execution fails with ``ExecutionAlreadyExists``. The
   patch gives an unnamed execution a UUID name.
+* ``SendTaskFailure``: moto's response handler passes the ``error`` on but drops the ``cause``, so a
+  ``Catch`` of the waiting task sees ``"Cause": null`` (AWS gives the cause as sent). The patch passes it.
 """
 
 from __future__ import annotations
@@ -60,6 +62,22 @@ class StepFunctionsPatches:
         self._patches.append((StepFunctionsParserBackend, "start_execution", original))
         setattr(StepFunctionsParserBackend, "start_execution", start_execution)  # noqa: B010 - a patch, undone on uninstall
         self._patch_sdk_results()
+        self._patch_task_failure_cause()
+
+    def _patch_task_failure_cause(self) -> None:
+        from moto.core.responses import EmptyResult
+        from moto.stepfunctions.responses import StepFunctionResponse
+
+        original = StepFunctionResponse.send_task_failure
+
+        def send_task_failure(response: Any) -> Any:
+            response.stepfunction_backend.send_task_failure(
+                response._get_param("taskToken"), error=response._get_param("error"), cause=response._get_param("cause")
+            )
+            return EmptyResult()
+
+        self._patches.append((StepFunctionResponse, "send_task_failure", original))
+        setattr(StepFunctionResponse, "send_task_failure", send_task_failure)  # noqa: B010 - a patch, undone on uninstall
 
     def _patch_sdk_results(self) -> None:
         """SDK integrations return JSON on AWS (timestamps as ISO strings); moto keeps boto3's datetimes in the

@@ -70,7 +70,8 @@ class Promote(_Step):
 
 class Rollback(_Step):
     action: Literal["rollback"]
-    reason: str = ""
+    reason: str | None = None
+    """``$.failure.Cause``: null when a failure came without a cause (a rollback must never fail on that)."""
     error: dict[str, Any] | None = None
     """A Catch's ``$.error`` ({"Error", "Cause"}), when the rollback follows a failed step."""
 

@@ -241,6 +241,8 @@ class LiveWindow(BaseModel):
     champion_score_buckets: tuple[float, ...] = ()
     mean_score_delta: float | None = None
     """Average |candidate - champion| over shadow-scored requests (shadow only)."""
+    champion_serves: bool = True
+    """False at a canary step of 100%: what the champion still served came from stale routing, no baseline."""
 
 
 def live(window: LiveWindow, settings: PromotionSettings) -> Verdict:
@@ -274,6 +276,31 @@ def live(window: LiveWindow, settings: PromotionSettings) -> Verdict:
                 outcome=Outcome.PASS,
                 reason="p99 latency not reported for both variants; not compared (the latency alarm still watches)",
                 figures={"candidate_p99_ms": ours, "champion_p99_ms": theirs},
+            )
+        )
+    elif not window.champion_serves:
+        checks.append(
+            CheckResult(
+                name="latency_ratio",
+                outcome=Outcome.PASS,
+                reason="the champion serves no traffic at this step: no p99 baseline (the latency alarm still watches)",
+                figures={"candidate_p99_ms": ours, "champion_p99_ms": theirs},
+            )
+        )
+    elif window.champion_samples < settings.min_samples:
+        # At the last canary step (100%) the champion serves only what the deployment cache still routes to
+        # it: a p99 of a handful of requests is no baseline.
+        checks.append(
+            CheckResult(
+                name="latency_ratio",
+                outcome=Outcome.PASS,
+                reason=f"the champion served {window.champion_samples} requests, too few for a p99 baseline; "
+                "not compared (the latency alarm still watches)",
+                figures={
+                    "candidate_p99_ms": ours,
+                    "champion_p99_ms": theirs,
+                    "champion_samples": window.champion_samples,
+                },
             )
         )
     else:

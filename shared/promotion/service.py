@@ -35,6 +35,7 @@ from shared.promotion.exceptions import (
     MetricsError,
     NoPendingDecisionError,
     NoPromotionError,
+    NotificationError,
     NotInWatchWindowError,
 )
 from shared.promotion.targets import TrafficTarget
@@ -258,6 +259,8 @@ class PromotionService:
             )
         now = self.clock()
         window = self.metrics.window(self.name, stage, window_start or promotion.stage_started_at, now)
+        if state.challenger_weight >= 1.0:
+            window = window.model_copy(update={"champion_serves": False})
         verdict = analysis.live(window, self.settings)
         extensions = promotion.extensions
         next_step = {Verdict.PASS: "continue", Verdict.FAIL: "rollback"}.get(verdict.outcome, "bake_again")
@@ -391,11 +394,17 @@ class PromotionService:
         if not promotion.task_token:
             raise NoPendingDecisionError(f"the promotion of {self.name!r} is not waiting for a decision")
         why = reason or ("approved" if approve else "aborted") + f" by {actor}"
-        if approve:
-            self.executions.send_task_success(promotion.task_token, {"decision": "approve", "actor": actor})
-        else:
-            self.executions.send_task_failure(promotion.task_token, error=ABORT_ERROR, cause=why)
+        # The token is cleared first: once answered, the execution's next steps (a rollback, say) write the
+        # promotion record at once, and a write of this (older) copy afterwards would undo theirs.
         self.promotions.put(promotion.model_copy(update={"task_token": None}))
+        try:
+            if approve:
+                self.executions.send_task_success(promotion.task_token, {"decision": "approve", "actor": actor})
+            else:
+                self.executions.send_task_failure(promotion.task_token, error=ABORT_ERROR, cause=why)
+        except NotificationError:
+            self.promotions.put(promotion)  # not answered: it still waits
+            raise
         self._audit(
             AuditEvent(
                 time=self.clock(),

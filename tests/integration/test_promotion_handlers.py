@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -125,7 +126,9 @@ def aws(monkeypatch: pytest.MonkeyPatch, trained: dict[str, Any], tmp_path: Path
 def _usecase_without_watch(directory: Path) -> Path:
     text = (REPO / "usecases" / "telco_churn.toml").read_text(encoding="utf-8")
     path = directory / "usecase.toml"
-    path.write_text(text.replace("watch_window_seconds = 120", "watch_window_seconds = 0"), encoding="utf-8")
+    watch = re.sub(r"(?m)^watch_window_seconds = \d+$", "watch_window_seconds = 0", text)
+    assert watch != text, "the use case declares no watch window to shorten"
+    path.write_text(watch, encoding="utf-8")
     return path
 
 
@@ -197,7 +200,7 @@ def test_the_happy_path_promotes_the_candidate(aws: dict[str, Any]) -> None:
     # Then version 2 is champion, version 1 is kept, and the package is approved
     state = _state()
     assert (state.champion, state.previous_champion, state.stage) == (candidate, champion, "watch")
-    assert promoted["watch_seconds"] == 120
+    assert promoted["watch_seconds"] == 30
     assert _approval(candidate.package_arn)[0] == "Approved"
     # When the promotion finishes, the timeline is written and the watch goes on
     finished = _step("finish")
@@ -286,3 +289,14 @@ def test_rollback_step_after_a_failed_gate_rejects_the_candidate(aws: dict[str, 
     assert _state().stage == "idle"
     assert _approval(candidate.package_arn) == ("Rejected", "GateFailed: AUC dropped")
     assert _step("rollback", reason="again")["already"] is True
+
+
+def test_rollback_step_without_a_cause_still_rolls_back(aws: dict[str, Any]) -> None:
+    # Given a promotion in canary, and a failure that reached the Catch without a cause
+    _to_canary(aws["refs"]["run-2"])
+    # When the rollback step gets "reason": null
+    result = _step("rollback", reason=None, error={"Error": "PromotionAborted", "Cause": None})
+    # Then it rolls back all the same, with the error as the reason
+    assert result["verdict"] == "fail"
+    assert "PromotionAborted" in result["reason"]
+    assert _state().challenger is None

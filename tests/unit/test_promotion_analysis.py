@@ -145,3 +145,17 @@ def test_score_psi_is_not_judged_on_a_small_sample() -> None:
     # And with enough scores the same shapes fail
     many = canary.model_copy(update={"candidate_score_buckets": (500.0, 500.0, 500.0) + (0.0,) * 7})
     assert live(many, settings).outcome is Outcome.FAIL
+
+
+def test_latency_is_not_compared_with_a_champion_that_served_too_few() -> None:
+    # Given the last canary step: the challenger serves everything, the champion a handful of requests
+    full = LiveWindow(
+        candidate_samples=5000, candidate_latency_p99_ms=30.0, champion_samples=12, champion_latency_p99_ms=5.0
+    )
+    # Then the ratio is recorded, not judged; with a real baseline the same figures fail
+    assert live(full, SETTINGS).outcome is Outcome.PASS
+    assert live(full.model_copy(update={"champion_samples": 500}), SETTINGS).outcome is Outcome.FAIL
+    # And when the champion serves nothing by design (a 100% step), there is no baseline either
+    assert live(full.model_copy(update={"champion_samples": 500, "champion_serves": False}), SETTINGS).outcome is (
+        Outcome.PASS
+    )

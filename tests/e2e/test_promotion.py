@@ -1,0 +1,385 @@
+"""Promotion on the embedded cloud: the synthesized state machine on moto's interpreter, live traffic over
+HTTP, CloudWatch alarms evaluated with CloudWatch's semantics, and EventBridge → the rollback function.
+
+Driven only as an operator would: boto3 with the endpoint URL, HTTP to the API, and the platform CLI.
+The use case is the Telco one with shorter bakes (a file written here, like the heavy use case's). The
+tests run in order on one cloud, each starting from where the previous one left the deployment:
+
+1. a good candidate (a second training run) goes through every stage to champion while traffic flows;
+2. an alarm in its watch window rolls back to the previous champion, without the state machine;
+3. a very slow candidate (registered as a user could) is rolled back by its shadow alarm;
+4. without traffic a stage stays inconclusive and waits for a human: approve goes on, abort rolls back.
+
+Figures (printed; run with ``-s``): state transitions per promotion, rollback delay from breach to
+traffic back on the champion.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli.progress import state_transitions
+from local.candidates import register_copy, slowed
+from local.launcher import ROOT, RunningCloud, launch
+from local.sample_data import load_sample_rows
+from local.traffic import Traffic
+from shared import lake, telemetry
+from shared.deployment import DeploymentState, DeploymentStore
+from shared.promotion.adapters import PromotionStore
+from shared.promotion.alarms import SHADOW_ERRORS, WATCH_ERROR_RATE, candidate_alarm_name
+from shared.promotion.transitions import Promotion
+from shared.usecase import UseCase, load_usecase
+from tests.e2e.conftest import ingest_sample, run_cli, train
+from tests.e2e.test_scoring import api_key, features
+
+pytestmark = pytest.mark.e2e
+
+PROMOTION_SETTINGS = """[promotion]
+shadow_bake_seconds = 5
+canary_steps = [0.05, 0.25, 1.0]
+canary_bake_seconds = 4
+min_samples = 20
+max_bake_extensions = 2
+replay_max_records = 400
+# Every function of the embedded cloud shares two cores: a p99 over a few seconds of requests is noisy.
+max_latency_ratio = 3.0
+watch_window_seconds = 60
+alarm_period_seconds = 10
+"""
+FIGURES: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="module")
+def usecase_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    text = (ROOT / "usecases" / "telco_churn.toml").read_text()
+    head, _, _ = text.partition("[promotion]")
+    path = tmp_path_factory.mktemp("usecases") / "telco_churn.toml"
+    path.write_text(head + PROMOTION_SETTINGS)
+    return path
+
+
+@pytest.fixture(scope="module")
+def promo_usecase(usecase_file: Path) -> UseCase:
+    return load_usecase(usecase_file)
+
+
+@pytest.fixture(scope="module")
+def promo_cloud(usecase_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCloud]:
+    workdir = tmp_path_factory.mktemp("promotion-cloud")
+    running = launch(usecase=usecase_file, outputs_file=workdir / "outputs.json", log_file=workdir / "cloud.log")
+    try:
+        yield running
+    finally:
+        running.stop()
+        if FIGURES:
+            print("\npromotion figures:", json.dumps(FIGURES, indent=2, default=str))
+
+
+@pytest.fixture(scope="module")
+def two_versions(promo_cloud: RunningCloud, promo_usecase: UseCase, usecase_file: Path) -> tuple[int, int]:
+    """Two training runs; the first deployed as champion with the CLI."""
+    ingest_sample(promo_cloud, promo_usecase, "e2e/promotion.csv")
+    for run in ("first", "second"):
+        execution = train(promo_cloud, f"e2e-promotion-{run}-{int(time.time())}")
+        assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    deployed = run_cli(promo_cloud, "deploy", "1", usecase=usecase_file)
+    assert deployed.returncode == 0, deployed.stderr
+    return 1, 2
+
+
+@pytest.fixture(scope="module")
+def records(promo_usecase: UseCase) -> list[dict[str, Any]]:
+    return [features(promo_usecase, row) for row in load_sample_rows(promo_usecase)[:1000]]
+
+
+def traffic(cloud: RunningCloud, usecase: UseCase, records: list[dict[str, Any]], batch_size: int = 50) -> Traffic:
+    url = f"{cloud.stack_outputs['ApiUrl'].rstrip('/')}/v1/{usecase.name}/predict"
+    return Traffic(url=url, api_key=api_key(cloud), records=records, batch_size=batch_size)
+
+
+def deployment(cloud: RunningCloud, usecase: UseCase) -> DeploymentState:
+    return DeploymentStore(cloud.client("dynamodb"), cloud.stack_outputs["DeploymentTableName"]).get(usecase.name)
+
+
+def promotion_record(cloud: RunningCloud, usecase: UseCase) -> Promotion | None:
+    return PromotionStore(cloud.client("dynamodb"), cloud.stack_outputs["DeploymentTableName"]).get(usecase.name)
+
+
+def history(cloud: RunningCloud, usecase_file: Path) -> list[str]:
+    result = run_cli(cloud, "history", "--limit", "200", usecase=usecase_file)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def latest_execution(cloud: RunningCloud) -> dict[str, Any]:
+    sfn = cloud.client("stepfunctions")
+    executions = sfn.list_executions(stateMachineArn=cloud.stack_outputs["PromotionStateMachineArn"])["executions"]
+    newest = max(executions, key=lambda e: e["startDate"])
+    return dict(sfn.describe_execution(executionArn=newest["executionArn"]))
+
+
+def transitions(cloud: RunningCloud, execution_arn: str) -> int:
+    events = cloud.client("stepfunctions").get_execution_history(executionArn=execution_arn, maxResults=1000)
+    return state_transitions(events["events"])
+
+
+def wait_for(what: str, check: Any, timeout: float, interval: float = 0.25) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not within {timeout:.0f}s")
+
+
+def logged_predictions(cloud: RunningCloud, usecase: UseCase) -> int:
+    s3, bucket = cloud.client("s3"), cloud.stack_outputs["LakeBucketName"]
+    count = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"predictions/{usecase.name}/"):
+        for item in page.get("Contents", []):
+            count += len(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().splitlines())
+    return count
+
+
+def first_breach(cloud: RunningCloud, usecase: UseCase, metric: str, variant: str, since: datetime) -> datetime:
+    """The start of the first second in which ``metric`` (dimensions [usecase, variant]) was non-zero."""
+    result = cloud.client("cloudwatch").get_metric_data(
+        MetricDataQueries=[
+            {
+                "Id": "m",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": telemetry.NAMESPACE,
+                        "MetricName": metric,
+                        "Dimensions": [
+                            {"Name": telemetry.DIMENSION_USECASE, "Value": usecase.name},
+                            {"Name": telemetry.DIMENSION_VARIANT, "Value": variant},
+                        ],
+                    },
+                    "Period": 1,
+                    "Stat": "Sum",
+                },
+            }
+        ],
+        StartTime=since,
+        EndTime=datetime.now(UTC) + timedelta(seconds=1),
+        ScanBy="TimestampAscending",
+    )["MetricDataResults"][0]
+    breaching = [ts for ts, value in zip(result["Timestamps"], result["Values"], strict=True) if value > 0]
+    assert breaching, f"no {metric} datapoint since {since}"
+    return min(breaching)
+
+
+def test_a_good_candidate_is_promoted_through_every_stage_while_traffic_flows(
+    promo_cloud: RunningCloud,
+    promo_usecase: UseCase,
+    usecase_file: Path,
+    two_versions: tuple[int, int],
+    records: list[dict[str, Any]],
+) -> None:
+    champion, candidate = two_versions
+    with traffic(promo_cloud, promo_usecase, records) as flow:
+        # Given traffic on the champion, recorded in the prediction log (the replay's input)
+        wait_for(
+            "served predictions in the log",
+            lambda: logged_predictions(promo_cloud, promo_usecase) >= promo_usecase.promotion.min_samples,
+            timeout=90,
+        )
+        # When the operator promotes the second version and follows it
+        started = time.monotonic()
+        result = run_cli(promo_cloud, "promote", str(candidate), usecase=usecase_file)
+        elapsed = time.monotonic() - started
+        _, failures, served = flow.snapshot()
+
+    # Then the CLI showed every stage's verdict and exited 0
+    assert result.returncode == 0, result.stdout + result.stderr
+    for stage in ("offline_gate: pass", "replay: pass", "shadow: pass", "canary: pass"):
+        assert stage in result.stdout, result.stdout
+    for weight in promo_usecase.promotion.canary_steps[:-1]:
+        assert f"v{candidate} at {weight:.0%}" in result.stdout, result.stdout
+    # And the candidate serves as champion, watched, with the old one kept for a one-step rollback
+    state = deployment(promo_cloud, promo_usecase)
+    assert (state.stage, state.champion.version, state.previous_champion.version) == ("watch", candidate, champion)  # type: ignore[union-attr]
+    # And the audit log has every event, the timeline was written, and no request failed meanwhile
+    lines = history(promo_cloud, usecase_file)
+    actions = [line.split()[3] for line in lines]
+    assert actions.count("promote_start") == 1
+    assert any("stage=replay" in line for line in lines)
+    assert any("stage=shadow" in line for line in lines)
+    assert actions.count("weight") == len(promo_usecase.promotion.canary_steps), lines
+    assert any(line.split()[3] == "promote" and "stage=watch" in line for line in lines), lines
+    execution = latest_execution(promo_cloud)
+    assert execution["status"] == "SUCCEEDED"
+    key = lake.timeline_html_key(promo_usecase.name, execution["executionArn"].rsplit(":", 1)[-1])
+    timeline = promo_cloud.client("s3").get_object(Bucket=promo_cloud.stack_outputs["LakeBucketName"], Key=key)
+    assert b"<svg" in timeline["Body"].read()
+    assert failures == []
+    assert served[("challenger", candidate)] > 0
+    FIGURES["good promotion: state transitions"] = transitions(promo_cloud, execution["executionArn"])
+    FIGURES["good promotion: seconds"] = round(elapsed, 1)
+
+
+def test_an_alarm_in_the_watch_window_rolls_back_to_the_previous_champion(
+    promo_cloud: RunningCloud, promo_usecase: UseCase, usecase_file: Path, two_versions: tuple[int, int]
+) -> None:
+    champion, candidate = two_versions
+    # Given the new champion inside its watch window, its execution finished
+    state = deployment(promo_cloud, promo_usecase)
+    assert (state.stage, state.champion.version) == ("watch", candidate)  # type: ignore[union-attr]
+    finished = latest_execution(promo_cloud)
+
+    # When the new champion starts failing requests (an incident: its Errors metric jumps)
+    breach = datetime.now(UTC)
+    dimensions = [
+        {"Name": telemetry.DIMENSION_USECASE, "Value": promo_usecase.name},
+        {"Name": telemetry.DIMENSION_VARIANT, "Value": telemetry.CHAMPION},
+    ]
+    promo_cloud.client("cloudwatch").put_metric_data(
+        Namespace=telemetry.NAMESPACE,
+        MetricData=[
+            {"MetricName": telemetry.ERRORS, "Dimensions": dimensions, "Value": 40, "Unit": "Count"},
+            {"MetricName": telemetry.PREDICTIONS, "Dimensions": dimensions, "Value": 100, "Unit": "Count"},
+        ],
+    )
+
+    # Then the watch alarm rolls back to the previous champion through EventBridge and the rollback function
+    period = promo_usecase.promotion.alarm_period_seconds
+    rolled_back = wait_for(
+        "the previous champion back",
+        lambda: (s := deployment(promo_cloud, promo_usecase)).champion.version == champion and s,  # type: ignore[union-attr]
+        timeout=period + 10,
+    )
+    delay = (rolled_back.updated_at - breach).total_seconds()
+    alarm = candidate_alarm_name(promo_usecase.name, WATCH_ERROR_RATE)
+    assert (rolled_back.stage, rolled_back.challenger) == ("idle", None)
+    assert rolled_back.updated_by == f"rollback-alarm:{alarm}"
+    assert delay <= period + 3, delay
+    # And the state machine had no part in it: its execution ended before, unchanged
+    assert latest_execution(promo_cloud)["executionArn"] == finished["executionArn"]
+    assert any(f"rollback-alarm:{alarm}" in line and "rollback" in line for line in history(promo_cloud, usecase_file))
+    FIGURES["watch-window rollback: seconds from breach to previous champion"] = round(delay, 1)
+
+
+def test_a_very_slow_candidate_is_rolled_back_by_its_alarm_during_shadow(
+    promo_cloud: RunningCloud,
+    promo_usecase: UseCase,
+    usecase_file: Path,
+    two_versions: tuple[int, int],
+    records: list[dict[str, Any]],
+) -> None:
+    champion, _ = two_versions
+    # Given a candidate that scores like the champion but takes ~1000 dense layers per record,
+    # registered as a new version through the SageMaker API
+    sagemaker, s3 = promo_cloud.client("sagemaker"), promo_cloud.client("s3")
+    source = sagemaker.list_model_packages(
+        ModelPackageGroupName=promo_cloud.stack_outputs["ModelPackageGroupName"], SortBy="CreationTime"
+    )["ModelPackageSummaryList"][0]
+    package = sagemaker.describe_model_package(ModelPackageName=source["ModelPackageArn"])
+    onnx_key = package["CustomerMetadataProperties"]["onnx_s3_key"]
+    champion_onnx = s3.get_object(Bucket=promo_cloud.stack_outputs["LakeBucketName"], Key=onnx_key)["Body"].read()
+    slow = register_copy(
+        sagemaker=sagemaker,
+        s3=s3,
+        source_package_arn=source["ModelPackageArn"],
+        onnx_model=slowed(champion_onnx),
+        run_id=f"e2e-slow-{int(time.time())}",
+        description="the champion with a slow dense branch (e2e)",
+    )
+    version = int(slow["ModelPackageVersion"])
+    assert deployment(promo_cloud, promo_usecase).stage == "idle"
+
+    with traffic(promo_cloud, promo_usecase, records, batch_size=250) as flow:
+        # When it is promoted while traffic flows
+        since = datetime.now(UTC)
+        started = run_cli(promo_cloud, "promote", str(version), "--no-wait", usecase=usecase_file)
+        assert started.returncode == 0, started.stderr
+        # Then an alarm rolls it back during shadow, and the champion serves alone again
+        execution = wait_for(
+            "the promotion stopped by the alarm",
+            lambda: (e := latest_execution(promo_cloud))["status"] != "RUNNING" and e,
+            timeout=90,
+        )
+        state = deployment(promo_cloud, promo_usecase)
+        time.sleep(promo_usecase.serving.deployment_cache_seconds + 1)  # requests after the rollback, too
+        requests, failures, served = flow.snapshot()
+
+    alarm = candidate_alarm_name(promo_usecase.name, SHADOW_ERRORS)
+    assert execution["status"] == "ABORTED", execution
+    assert (state.stage, state.champion.version, state.challenger, state.shadow) == ("idle", champion, None, False)  # type: ignore[union-attr]
+    assert state.updated_by == f"rollback-alarm:{alarm}"
+    promotion = promotion_record(promo_cloud, promo_usecase)
+    assert promotion is not None
+    assert promotion.outcome.value == "rolled_back"
+    assert sagemaker.describe_model_package(ModelPackageName=slow["ModelPackageArn"])["ModelApprovalStatus"] == (
+        "Rejected"
+    )
+    # And within one alarm evaluation window after the breach, with no request failed in between
+    breach = first_breach(promo_cloud, promo_usecase, telemetry.SHADOW_ERRORS, telemetry.SHADOW, since)
+    delay = (state.updated_at - breach).total_seconds()  # type: ignore[operator]
+    period = promo_usecase.promotion.alarm_period_seconds
+    assert 0 <= delay <= period + 5, delay  # the period closes, the next tick evaluates, the event is delivered
+    assert failures == []
+    assert requests > 0
+    assert not any(variant == "challenger" for variant, _ in served)
+    FIGURES["alarm rollback: state transitions"] = transitions(promo_cloud, execution["executionArn"])
+    FIGURES["alarm rollback: seconds from breach to champion alone"] = round(delay, 1)
+
+
+def test_an_inconclusive_stage_waits_for_a_human_approve_goes_on_and_abort_rolls_back(
+    promo_cloud: RunningCloud, promo_usecase: UseCase, usecase_file: Path, two_versions: tuple[int, int]
+) -> None:
+    champion, candidate = two_versions
+    # Given no traffic at all (every live analysis has too few samples)
+    assert deployment(promo_cloud, promo_usecase).stage == "idle"
+    started = run_cli(promo_cloud, "promote", str(candidate), "--no-wait", usecase=usecase_file)
+    assert started.returncode == 0, started.stderr
+    settings = promo_usecase.promotion
+    bakes = (settings.max_bake_extensions + 1) * (settings.shadow_bake_seconds + 2)
+
+    # When the shadow stage stayed inconclusive, Then the promotion waits for a human
+    waiting = wait_for(
+        "a decision asked in shadow",
+        lambda: (p := promotion_record(promo_cloud, promo_usecase)) is not None and p.task_token and p,
+        timeout=bakes + 20,
+    )
+    assert deployment(promo_cloud, promo_usecase).stage == "shadow"
+    assert waiting.extensions == settings.max_bake_extensions + 1
+    status = run_cli(promo_cloud, "status", usecase=usecase_file)
+    assert "waiting for a human decision" in status.stdout
+
+    # When the operator approves, Then it goes on to the first canary step (and asks again there)
+    assert run_cli(promo_cloud, "approve", "--reason", "quiet hour", usecase=usecase_file).returncode == 0
+    wait_for("the canary", lambda: deployment(promo_cloud, promo_usecase).stage == "canary", timeout=20)
+    wait_for(
+        "a decision asked in canary",
+        lambda: (p := promotion_record(promo_cloud, promo_usecase)) is not None and p.task_token,
+        timeout=bakes + 20,
+    )
+
+    # When the operator aborts, Then the promotion rolls back: the champion alone, the execution failed
+    assert run_cli(promo_cloud, "abort", "--reason", "not tonight", usecase=usecase_file).returncode == 0
+    execution = wait_for(
+        "the execution ended", lambda: (e := latest_execution(promo_cloud))["status"] != "RUNNING" and e, timeout=30
+    )
+    state = deployment(promo_cloud, promo_usecase)
+    assert execution["status"] == "FAILED"
+    assert (state.stage, state.champion.version, state.challenger) == ("idle", champion, None), (
+        execution.get("error"),
+        execution.get("cause"),
+    )  # type: ignore[union-attr]
+    lines = history(promo_cloud, usecase_file)
+    assert any(line.split()[3] == "approve" and "quiet hour" in line for line in lines), lines
+    assert any(line.split()[3] == "abort" and "not tonight" in line for line in lines), lines
+    # And asking again refuses: nothing waits any more
+    again = run_cli(promo_cloud, "approve", usecase=usecase_file)
+    assert again.returncode == 1
+    assert "no promotion" in again.stderr
+    FIGURES["human approve/abort: state transitions"] = transitions(promo_cloud, execution["executionArn"])
