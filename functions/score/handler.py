@@ -38,7 +38,7 @@ from shared.scoring.exceptions import (
 )
 from shared.scoring.models import ModelCache
 from shared.scoring.prediction_log import PredictionLog, SqsMessageSender, queue_client_config
-from shared.scoring.wire import DecodedBody, PredictBodyDecoder
+from shared.scoring.wire import DecodedBody, PredictBodyDecoder, malformed
 from shared.usecase import UseCase, load_usecase
 
 IDEMPOTENCY_TTL_SECONDS = 3600
@@ -290,11 +290,7 @@ def _parse(model: type[Body]) -> Body:
     try:
         return model.model_validate_json(app.current_event.decoded_body or "")
     except ValidationError as exc:
-        reasons = [
-            {"field": ".".join(str(p) for p in error.get("loc", ())) or "<body>", "reason": error.get("msg")}
-            for error in exc.errors(include_url=False)
-        ]
-        raise MalformedRequestError("the request body is malformed", reasons) from exc
+        raise malformed(exc) from exc
 
 
 @app.post("/v1/<usecase_name>/feedback", summary="Send observed labels", responses=FEEDBACK_RESPONSES)

@@ -160,9 +160,14 @@ def untyped_records(body: bytes | str) -> list[Any]:
     try:
         request = PredictRequest.model_validate(document)
     except ValidationError as exc:
-        reasons = [
-            {"field": ".".join(str(p) for p in error.get("loc", ())) or "<body>", "reason": error.get("msg")}
-            for error in exc.errors(include_url=False)
-        ]
-        raise MalformedRequestError("the request body is malformed", reasons) from exc
+        raise malformed(exc) from exc
     return request.all_records()
+
+
+def malformed(exc: ValidationError) -> MalformedRequestError:
+    """A body that does not have the route's shape (400), with pydantic's reasons by field."""
+    reasons = [
+        {"field": ".".join(str(p) for p in error.get("loc", ())) or "<body>", "reason": error.get("msg")}
+        for error in exc.errors(include_url=False)
+    ]
+    return MalformedRequestError("the request body is malformed", reasons)

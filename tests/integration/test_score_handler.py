@@ -255,6 +255,11 @@ def test_a_single_bad_record_is_422_with_field_reasons(aws: dict[str, Any], call
         (f"/v1/{USECASE}/predict", "{not json", 400),
         (f"/v1/{USECASE}/predict", {"rows": []}, 400),
         (f"/v1/{USECASE}/predict", {"records": [{"rownames": 1}] * 1001}, 413),
+        (f"/v1/{USECASE}/predict", {"records": []}, 400),
+        (f"/v1/{USECASE}/predict", {"record": {}, "records": [{}]}, 400),
+        (f"/v1/{USECASE}/feedback", "{not json", 400),
+        (f"/v1/{USECASE}/feedback", {"labels": "Yes"}, 400),
+        (f"/v1/{USECASE}/feedback", {"labels": [{"label": "Yes"}]}, 400),
     ],
 )
 def test_requests_are_refused_with_their_status(
@@ -264,6 +269,8 @@ def test_requests_are_refused_with_their_status(
     got, answer = call(api_event("POST", path, body))
     assert got == status, answer
     assert answer["message"]
+    if status == 400:
+        assert answer["errors"], "a malformed body says why, by field"
 
 
 def test_no_champion_is_503(aws: dict[str, Any], call: Any, model: TrainedModel) -> None:
