@@ -6,7 +6,13 @@ renamed column, waits for each object's manifest, re-uploads one file to show th
 no effect, and prints what landed where. Then it starts the training pipeline (Step Functions →
 SageMaker training job → gate → model registry) and shows the metrics and the registered version;
 deploys it as the champion with the platform CLI and scores customers over HTTP through the API
-Gateway front (single records, a batch of 1,000, a bad record); and shuts the cloud down.
+Gateway front (single records, a batch of 1,000, a bad record). Then promotion: a second training run
+is promoted with `python -m cli promote` through the offline gate, replay, shadow and every canary step
+to 100% while synthetic traffic flows; once its watch window is over, a deliberately bad candidate (the
+champion made very slow, registered through the SageMaker API) is promoted and rolled back by its
+CloudWatch alarm during shadow. It prints the audit history, where the timeline pictures are, the
+total time and the rollback delay (from the first breaching datapoint to the champion alone), and
+shuts the cloud down.
 """
 
 from __future__ import annotations
@@ -15,14 +21,20 @@ import argparse
 import io
 import json
 import os
+import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from local.candidates import register_copy, slowed
 from local.launcher import ROOT, RunningCloud, launch
 from local.sample_data import damaged_csv, load_sample_rows, renamed_column_csv, to_csv
+from local.traffic import Traffic
+from shared import lake as lake_keys
+from shared import telemetry
 from shared.lake import manifest_prefix
 from shared.usecase import UseCase, load_usecase
 
@@ -200,32 +212,43 @@ def as_record(usecase: UseCase, row: dict[str, str]) -> dict[str, Any]:
     return record
 
 
+def cli_command(cloud: RunningCloud, usecase_file: Path, *args: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "cli",
+        "--usecase",
+        str(usecase_file),
+        "--endpoint-url",
+        cloud.endpoint_url,
+        "--outputs-file",
+        str(cloud.outputs_file),
+        *args,
+    ]
+
+
+def run_cli(cloud: RunningCloud, usecase_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cli_command(cloud, usecase_file, *args), capture_output=True, text=True, check=False, cwd=ROOT
+    )
+
+
+def follow_cli(cloud: RunningCloud, usecase_file: Path, *args: str) -> int:
+    """Run a CLI command, showing its output as it comes; its exit code."""
+    with subprocess.Popen(
+        cli_command(cloud, usecase_file, *args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            say(f"  │ {line.rstrip()[:220]}")
+        return process.wait()
+
+
 def serve(cloud: RunningCloud, usecase: UseCase, usecase_file: Path, rows: list[dict[str, str]]) -> None:
     """Deploy the registered model as champion with the CLI, then score customers over HTTP."""
-    import subprocess
-    import sys
-
     version = "1"
     say(f"\nServing: `python -m cli deploy {version}` (the first champion) …")
-    deployed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cli",
-            "--usecase",
-            str(usecase_file),
-            "--endpoint-url",
-            cloud.endpoint_url,
-            "--outputs-file",
-            str(cloud.outputs_file),
-            "deploy",
-            version,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
+    deployed = run_cli(cloud, usecase_file, "deploy", version)
     if deployed.returncode != 0:
         raise DemoError(f"deploy failed: {deployed.stderr.strip()}")
     say(f"  {deployed.stdout.strip()}")
@@ -251,6 +274,203 @@ def serve(cloud: RunningCloud, usecase: UseCase, usecase_file: Path, rows: list[
     status, body, _ = http_json(url, {"record": bad}, key)
     reasons = "; ".join(f"{e['field']}: {e['reason']}" for item in body.get("errors", []) for e in item["errors"])
     say(f"  a bad record: HTTP {status} — {reasons}")
+
+
+def predict_url(cloud: RunningCloud, usecase: UseCase) -> str:
+    return f"{cloud.stack_outputs['ApiUrl'].rstrip('/')}/v1/{usecase.name}/predict"
+
+
+def api_key(cloud: RunningCloud) -> str:
+    key_id = cloud.stack_outputs["ApiKeyId"]
+    return str(cloud.client("apigateway").get_api_key(apiKey=key_id, includeValue=True)["value"])
+
+
+def newest_package(cloud: RunningCloud) -> dict[str, Any]:
+    sagemaker = cloud.client("sagemaker")
+    summary = sagemaker.list_model_packages(
+        ModelPackageGroupName=cloud.stack_outputs["ModelPackageGroupName"],
+        SortBy="CreationTime",
+        SortOrder="Descending",
+    )["ModelPackageSummaryList"][0]
+    return dict(sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"]))
+
+
+def logged_predictions(cloud: RunningCloud, usecase: UseCase) -> int:
+    s3, bucket = cloud.client("s3"), cloud.stack_outputs["LakeBucketName"]
+    count = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"predictions/{usecase.name}/"):
+        for item in page.get("Contents", []):
+            count += len(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().splitlines())
+    return count
+
+
+def deployment_state(cloud: RunningCloud, usecase: UseCase) -> Any:
+    from shared.deployment import DeploymentStore
+
+    return DeploymentStore(cloud.client("dynamodb"), cloud.stack_outputs["DeploymentTableName"]).get(usecase.name)
+
+
+def latest_execution(cloud: RunningCloud) -> dict[str, Any]:
+    sfn = cloud.client("stepfunctions")
+    executions = sfn.list_executions(stateMachineArn=cloud.stack_outputs["PromotionStateMachineArn"])["executions"]
+    newest = max(executions, key=lambda e: e["startDate"])
+    return dict(sfn.describe_execution(executionArn=newest["executionArn"]))
+
+
+def state_transitions(cloud: RunningCloud, execution_arn: str) -> int:
+    from cli.progress import state_transitions as count
+
+    return count(
+        cloud.client("stepfunctions").get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+    )
+
+
+def first_breach(cloud: RunningCloud, usecase: UseCase, metric: str, variant: str, since: datetime) -> datetime | None:
+    """The start of the first second in which ``metric`` on [usecase, variant] was above zero."""
+    dimensions = [
+        {"Name": telemetry.DIMENSION_USECASE, "Value": usecase.name},
+        {"Name": telemetry.DIMENSION_VARIANT, "Value": variant},
+    ]
+    result = cloud.client("cloudwatch").get_metric_data(
+        MetricDataQueries=[
+            {
+                "Id": "m",
+                "MetricStat": {
+                    "Metric": {"Namespace": telemetry.NAMESPACE, "MetricName": metric, "Dimensions": dimensions},
+                    "Period": 1,
+                    "Stat": "Sum",
+                },
+            }
+        ],
+        StartTime=since,
+        EndTime=datetime.now(UTC) + timedelta(seconds=1),
+        ScanBy="TimestampAscending",
+    )["MetricDataResults"][0]
+    breaching = [ts for ts, value in zip(result["Timestamps"], result["Values"], strict=True) if value > 0]
+    return min(breaching) if breaching else None
+
+
+def save_timeline(cloud: RunningCloud, usecase: UseCase, execution_arn: str) -> str:
+    """Copy a promotion's timeline from the lake to .local/timelines/; its s3:// URI and the local path."""
+    bucket = cloud.stack_outputs["LakeBucketName"]
+    key = lake_keys.timeline_html_key(usecase.name, execution_arn.rsplit(":", 1)[-1])
+    body = cloud.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    path = cloud.outputs_file.parent / "timelines" / key.rsplit("/", 2)[-2] / key.rsplit("/", 1)[-1]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(body)
+    return f"s3://{bucket}/{key} (copied to {path})"
+
+
+def promote_good(
+    cloud: RunningCloud, usecase: UseCase, usecase_file: Path, traffic: Traffic, timeout: float
+) -> dict[str, Any]:
+    """Train a second model and promote it through every stage with the CLI while traffic flows."""
+    train(cloud, timeout)
+    version = int(newest_package(cloud)["ModelPackageVersion"])
+    say("\nPromotion of a good candidate, while synthetic traffic flows over HTTP …")
+    deadline = time.monotonic() + timeout
+    while logged_predictions(cloud, usecase) < usecase.promotion.min_samples:  # the replay's input
+        if time.monotonic() > deadline:
+            raise DemoError("no served prediction reached the prediction log")
+        time.sleep(1.0)
+    settings = usecase.promotion
+    steps = " → ".join(f"{w:.0%}" for w in settings.canary_steps)
+    say(f"  shadow {settings.shadow_bake_seconds} s, canary {steps} ({settings.canary_bake_seconds} s each)")
+    say(f"  $ python -m cli promote {version}")
+    started = time.monotonic()
+    code = follow_cli(cloud, usecase_file, "promote", str(version))
+    if code != 0:
+        raise DemoError(f"the promotion of v{version} did not succeed (exit {code})")
+    execution = latest_execution(cloud)
+    requests, failures, served = traffic.snapshot()
+    say(
+        f"  promoted in {time.monotonic() - started:.0f} s; traffic so far: {requests} requests, {len(failures)} failed"
+    )
+    say("  answers by variant: " + ", ".join(f"{v} v{n}: {c}" for (v, n), c in sorted(served.items())))
+    return {
+        "version": version,
+        "execution_arn": execution["executionArn"],
+        "transitions": state_transitions(cloud, execution["executionArn"]),
+        "seconds": time.monotonic() - started,
+    }
+
+
+def reject_bad(
+    cloud: RunningCloud, usecase: UseCase, usecase_file: Path, traffic: Traffic, timeout: float
+) -> dict[str, Any]:
+    """A very slow candidate, promoted after the watch window: its shadow alarm rolls it back."""
+    settings = usecase.promotion
+    state = deployment_state(cloud, usecase)
+    if state.stage == "watch":
+        say(f"\nThe new champion's alarms stay armed for {settings.watch_window_seconds} s (the watch window) …")
+        deadline = time.monotonic() + settings.watch_window_seconds + 2
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+    champion = state.champion
+    source = newest_package(cloud)
+    s3 = cloud.client("s3")
+    onnx = s3.get_object(
+        Bucket=cloud.stack_outputs["LakeBucketName"], Key=source["CustomerMetadataProperties"]["onnx_s3_key"]
+    )["Body"].read()
+    bad = register_copy(
+        sagemaker=cloud.client("sagemaker"),
+        s3=s3,
+        source_package_arn=source["ModelPackageArn"],
+        onnx_model=slowed(onnx),
+        run_id=f"demo-slow-{time.strftime('%Y%m%d-%H%M%S')}",
+        description="the champion with a slow dense branch: same scores, ~1000 dense layers per record",
+    )
+    version = int(bad["ModelPackageVersion"])
+    say(f"\nA deliberately bad candidate: v{version} = v{champion.version} made very slow (same scores), ")
+    say("  registered through the SageMaker API; the gates cannot see it, live traffic can.")
+    traffic.batch_size = 250  # product batches: where the slow model's cost shows
+    since = datetime.now(UTC)
+    say(f"  $ python -m cli promote {version}")
+    code = follow_cli(cloud, usecase_file, "promote", str(version))
+    if code == 0:
+        raise DemoError(f"the bad candidate v{version} was promoted")
+    deadline = time.monotonic() + timeout
+    while (state := deployment_state(cloud, usecase)).challenger is not None or state.stage != "idle":
+        if time.monotonic() > deadline:
+            raise DemoError("the bad candidate still serves in shadow")
+        time.sleep(0.5)
+    execution = latest_execution(cloud)
+    breach = first_breach(cloud, usecase, telemetry.SHADOW_ERRORS, telemetry.SHADOW, since)
+    delay = (state.updated_at - breach).total_seconds() if breach is not None and state.updated_at else None
+    say(f"  rolled back by {state.updated_by}: v{state.champion.version} serves alone")
+    if delay is not None:
+        say(
+            f"  rollback delay: {delay:.1f} s from the first breaching datapoint to the champion alone "
+            f"(alarm period {settings.alarm_period_seconds} s)"
+        )
+    return {
+        "version": version,
+        "execution_arn": execution["executionArn"],
+        "transitions": state_transitions(cloud, execution["executionArn"]),
+        "delay": delay,
+    }
+
+
+def promotion(
+    cloud: RunningCloud, usecase: UseCase, usecase_file: Path, rows: list[dict[str, str]], timeout: float
+) -> dict[str, Any]:
+    records = [as_record(usecase, row) for row in rows]
+    with Traffic(url=predict_url(cloud, usecase), api_key=api_key(cloud), records=records, batch_size=50) as traffic:
+        good = promote_good(cloud, usecase, usecase_file, traffic, timeout)
+        bad = reject_bad(cloud, usecase, usecase_file, traffic, timeout)
+        time.sleep(usecase.serving.deployment_cache_seconds + 1)
+        requests, failures, _ = traffic.snapshot()
+    say(f"\nSynthetic traffic: {requests} requests, {len(failures)} failed")
+    for failure in failures[:5]:
+        say(f"  ✗ {failure}")
+    say("\nHistory (`python -m cli history`)")
+    shown = run_cli(cloud, usecase_file, "history", "--limit", "100")
+    for line in shown.stdout.splitlines():
+        say(f"  {line[:200]}")
+    say("\nTimelines (traffic share, key metrics, stage boundaries, the rollback point)")
+    for label, outcome in (("promoted", good), ("rolled back", bad)):
+        say(f"  v{outcome['version']} {label}: {save_timeline(cloud, usecase, outcome['execution_arn'])}")
+    return {"good": good, "bad": bad, "failed_requests": len(failures)}
 
 
 def run(usecase_file: Path, timeout: float) -> int:
@@ -303,8 +523,16 @@ def run(usecase_file: Path, timeout: float) -> int:
 
         train(cloud, timeout)
         serve(cloud, usecase, usecase_file, rows)
+        figures = promotion(cloud, usecase, usecase_file, rows, timeout)
         say("\nShutting the embedded cloud down …")
-    say(f"Done in {time.monotonic() - started:.1f}s.")
+    good, bad = figures["good"], figures["bad"]
+    say(f"\nDone in {time.monotonic() - started:.1f}s.")
+    say(f"  state transitions: {good['transitions']} for the promotion, {bad['transitions']} for the rollback")
+    if bad["delay"] is not None:
+        say(f"  rollback delay, breach → champion alone: {bad['delay']:.1f} s")
+    if figures["failed_requests"]:
+        say(f"  {figures['failed_requests']} requests failed during the promotions")
+        return 1
     return 0
 
 
