@@ -182,3 +182,8 @@ def model_ref_from_package(package: Mapping[str, Any], metrics: Mapping[str, Any
         )
     except ValidationError as exc:
         raise RegistryError(f"model package {arn!r} lacks what serving needs:\n{exc}") from exc
+
+
+def variant_name(ref: ModelRef) -> str:
+    """The production variant that serves ``ref`` on a heavy use case's endpoint during a promotion."""
+    return f"v{ref.version}"

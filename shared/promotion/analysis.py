@@ -243,6 +243,9 @@ class LiveWindow(BaseModel):
     """Average |candidate - champion| over shadow-scored requests (shadow only)."""
     champion_serves: bool = True
     """False at a canary step of 100%: what the champion still served came from stale routing, no baseline."""
+    candidate_beside_champion: bool = False
+    """True in shadow: the candidate scores on a background thread while the champion serves the same request,
+    so its latency carries the wait for the interpreter and is no like-for-like comparison."""
 
 
 def live(window: LiveWindow, settings: PromotionSettings) -> Verdict:
@@ -275,6 +278,16 @@ def live(window: LiveWindow, settings: PromotionSettings) -> Verdict:
                 name="latency_ratio",
                 outcome=Outcome.PASS,
                 reason="p99 latency not reported for both variants; not compared (the latency alarm still watches)",
+                figures={"candidate_p99_ms": ours, "champion_p99_ms": theirs},
+            )
+        )
+    elif window.candidate_beside_champion:
+        checks.append(
+            CheckResult(
+                name="latency_ratio",
+                outcome=Outcome.PASS,
+                reason="a shadow scores beside the champion's request, its latency is not like for like; not "
+                "compared (a shadow over its time bound counts as a shadow error, which its alarm watches)",
                 figures={"candidate_p99_ms": ours, "champion_p99_ms": theirs},
             )
         )
@@ -336,6 +349,17 @@ def live(window: LiveWindow, settings: PromotionSettings) -> Verdict:
                 outcome=Outcome.PASS,
                 reason="candidate score distribution not reported; judged by the mean score delta instead",
                 figures={"candidate_scores": 0, "champion_scores": champion_total},
+            )
+        )
+    elif not window.champion_serves and candidate_total >= settings.min_samples:
+        # At the 100% step the champion scores only what stale routing still sends it: no distribution to
+        # compare with (the earlier steps compared it; the divergence alarm watches the shadow delta).
+        checks.append(
+            CheckResult(
+                name="divergence",
+                outcome=Outcome.PASS,
+                reason="the champion serves no traffic at this step: no score distribution to compare with",
+                figures={"candidate_scores": candidate_total, "champion_scores": champion_total},
             )
         )
     elif candidate_total >= settings.min_samples and champion_total >= settings.min_samples:

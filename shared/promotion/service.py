@@ -261,6 +261,8 @@ class PromotionService:
         window = self.metrics.window(self.name, stage, window_start or promotion.stage_started_at, now)
         if state.challenger_weight >= 1.0:
             window = window.model_copy(update={"champion_serves": False})
+        if stage is Stage.SHADOW:
+            window = window.model_copy(update={"candidate_beside_champion": True})
         verdict = analysis.live(window, self.settings)
         extensions = promotion.extensions
         next_step = {Verdict.PASS: "continue", Verdict.FAIL: "rollback"}.get(verdict.outcome, "bake_again")

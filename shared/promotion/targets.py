@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from shared.deployment import DeploymentState, DeploymentStore, ModelRef
+from shared.deployment import DeploymentState, DeploymentStore, ModelRef, variant_name
 from shared.promotion.exceptions import EndpointBusyError, TargetError
 
 
@@ -36,10 +36,6 @@ class LightTarget:
         self, before: DeploymentState, after: DeploymentState, *, updated_by: str, reason: str = ""
     ) -> DeploymentState:
         return self._store.put(after, expected_revision=before.revision, updated_by=updated_by, reason=reason)
-
-
-def variant_name(ref: ModelRef) -> str:
-    return f"v{ref.version}"
 
 
 def model_name(endpoint_name: str, ref: ModelRef) -> str:

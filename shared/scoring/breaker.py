@@ -33,6 +33,10 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._trial_in_flight = False
 
+    def like(self) -> CircuitBreaker:
+        """A new, closed breaker with this one's settings (one per endpoint variant)."""
+        return CircuitBreaker(failure_threshold=self._threshold, reset_seconds=self._reset_seconds, clock=self._clock)
+
     @property
     def state(self) -> BreakerState:
         with self._lock:

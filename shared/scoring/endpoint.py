@@ -79,19 +79,32 @@ class EndpointScorer:
         self._endpoint_name = endpoint_name
         self._max_attempts = max_attempts
         self._breaker = breaker
+        self._variant_breakers: dict[str, CircuitBreaker] = {}
         self._sleep = sleep
         self._rng = rng
 
     @property
     def breaker(self) -> CircuitBreaker:
+        """The breaker of calls the endpoint routes itself (no target variant)."""
         return self._breaker
 
-    def _invoke_once(self, body: bytes) -> list[float]:
+    def breaker_for(self, target_variant: str | None) -> CircuitBreaker:
+        """One breaker per production variant: a failing candidate variant never opens the champion's."""
+        if target_variant is None:
+            return self._breaker
+        found = self._variant_breakers.get(target_variant)
+        if found is None:
+            found = self._breaker.like()
+            self._variant_breakers[target_variant] = found
+        return found
+
+    def _invoke_once(self, body: bytes, target_variant: str | None) -> list[float]:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        target = {"TargetVariant": target_variant} if target_variant else {}
         try:
             response = self._client.invoke_endpoint(
-                EndpointName=self._endpoint_name, ContentType=JSON, Accept=JSON, Body=body
+                EndpointName=self._endpoint_name, ContentType=JSON, Accept=JSON, Body=body, **target
             )
             document = json.loads(response["Body"].read())
         except (BotoCoreError, ClientError) as exc:
@@ -103,25 +116,27 @@ class EndpointScorer:
         except (KeyError, TypeError, ValueError) as exc:
             raise EndpointError(f"the endpoint's answer has no scores: {exc}", retryable=False) from exc
 
-    def scores(self, records: Sequence[Any]) -> list[float]:
-        """Scores in record order; raises :class:`EndpointError` (:class:`CircuitOpenError` when not called)."""
-        if not self._breaker.allow():
+    def scores(self, records: Sequence[Any], *, target_variant: str | None = None) -> list[float]:
+        """Scores in record order from ``target_variant`` (else the variant the endpoint's weights pick); raises
+        :class:`EndpointError` (:class:`CircuitOpenError` when not called)."""
+        breaker = self.breaker_for(target_variant)
+        if not breaker.allow():
             raise CircuitOpenError()
         body = msgspec.json.encode({"records": list(records)})  # JSON objects or the wire's typed records
         attempt = 1
         while True:
             try:
-                scores = self._invoke_once(body)
+                scores = self._invoke_once(body, target_variant)
             except EndpointError as exc:
                 if exc.retryable and attempt < self._max_attempts:
                     self._sleep(full_jitter_backoff(attempt, rng=self._rng))
                     attempt += 1
                     continue
-                self._breaker.record_failure()
+                breaker.record_failure()
                 raise
             if len(scores) != len(records):
-                self._breaker.record_failure()
+                breaker.record_failure()
                 message = f"the endpoint gave {len(scores)} scores for {len(records)} records"
                 raise EndpointError(message, retryable=False)
-            self._breaker.record_success()
+            breaker.record_success()
             return scores

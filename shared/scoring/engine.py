@@ -38,7 +38,7 @@ import msgspec
 import numpy as np
 
 from shared import telemetry as names
-from shared.deployment import DeploymentState, ModelRef
+from shared.deployment import DeploymentState, ModelRef, variant_name
 from shared.features import onnx_feed, onnx_feed_from_columns
 from shared.scoring.checks import RecordChecker
 from shared.scoring.exceptions import (
@@ -167,6 +167,8 @@ class _Served:
     ref: ModelRef
     variant: str
     degraded: bool = False
+    latency_ms: float = 0.0
+    """How long this variant took to score the batch (the model, or the endpoint with its retries and fallback)."""
 
 
 class ScoringEngine:
@@ -203,7 +205,6 @@ class ScoringEngine:
     # --- the request -------------------------------------------------------------------------------------------------
 
     def predict(self, records: Sequence[Any] | DecodedBody, *, request_id: str) -> ScoreOutcome:
-        started = self._timer()
         count = len(records.records) if isinstance(records, DecodedBody) else len(records)
         if count > self._serving.max_batch_records:
             raise TooManyRecordsError(count, self._serving.max_batch_records)
@@ -228,7 +229,8 @@ class ScoringEngine:
         champion_answer: _Served | None = None
         if len(champion_batch):
             shadow_job, shadow_deadline = self._start_shadow(state, request_id, champion_batch.feed, telemetry)
-            champion_answer = self._serve_champion(state.champion, champion_batch, telemetry)
+            targeted = state.challenger is not None and state.challenger_weight > 0
+            champion_answer = self._serve_champion(state.champion, champion_batch, telemetry, targeted=targeted)
             answers.append(champion_answer)
             if shadow_job is not None and state.challenger is not None:
                 shadow = self._collect_shadow(shadow_job, shadow_deadline, state.challenger, champion_answer, telemetry)
@@ -239,12 +241,11 @@ class ScoringEngine:
         blocks = [self._block(answer) for answer in answers]
         served = [(answer, block) for answer, block in zip(answers, blocks, strict=True) if block.served]
         predictions = self._predictions(served)
-        elapsed_ms = (self._timer() - started) * 1000
         for answer, _ in served:
             tally = telemetry.tally(answer.ref.version, answer.variant)
             tally.counts[names.PREDICTIONS] += len(answer.batch)
             tally.add_scores(answer.scores)
-            tally.latency_ms = elapsed_ms
+            tally.latency_ms = answer.latency_ms
         failures = 0
         if self._prediction_log is not None:
             failures = self._prediction_log.publish(request_id, blocks, at=self._now())
@@ -357,21 +358,46 @@ class ScoringEngine:
         return predictions
 
     def _serve_challenger(self, ref: ModelRef, batch: _Batch, telemetry: RequestTelemetry) -> _Served | None:
-        """Score the canary's records with the challenger; None (and Errors counted) when it cannot."""
-        try:
-            scores = self._models.model(ref).positive_scores(batch.feed)
-        except Exception as exc:  # noqa: BLE001 - a failing challenger must never fail the customer: the champion serves
-            self._log.warning("challenger failed; the champion serves its records", extra={"error": str(exc)})
-            telemetry.count(names.ERRORS, ref.version, CHALLENGER)
-            return None
-        return _Served(batch, np.asarray(scores, dtype=np.float64), ref, CHALLENGER)
+        """Score the canary's records with the challenger; None (and Errors counted) when it cannot.
 
-    def _serve_champion(self, ref: ModelRef, batch: _Batch, telemetry: RequestTelemetry) -> _Served:
+        A heavy use case's challenger is its own production variant of the endpoint (``TargetVariant``: the
+        canary split stays by entity); when that fails, its light model answers (degraded, a fallback of the
+        challenger), or, where the use case allows no fallback, the champion serves those records.
+        """
+        started = self._timer()
+        scores: Sequence[float] | np.ndarray | None = None
+        degraded = False
+        if self._endpoint is not None:
+            try:
+                scores = self._endpoint.scores(batch.records, target_variant=variant_name(ref))
+            except EndpointError as exc:
+                telemetry.count(names.ERRORS, ref.version, CHALLENGER)
+                if not self._serving.fallback_to_light:
+                    self._log.warning("challenger endpoint failed; the champion serves", extra={"error": str(exc)})
+                    return None
+                self._log.warning("challenger endpoint failed; its light model answers", extra={"error": str(exc)})
+                telemetry.count(names.FALLBACKS, ref.version, CHALLENGER)
+                degraded = True
+        if scores is None:
+            try:
+                scores = self._models.model(ref).positive_scores(batch.feed)
+            except Exception as exc:  # noqa: BLE001 - a failing challenger must never fail the customer: the champion serves
+                self._log.warning("challenger failed; the champion serves its records", extra={"error": str(exc)})
+                telemetry.count(names.ERRORS, ref.version, CHALLENGER)
+                return None
+        latency_ms = (self._timer() - started) * 1000
+        return _Served(batch, np.asarray(scores, dtype=np.float64), ref, CHALLENGER, degraded, latency_ms)
+
+    def _serve_champion(
+        self, ref: ModelRef, batch: _Batch, telemetry: RequestTelemetry, *, targeted: bool = False
+    ) -> _Served:
+        """The champion's records: the endpoint (its own variant when a canary shares it), else the light model."""
+        started = self._timer()
         degraded = False
         scores: Sequence[float] | np.ndarray | None = None
         if self._endpoint is not None:
             try:
-                scores = self._endpoint.scores(batch.records)
+                scores = self._endpoint.scores(batch.records, target_variant=variant_name(ref) if targeted else None)
             except EndpointError as exc:
                 telemetry.count(names.ERRORS, ref.version, CHAMPION)
                 if not self._serving.fallback_to_light:
@@ -385,7 +411,8 @@ class ScoringEngine:
             except Exception as exc:
                 telemetry.count(names.ERRORS, ref.version, CHAMPION)
                 raise ScoringError(f"the champion (version {ref.version}) could not score: {exc}") from exc
-        return _Served(batch, np.asarray(scores, dtype=np.float64), ref, CHAMPION, degraded=degraded)
+        latency_ms = (self._timer() - started) * 1000
+        return _Served(batch, np.asarray(scores, dtype=np.float64), ref, CHAMPION, degraded, latency_ms)
 
     # --- shadow ------------------------------------------------------------------------------------------------------
 
@@ -435,10 +462,12 @@ class ScoringEngine:
             telemetry.count(names.SHADOW_ERRORS, ref.version, SHADOW)
             return None
         telemetry.count(names.SHADOW_SCORES, ref.version, SHADOW, len(scores))
-        telemetry.tally(ref.version, SHADOW).latency_ms = latency_ms
+        shadow_tally = telemetry.tally(ref.version, SHADOW)
+        shadow_tally.latency_ms = latency_ms
+        shadow_tally.add_scores(scores)
         telemetry.observe(names.SCORE_DELTA, ref.version, SHADOW, np.abs(scores - champion.scores).tolist())
         self._log.info(
             "shadow scored",
             extra={"variant": SHADOW, "model_version": ref.version, "records": len(scores), "served": False},
         )
-        return _Served(champion.batch, scores, ref, SHADOW)
+        return _Served(champion.batch, scores, ref, SHADOW, latency_ms=latency_ms)

@@ -159,3 +159,37 @@ def test_latency_is_not_compared_with_a_champion_that_served_too_few() -> None:
     assert live(full.model_copy(update={"champion_samples": 500, "champion_serves": False}), SETTINGS).outcome is (
         Outcome.PASS
     )
+
+
+def test_the_100_percent_step_is_not_held_for_a_champion_distribution_it_cannot_have() -> None:
+    # Given the last canary step: the candidate's scores are reported, the champion's are a stale handful
+    full = LiveWindow(
+        candidate_samples=800,
+        champion_samples=5,
+        candidate_score_buckets=(80.0,) * 10,
+        champion_score_buckets=(5.0,) + (0.0,) * 9,
+        champion_serves=False,
+    )
+    # Then divergence passes, said why, rather than waiting (inconclusive) for a baseline that cannot come
+    verdict = live(full, SETTINGS)
+    assert verdict.outcome is Outcome.PASS
+    assert "serves no traffic" in next(c.reason for c in verdict.checks if c.name == "divergence")
+    # And at a step where the champion should serve, the same handful is too few: inconclusive
+    assert live(full.model_copy(update={"champion_serves": True}), SETTINGS).outcome is Outcome.INCONCLUSIVE
+
+
+def test_a_shadows_latency_is_recorded_not_compared() -> None:
+    # Given a shadow window whose candidate p99 (measured on a background thread) is nine times the champion's
+    shadow = LiveWindow(
+        candidate_samples=500,
+        candidate_latency_p99_ms=9.0,
+        champion_samples=500,
+        champion_latency_p99_ms=1.0,
+        mean_score_delta=0.0,
+        candidate_beside_champion=True,
+    )
+    # Then the ratio is recorded but does not fail the shadow; the same figures in canary do
+    verdict = live(shadow, SETTINGS)
+    assert verdict.outcome is Outcome.PASS
+    assert "not like for like" in next(c.reason for c in verdict.checks if c.name == "latency_ratio")
+    assert live(shadow.model_copy(update={"candidate_beside_champion": False}), SETTINGS).outcome is Outcome.FAIL

@@ -360,9 +360,10 @@ def test_typed_and_untyped_bodies_give_the_same_answer_and_log(model: TrainedMod
     strip = lambda rows: sorted(({k: v for k, v in r.items() if k != "time"} for r in rows), key=key)  # noqa: E731
     assert strip(typed_setup.logged()) == strip(untyped_setup.logged())
     assert len(typed_setup.logged()) == 120 + answered.shadow_scored
-    # And the score buckets count every served score once
-    buckets = sum(sum(t.buckets.values()) for t in answered.telemetry.tallies.values())
-    assert buckets == 120
+    # And the score buckets count every served score once, and every shadow score in the shadow's own
+    tallies = answered.telemetry.tallies.values()
+    assert sum(sum(t.buckets.values()) for t in tallies if t.variant != "shadow") == 120
+    assert sum(sum(t.buckets.values()) for t in tallies if t.variant == "shadow") == answered.shadow_scored
 
 
 def test_a_large_request_is_logged_in_messages_under_the_sqs_limit(
@@ -378,3 +379,81 @@ def test_a_large_request_is_logged_in_messages_under_the_sqs_limit(
     assert len(bodies) > 1
     assert all(len(b.encode()) <= 8 * 1024 for b in bodies)
     assert sorted(r["index"] for r in setup.logged()) == list(range(300))
+
+
+class _VariantEndpoint:
+    """An endpoint with production variants v1 (scores 0.9) and v2 (down), recording the variant each call named."""
+
+    def __init__(self) -> None:
+        self.targets: list[str | None] = []
+
+    def invoke_endpoint(self, **request: Any) -> Any:
+        import io
+
+        from botocore.exceptions import ClientError
+
+        target = request.get("TargetVariant")
+        self.targets.append(target)
+        if target == "v2":
+            error = {
+                "Error": {"Code": "ModelError", "Message": "v2 is down"},
+                "ResponseMetadata": {"HTTPStatusCode": 424},
+            }
+            raise ClientError(error, "InvokeEndpoint")  # type: ignore[arg-type]
+        records = json.loads(request["Body"])["records"]
+        return {"Body": io.BytesIO(json.dumps({"predictions": [{"score": 0.9}] * len(records)}).encode())}
+
+
+def test_a_heavy_canary_names_each_models_variant_and_a_failing_candidate_falls_back_alone(
+    model: TrainedModel,
+) -> None:
+    # Given a heavy use case in canary (v2 at 50%) whose candidate variant is down, breakers opening at one failure
+    client = _VariantEndpoint()
+    endpoint = EndpointScorer(
+        client, "e", max_attempts=1, breaker=CircuitBreaker(failure_threshold=1, reset_seconds=30)
+    )
+    state = _state(model.ref(), challenger=model.ref(version=2, run_id="run-2"), challenger_weight=0.5)
+    setup = Setup(model, state, usecase=_heavy(model, fallback=True), endpoint=endpoint)
+    # When a batch is scored twice
+    first = setup.engine.predict(_features(model, 60), request_id="h1")
+    second = setup.engine.predict(_features(model, 60), request_id="h2")
+    # Then the champion's records went to variant v1 and the canary's to v2: the split stays by entity
+    assert set(client.targets) == {"v1", "v2"}
+    for outcome in (first, second):
+        by_variant = {p["variant"]: p for p in outcome.body["predictions"]}
+        assert by_variant["champion"]["score"] == 0.9
+        assert not by_variant["champion"]["degraded"]
+        # And the candidate's records were answered by its light model, degraded, counted as its fallbacks
+        assert by_variant["challenger"]["degraded"]
+        assert by_variant["challenger"]["model_version"] == 2
+        assert outcome.telemetry.tallies[("2", "challenger")].counts["Fallbacks"] == 1
+    # And the candidate's open breaker spared v2 the second call, while v1's stayed closed
+    assert client.targets.count("v2") == 1
+    assert client.targets.count("v1") == 2
+    assert endpoint.breaker_for("v1").state == "closed"
+
+
+def test_each_variant_reports_its_own_latency(model: TrainedModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a canary whose challenger takes 50 ms more than the champion to score
+    state = _state(model.ref(), challenger=model.ref(version=2, run_id="run-2"), challenger_weight=0.5)
+    setup = Setup(model, state)
+    real = setup.cache.model
+
+    class _Slow:
+        def __init__(self, loaded: Any) -> None:
+            self.loaded = loaded
+
+        def positive_scores(self, feed: Any) -> Any:
+            time.sleep(0.05)
+            return self.loaded.positive_scores(feed)
+
+    monkeypatch.setattr(setup.cache, "model", lambda ref: _Slow(real(ref)) if ref.version == 2 else real(ref))
+    # When a batch is scored
+    outcome = setup.engine.predict(_features(model, 40), request_id="lat")
+    # Then the challenger's latency is its own, not the request's shared by both
+    challenger = outcome.telemetry.tallies[("2", "challenger")].latency_ms
+    champion = outcome.telemetry.tallies[("1", "champion")].latency_ms
+    assert challenger is not None
+    assert champion is not None
+    assert challenger >= 50
+    assert champion < 50
