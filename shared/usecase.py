@@ -368,7 +368,9 @@ class PromotionSettings(BaseModel):
     """An inconclusive analysis bakes again up to this many times, then asks a human (approve/abort)."""
     max_error_rate: float = Field(default=0.01, ge=0, le=1)
     max_latency_ratio: float = Field(default=1.5, gt=0)
-    """Candidate p99 latency over the champion's."""
+    """Candidate p99 latency over the champion's (live stages; see ``latency_tolerance_ms``)."""
+    latency_tolerance_ms: float = Field(default=5.0, ge=0)
+    """A candidate over ``max_latency_ratio`` fails only when its p99 is also this much slower than the champion's."""
     max_divergence: float = Field(default=0.2, gt=0)
     """PSI between the candidate's and the champion's live score distributions."""
     min_divergence_samples: int = Field(default=1000, ge=1)

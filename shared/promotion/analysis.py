@@ -84,6 +84,35 @@ def _at_most(name: str, label: str, value: float, limit: float, **figures: float
     )
 
 
+def _latency_ratio(ours: float, theirs: float, settings: PromotionSettings) -> CheckResult:
+    """The candidate's p99 over the champion's: it fails above ``max_latency_ratio`` *and* more than
+    ``latency_tolerance_ms`` slower (as ``rtol``/``atol``: a 2 ms call against a 1 ms one is no regression)."""
+    ratio, slower_ms = ours / theirs, ours - theirs
+    failed = ratio > settings.max_latency_ratio and slower_ms > settings.latency_tolerance_ms
+    if failed:
+        reason = (
+            f"candidate/champion p99 latency {ratio:.4g} is above the limit {settings.max_latency_ratio:.4g} "
+            f"({slower_ms:.1f} ms slower, more than the {settings.latency_tolerance_ms:.4g} ms tolerance)"
+        )
+    else:
+        reason = (
+            f"candidate/champion p99 latency {ratio:.4g} ({ours:.1f} vs {theirs:.1f} ms) is within the limit "
+            f"{settings.max_latency_ratio:.4g} or the {settings.latency_tolerance_ms:.4g} ms tolerance"
+        )
+    return CheckResult(
+        name="latency_ratio",
+        outcome=Outcome.FAIL if failed else Outcome.PASS,
+        reason=reason,
+        figures={
+            "value": ratio,
+            "limit": settings.max_latency_ratio,
+            "candidate_p99_ms": ours,
+            "champion_p99_ms": theirs,
+            "tolerance_ms": settings.latency_tolerance_ms,
+        },
+    )
+
+
 def _too_few(name: str, samples: int, min_samples: int) -> CheckResult:
     return CheckResult(
         name=name,
@@ -317,16 +346,7 @@ def live(window: LiveWindow, settings: PromotionSettings) -> Verdict:
             )
         )
     else:
-        checks.append(
-            _at_most(
-                "latency_ratio",
-                "candidate/champion p99 latency",
-                ours / theirs,
-                settings.max_latency_ratio,
-                candidate_p99_ms=ours,
-                champion_p99_ms=theirs,
-            )
-        )
+        checks.append(_latency_ratio(ours, theirs, settings))
     candidate_total, champion_total = sum(window.candidate_score_buckets), sum(window.champion_score_buckets)
     needed = max(settings.min_samples, settings.min_divergence_samples)
     if candidate_total >= needed and champion_total >= needed:

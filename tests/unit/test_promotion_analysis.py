@@ -193,3 +193,17 @@ def test_a_shadows_latency_is_recorded_not_compared() -> None:
     assert verdict.outcome is Outcome.PASS
     assert "not like for like" in next(c.reason for c in verdict.checks if c.name == "latency_ratio")
     assert live(shadow.model_copy(update={"candidate_beside_champion": False}), SETTINGS).outcome is Outcome.FAIL
+
+
+def test_a_latency_ratio_fails_only_when_the_candidate_is_also_slower_by_more_than_the_tolerance() -> None:
+    # Given canary windows with the same ratio (2.4) at two scales, and a 5 ms tolerance
+    settings = PromotionSettings(min_samples=100, max_latency_ratio=1.5, latency_tolerance_ms=5.0)
+    small = LiveWindow(
+        candidate_samples=500, candidate_latency_p99_ms=2.4, champion_samples=500, champion_latency_p99_ms=1.0
+    )
+    large = small.model_copy(update={"candidate_latency_p99_ms": 24.0, "champion_latency_p99_ms": 10.0})
+    # Then 1.4 ms slower is no regression, 14 ms slower is
+    assert live(small, settings).outcome is Outcome.PASS
+    failed = live(large, settings)
+    assert failed.outcome is Outcome.FAIL
+    assert "14.0 ms slower" in failed.reason
