@@ -7,7 +7,8 @@ the promotion alarms watch: the candidate is the only model served as ``challeng
 ``ScoreBucket`` has one more dimension, ``bucket`` (``"0.0-0.1"`` … ``"0.9-1.0"``). ``ScoreDelta`` is
 |shadow score - champion score| per shadow-scored record (variant ``shadow``): prediction divergence.
 ``Latency`` is each variant's own scoring time in a request (its model call, or the endpoint call with
-retries and fallback), so the candidate's latency alarm sees the candidate, not the champion beside it.
+retries and fallback; not a model's one-time load), so the candidate's latency alarm sees the candidate,
+not the champion beside it.
 Metrics are high resolution (1 s storage), so alarms may use 10-second periods. EMF puts one dimension
 sets on every metric of a document: each (model version, variant) gets one document with both sets,
 and each score bucket another (:func:`documents`).

@@ -357,6 +357,13 @@ class ScoringEngine:
             predictions.sort(key=attrgetter("index"))
         return predictions
 
+    def _light_scores(self, ref: ModelRef, batch: _Batch) -> tuple[np.ndarray, float]:
+        """The light model's scores, and the milliseconds scoring took (a first use's load is no scoring)."""
+        model = self._models.model(ref)
+        started = self._timer()
+        scores = model.positive_scores(batch.feed)
+        return np.asarray(scores, dtype=np.float64), (self._timer() - started) * 1000
+
     def _serve_challenger(self, ref: ModelRef, batch: _Batch, telemetry: RequestTelemetry) -> _Served | None:
         """Score the canary's records with the challenger; None (and Errors counted) when it cannot.
 
@@ -364,12 +371,12 @@ class ScoringEngine:
         canary split stays by entity); when that fails, its light model answers (degraded, a fallback of the
         challenger), or, where the use case allows no fallback, the champion serves those records.
         """
-        started = self._timer()
-        scores: Sequence[float] | np.ndarray | None = None
-        degraded = False
+        scores: np.ndarray | None = None
+        spent_ms, degraded = 0.0, False
         if self._endpoint is not None:
+            started = self._timer()
             try:
-                scores = self._endpoint.scores(batch.records, target_variant=variant_name(ref))
+                scores = np.asarray(self._endpoint.scores(batch.records, target_variant=variant_name(ref)))
             except EndpointError as exc:
                 telemetry.count(names.ERRORS, ref.version, CHALLENGER)
                 if not self._serving.fallback_to_light:
@@ -378,26 +385,29 @@ class ScoringEngine:
                 self._log.warning("challenger endpoint failed; its light model answers", extra={"error": str(exc)})
                 telemetry.count(names.FALLBACKS, ref.version, CHALLENGER)
                 degraded = True
+            finally:
+                spent_ms += (self._timer() - started) * 1000
         if scores is None:
             try:
-                scores = self._models.model(ref).positive_scores(batch.feed)
+                scores, light_ms = self._light_scores(ref, batch)
             except Exception as exc:  # noqa: BLE001 - a failing challenger must never fail the customer: the champion serves
                 self._log.warning("challenger failed; the champion serves its records", extra={"error": str(exc)})
                 telemetry.count(names.ERRORS, ref.version, CHALLENGER)
                 return None
-        latency_ms = (self._timer() - started) * 1000
-        return _Served(batch, np.asarray(scores, dtype=np.float64), ref, CHALLENGER, degraded, latency_ms)
+            spent_ms += light_ms
+        return _Served(batch, np.asarray(scores, dtype=np.float64), ref, CHALLENGER, degraded, spent_ms)
 
     def _serve_champion(
         self, ref: ModelRef, batch: _Batch, telemetry: RequestTelemetry, *, targeted: bool = False
     ) -> _Served:
         """The champion's records: the endpoint (its own variant when a canary shares it), else the light model."""
-        started = self._timer()
-        degraded = False
-        scores: Sequence[float] | np.ndarray | None = None
+        scores: np.ndarray | None = None
+        spent_ms, degraded = 0.0, False
         if self._endpoint is not None:
+            started = self._timer()
             try:
-                scores = self._endpoint.scores(batch.records, target_variant=variant_name(ref) if targeted else None)
+                target = variant_name(ref) if targeted else None
+                scores = np.asarray(self._endpoint.scores(batch.records, target_variant=target))
             except EndpointError as exc:
                 telemetry.count(names.ERRORS, ref.version, CHAMPION)
                 if not self._serving.fallback_to_light:
@@ -405,14 +415,16 @@ class ScoringEngine:
                 self._log.warning("endpoint failed; the light model answers", extra={"error": str(exc)})
                 telemetry.count(names.FALLBACKS, ref.version, CHAMPION)
                 degraded = True
+            finally:
+                spent_ms += (self._timer() - started) * 1000
         if scores is None:
             try:
-                scores = self._models.model(ref).positive_scores(batch.feed)
+                scores, light_ms = self._light_scores(ref, batch)
             except Exception as exc:
                 telemetry.count(names.ERRORS, ref.version, CHAMPION)
                 raise ScoringError(f"the champion (version {ref.version}) could not score: {exc}") from exc
-        latency_ms = (self._timer() - started) * 1000
-        return _Served(batch, np.asarray(scores, dtype=np.float64), ref, CHAMPION, degraded, latency_ms)
+            spent_ms += light_ms
+        return _Served(batch, np.asarray(scores, dtype=np.float64), ref, CHAMPION, degraded, spent_ms)
 
     # --- shadow ------------------------------------------------------------------------------------------------------
 
@@ -430,8 +442,9 @@ class ScoringEngine:
         timer = self._timer
 
         def shadow_scores() -> tuple[np.ndarray, float]:
+            model = models.model(challenger)  # a first use's load is no scoring time
             started = timer()
-            scores = models.model(challenger).positive_scores(feed)
+            scores = model.positive_scores(feed)
             return scores, (timer() - started) * 1000
 
         try:

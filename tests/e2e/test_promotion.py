@@ -50,6 +50,7 @@ max_bake_extensions = 2
 replay_max_records = 400
 # Every function of the embedded cloud shares two cores: a p99 over a few seconds of requests is noisy.
 max_latency_ratio = 3.0
+latency_tolerance_ms = 25
 latency_budget_ms = 250
 watch_window_seconds = 60
 alarm_period_seconds = 10
