@@ -25,12 +25,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from local.candidates import register_copy, slowed
 from local.launcher import ROOT, RunningCloud, launch
+from local.observe import first_breach, latest_execution, logged_predictions, state_transitions
 from local.sample_data import damaged_csv, load_sample_rows, renamed_column_csv, to_csv
 from local.traffic import Traffic
 from shared import lake as lake_keys
@@ -295,59 +296,10 @@ def newest_package(cloud: RunningCloud) -> dict[str, Any]:
     return dict(sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"]))
 
 
-def logged_predictions(cloud: RunningCloud, usecase: UseCase) -> int:
-    s3, bucket = cloud.client("s3"), cloud.stack_outputs["LakeBucketName"]
-    count = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"predictions/{usecase.name}/"):
-        for item in page.get("Contents", []):
-            count += len(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().splitlines())
-    return count
-
-
 def deployment_state(cloud: RunningCloud, usecase: UseCase) -> Any:
     from shared.deployment import DeploymentStore
 
     return DeploymentStore(cloud.client("dynamodb"), cloud.stack_outputs["DeploymentTableName"]).get(usecase.name)
-
-
-def latest_execution(cloud: RunningCloud) -> dict[str, Any]:
-    sfn = cloud.client("stepfunctions")
-    executions = sfn.list_executions(stateMachineArn=cloud.stack_outputs["PromotionStateMachineArn"])["executions"]
-    newest = max(executions, key=lambda e: e["startDate"])
-    return dict(sfn.describe_execution(executionArn=newest["executionArn"]))
-
-
-def state_transitions(cloud: RunningCloud, execution_arn: str) -> int:
-    from cli.progress import state_transitions as count
-
-    return count(
-        cloud.client("stepfunctions").get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
-    )
-
-
-def first_breach(cloud: RunningCloud, usecase: UseCase, metric: str, variant: str, since: datetime) -> datetime | None:
-    """The start of the first second in which ``metric`` on [usecase, variant] was above zero."""
-    dimensions = [
-        {"Name": telemetry.DIMENSION_USECASE, "Value": usecase.name},
-        {"Name": telemetry.DIMENSION_VARIANT, "Value": variant},
-    ]
-    result = cloud.client("cloudwatch").get_metric_data(
-        MetricDataQueries=[
-            {
-                "Id": "m",
-                "MetricStat": {
-                    "Metric": {"Namespace": telemetry.NAMESPACE, "MetricName": metric, "Dimensions": dimensions},
-                    "Period": 1,
-                    "Stat": "Sum",
-                },
-            }
-        ],
-        StartTime=since,
-        EndTime=datetime.now(UTC) + timedelta(seconds=1),
-        ScanBy="TimestampAscending",
-    )["MetricDataResults"][0]
-    breaching = [ts for ts, value in zip(result["Timestamps"], result["Values"], strict=True) if value > 0]
-    return min(breaching) if breaching else None
 
 
 def save_timeline(cloud: RunningCloud, usecase: UseCase, execution_arn: str) -> str:

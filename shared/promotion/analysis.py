@@ -84,6 +84,29 @@ def _at_most(name: str, label: str, value: float, limit: float, **figures: float
     )
 
 
+def _latency_check(window: LiveWindow, settings: PromotionSettings) -> CheckResult:
+    """The candidate's p99 against the champion's, when the two are comparable; else recorded, not judged
+    (the candidate's latency alarm still watches its absolute p99)."""
+    ours, theirs = window.candidate_latency_p99_ms, window.champion_latency_p99_ms
+    if ours is None or theirs is None or theirs <= 0:
+        why = "p99 latency not reported for both variants"
+    elif window.candidate_beside_champion:
+        why = "a shadow scores beside the champion's request, its latency is not like for like"
+    elif not window.champion_serves:
+        why = "the champion serves no traffic at this step: no p99 baseline"
+    elif window.champion_samples < settings.min_samples:
+        # at the last canary step (100%) the champion serves only what the deployment cache still routes to it
+        why = f"the champion served {window.champion_samples} requests, too few for a p99 baseline"
+    else:
+        return _latency_ratio(ours, theirs, settings)
+    return CheckResult(
+        name="latency_ratio",
+        outcome=Outcome.PASS,
+        reason=f"{why}; not compared (the latency alarm still watches)",
+        figures={"candidate_p99_ms": ours, "champion_p99_ms": theirs, "champion_samples": window.champion_samples},
+    )
+
+
 def _latency_ratio(ours: float, theirs: float, settings: PromotionSettings) -> CheckResult:
     """The candidate's p99 over the champion's: it fails above ``max_latency_ratio`` *and* more than
     ``latency_tolerance_ms`` slower (as ``rtol``/``atol``: a 2 ms call against a 1 ms one is no regression)."""
@@ -300,53 +323,7 @@ def live(window: LiveWindow, settings: PromotionSettings) -> Verdict:
             samples=samples,
         ),
     ]
-    ours, theirs = window.candidate_latency_p99_ms, window.champion_latency_p99_ms
-    if ours is None or theirs is None or theirs <= 0:
-        checks.append(
-            CheckResult(
-                name="latency_ratio",
-                outcome=Outcome.PASS,
-                reason="p99 latency not reported for both variants; not compared (the latency alarm still watches)",
-                figures={"candidate_p99_ms": ours, "champion_p99_ms": theirs},
-            )
-        )
-    elif window.candidate_beside_champion:
-        checks.append(
-            CheckResult(
-                name="latency_ratio",
-                outcome=Outcome.PASS,
-                reason="a shadow scores beside the champion's request, its latency is not like for like; not "
-                "compared (a shadow over its time bound counts as a shadow error, which its alarm watches)",
-                figures={"candidate_p99_ms": ours, "champion_p99_ms": theirs},
-            )
-        )
-    elif not window.champion_serves:
-        checks.append(
-            CheckResult(
-                name="latency_ratio",
-                outcome=Outcome.PASS,
-                reason="the champion serves no traffic at this step: no p99 baseline (the latency alarm still watches)",
-                figures={"candidate_p99_ms": ours, "champion_p99_ms": theirs},
-            )
-        )
-    elif window.champion_samples < settings.min_samples:
-        # At the last canary step (100%) the champion serves only what the deployment cache still routes to
-        # it: a p99 of a handful of requests is no baseline.
-        checks.append(
-            CheckResult(
-                name="latency_ratio",
-                outcome=Outcome.PASS,
-                reason=f"the champion served {window.champion_samples} requests, too few for a p99 baseline; "
-                "not compared (the latency alarm still watches)",
-                figures={
-                    "candidate_p99_ms": ours,
-                    "champion_p99_ms": theirs,
-                    "champion_samples": window.champion_samples,
-                },
-            )
-        )
-    else:
-        checks.append(_latency_ratio(ours, theirs, settings))
+    checks.append(_latency_check(window, settings))
     candidate_total, champion_total = sum(window.candidate_score_buckets), sum(window.champion_score_buckets)
     needed = max(settings.min_samples, settings.min_divergence_samples)
     if candidate_total >= needed and champion_total >= needed:

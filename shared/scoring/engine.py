@@ -357,74 +357,55 @@ class ScoringEngine:
             predictions.sort(key=attrgetter("index"))
         return predictions
 
-    def _light_scores(self, ref: ModelRef, batch: _Batch) -> tuple[np.ndarray, float]:
-        """The light model's scores, and the milliseconds scoring took (a first use's load is no scoring)."""
-        model = self._models.model(ref)
-        started = self._timer()
-        scores = model.positive_scores(batch.feed)
-        return np.asarray(scores, dtype=np.float64), (self._timer() - started) * 1000
-
     def _serve_challenger(self, ref: ModelRef, batch: _Batch, telemetry: RequestTelemetry) -> _Served | None:
-        """Score the canary's records with the challenger; None (and Errors counted) when it cannot.
+        """Score the canary's records with the challenger; None (its Errors counted) when it cannot: then the
+        champion serves them, since a failing challenger must never fail the customer."""
+        try:
+            return self._score(ref, batch, CHALLENGER, telemetry, target_variant=variant_name(ref))
+        except ScoringError as exc:
+            self._log.warning("challenger failed; the champion serves its records", extra={"error": str(exc)})
+            return None
 
-        A heavy use case's challenger is its own production variant of the endpoint (``TargetVariant``: the
-        canary split stays by entity); when that fails, its light model answers (degraded, a fallback of the
-        challenger), or, where the use case allows no fallback, the champion serves those records.
+    def _serve_champion(
+        self, ref: ModelRef, batch: _Batch, telemetry: RequestTelemetry, *, targeted: bool = False
+    ) -> _Served:
+        """The champion's records (its own endpoint variant when a canary shares the endpoint)."""
+        return self._score(ref, batch, CHAMPION, telemetry, target_variant=variant_name(ref) if targeted else None)
+
+    def _score(
+        self, ref: ModelRef, batch: _Batch, variant: str, telemetry: RequestTelemetry, *, target_variant: str | None
+    ) -> _Served:
+        """One variant's scores: a heavy use case's endpoint (``target_variant``, else the variant its weights
+        pick) and, when that fails, the light model (degraded, a fallback counted), or the light model alone.
+
+        Raises :class:`EndpointUnavailableError` when the endpoint fails and the use case allows no fallback,
+        :class:`ScoringError` when the light model cannot score; either way with the variant's Errors counted.
         """
         scores: np.ndarray | None = None
         spent_ms, degraded = 0.0, False
         if self._endpoint is not None:
             started = self._timer()
             try:
-                scores = np.asarray(self._endpoint.scores(batch.records, target_variant=variant_name(ref)))
+                scores = np.asarray(self._endpoint.scores(batch.records, target_variant=target_variant))
             except EndpointError as exc:
-                telemetry.count(names.ERRORS, ref.version, CHALLENGER)
-                if not self._serving.fallback_to_light:
-                    self._log.warning("challenger endpoint failed; the champion serves", extra={"error": str(exc)})
-                    return None
-                self._log.warning("challenger endpoint failed; its light model answers", extra={"error": str(exc)})
-                telemetry.count(names.FALLBACKS, ref.version, CHALLENGER)
-                degraded = True
-            finally:
-                spent_ms += (self._timer() - started) * 1000
-        if scores is None:
-            try:
-                scores, light_ms = self._light_scores(ref, batch)
-            except Exception as exc:  # noqa: BLE001 - a failing challenger must never fail the customer: the champion serves
-                self._log.warning("challenger failed; the champion serves its records", extra={"error": str(exc)})
-                telemetry.count(names.ERRORS, ref.version, CHALLENGER)
-                return None
-            spent_ms += light_ms
-        return _Served(batch, np.asarray(scores, dtype=np.float64), ref, CHALLENGER, degraded, spent_ms)
-
-    def _serve_champion(
-        self, ref: ModelRef, batch: _Batch, telemetry: RequestTelemetry, *, targeted: bool = False
-    ) -> _Served:
-        """The champion's records: the endpoint (its own variant when a canary shares it), else the light model."""
-        scores: np.ndarray | None = None
-        spent_ms, degraded = 0.0, False
-        if self._endpoint is not None:
-            started = self._timer()
-            try:
-                target = variant_name(ref) if targeted else None
-                scores = np.asarray(self._endpoint.scores(batch.records, target_variant=target))
-            except EndpointError as exc:
-                telemetry.count(names.ERRORS, ref.version, CHAMPION)
+                telemetry.count(names.ERRORS, ref.version, variant)
                 if not self._serving.fallback_to_light:
                     raise EndpointUnavailableError(f"the model endpoint is unavailable: {exc}") from exc
                 self._log.warning("endpoint failed; the light model answers", extra={"error": str(exc)})
-                telemetry.count(names.FALLBACKS, ref.version, CHAMPION)
+                telemetry.count(names.FALLBACKS, ref.version, variant)
                 degraded = True
             finally:
                 spent_ms += (self._timer() - started) * 1000
         if scores is None:
             try:
-                scores, light_ms = self._light_scores(ref, batch)
+                model = self._models.model(ref)  # a first use's load is no scoring time
+                started = self._timer()
+                scores = np.asarray(model.positive_scores(batch.feed), dtype=np.float64)
             except Exception as exc:
-                telemetry.count(names.ERRORS, ref.version, CHAMPION)
-                raise ScoringError(f"the champion (version {ref.version}) could not score: {exc}") from exc
-            spent_ms += light_ms
-        return _Served(batch, np.asarray(scores, dtype=np.float64), ref, CHAMPION, degraded, spent_ms)
+                telemetry.count(names.ERRORS, ref.version, variant)
+                raise ScoringError(f"the {variant} (version {ref.version}) could not score: {exc}") from exc
+            spent_ms += (self._timer() - started) * 1000
+        return _Served(batch, np.asarray(scores, dtype=np.float64), ref, variant, degraded, spent_ms)
 
     # --- shadow ------------------------------------------------------------------------------------------------------
 

@@ -19,15 +19,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cli.progress import state_transitions
 from local.candidates import register_copy, slowed
 from local.launcher import ROOT, RunningCloud, launch
+from local.observe import first_breach, latest_execution, logged_predictions
+from local.observe import state_transitions as transitions
 from local.sample_data import load_sample_rows
 from local.traffic import Traffic
 from shared import lake, telemetry
@@ -120,18 +121,6 @@ def history(cloud: RunningCloud, usecase_file: Path) -> list[str]:
     return result.stdout.splitlines()
 
 
-def latest_execution(cloud: RunningCloud) -> dict[str, Any]:
-    sfn = cloud.client("stepfunctions")
-    executions = sfn.list_executions(stateMachineArn=cloud.stack_outputs["PromotionStateMachineArn"])["executions"]
-    newest = max(executions, key=lambda e: e["startDate"])
-    return dict(sfn.describe_execution(executionArn=newest["executionArn"]))
-
-
-def transitions(cloud: RunningCloud, execution_arn: str) -> int:
-    events = cloud.client("stepfunctions").get_execution_history(executionArn=execution_arn, maxResults=1000)
-    return state_transitions(events["events"])
-
-
 def wait_for(what: str, check: Any, timeout: float, interval: float = 0.25) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -140,44 +129,6 @@ def wait_for(what: str, check: Any, timeout: float, interval: float = 0.25) -> A
             return value
         time.sleep(interval)
     raise AssertionError(f"{what}: not within {timeout:.0f}s")
-
-
-def logged_predictions(cloud: RunningCloud, usecase: UseCase) -> int:
-    s3, bucket = cloud.client("s3"), cloud.stack_outputs["LakeBucketName"]
-    count = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"predictions/{usecase.name}/"):
-        for item in page.get("Contents", []):
-            count += len(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().splitlines())
-    return count
-
-
-def first_breach(cloud: RunningCloud, usecase: UseCase, metric: str, variant: str, since: datetime) -> datetime:
-    """The start of the first second in which ``metric`` (dimensions [usecase, variant]) was non-zero."""
-    result = cloud.client("cloudwatch").get_metric_data(
-        MetricDataQueries=[
-            {
-                "Id": "m",
-                "MetricStat": {
-                    "Metric": {
-                        "Namespace": telemetry.NAMESPACE,
-                        "MetricName": metric,
-                        "Dimensions": [
-                            {"Name": telemetry.DIMENSION_USECASE, "Value": usecase.name},
-                            {"Name": telemetry.DIMENSION_VARIANT, "Value": variant},
-                        ],
-                    },
-                    "Period": 1,
-                    "Stat": "Sum",
-                },
-            }
-        ],
-        StartTime=since,
-        EndTime=datetime.now(UTC) + timedelta(seconds=1),
-        ScanBy="TimestampAscending",
-    )["MetricDataResults"][0]
-    breaching = [ts for ts, value in zip(result["Timestamps"], result["Values"], strict=True) if value > 0]
-    assert breaching, f"no {metric} datapoint since {since}"
-    return min(breaching)
 
 
 def test_a_good_candidate_is_promoted_through_every_stage_while_traffic_flows(
@@ -325,6 +276,7 @@ def test_a_very_slow_candidate_is_rolled_back_by_its_alarm_during_shadow(
     )
     # And within one alarm evaluation window after the breach, with no request failed in between
     breach = first_breach(promo_cloud, promo_usecase, telemetry.SHADOW_ERRORS, telemetry.SHADOW, since)
+    assert breach is not None, f"no {telemetry.SHADOW_ERRORS} datapoint since {since}"
     delay = (state.updated_at - breach).total_seconds()  # type: ignore[operator]
     period = promo_usecase.promotion.alarm_period_seconds
     assert 0 <= delay <= period + 5, delay  # the period closes, the next tick evaluates, the event is delivered
@@ -385,3 +337,17 @@ def test_an_inconclusive_stage_waits_for_a_human_approve_goes_on_and_abort_rolls
     assert again.returncode == 1
     assert "no promotion" in again.stderr
     FIGURES["human approve/abort: state transitions"] = transitions(promo_cloud, execution["executionArn"])
+
+
+def test_the_dashboard_shows_the_candidates_metrics(promo_cloud: RunningCloud, promo_usecase: UseCase) -> None:
+    # Given the deployed stack's dashboard
+    name = promo_cloud.stack_outputs["DashboardName"]
+    # When it is read back as a user would
+    body = json.loads(promo_cloud.client("cloudwatch").get_dashboard(DashboardName=name)["DashboardBody"])
+    # Then its widgets graph the score function's metrics of this use case, by variant
+    text = json.dumps(body)
+    assert body["widgets"]
+    for metric in ("Predictions", "Errors", "Latency", "ScoreDelta"):
+        assert metric in text, metric
+    assert promo_usecase.name in text
+    assert "challenger" in text
