@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    fault switch (local only): POST {cloud.api_url}/_sluice/faults {{endpoint, mode, delay_ms}}")
         print("  handler EMF output becomes CloudWatch metrics")
         print("  alarms are evaluated every second with CloudWatch's semantics; their changes reach EventBridge")
-        print("  EventBridge schedules do not fire locally: start a state machine execution explicitly")
+        print("  EventBridge rate(...) schedules fire on time; cron(...) ones do not (start executions explicitly)")
         print("Ctrl-C to stop.", flush=True)
         stop.wait()
     finally:

@@ -19,7 +19,7 @@ deployment) and the HTTP front for the template's API Gateway REST APIs (:mod:`l
 its own port :attr:`api_port`; it also serves the embedded-cloud controls under ``/_sluice/``).
 Outputs that are ``execute-api`` URLs of a local REST API are rewritten to the front's URL in
 ``outputs.json`` (the value a user calls); ``deployment.json`` keeps the originals. EventBridge
-schedules do not fire locally (said on startup): start a state machine execution explicitly instead.
+``rate(...)`` schedules fire on time (:mod:`local.schedules`); ``cron(...)`` ones do not (said on startup).
 CloudWatch alarms are evaluated with CloudWatch's semantics (:mod:`local.alarms`); their state changes
 reach EventBridge rules (:mod:`local.events`). ``GetMetricData`` answers with the same statistics,
 percentiles included (:mod:`local.metrics`).
@@ -50,6 +50,7 @@ from local.metrics import MetricDataPatch
 from local.registry import ModelRegistryPatches
 from local.sagemaker import TrainingRunner
 from local.sagemaker_endpoints import EndpointServer
+from local.schedules import Scheduler
 from local.stepfunctions import StepFunctionsPatches
 from local.template import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Template
 
@@ -97,7 +98,8 @@ class EmbeddedCloud:
         self._parameters = parameters
         self._retry_backoff_s = retry_backoff_s
         self._alarm_tick_s = alarm_tick_s
-        """How often alarms are evaluated; None: never by a thread (tests call ``alarms.evaluate_once``)."""
+        """How often alarms are evaluated and schedules checked; None: never by a thread (tests call
+        ``alarms.evaluate_once`` and ``scheduler.tick``)."""
         self._project_root = project_root
         self.region = DEFAULT_REGION
         self.account_id = DEFAULT_ACCOUNT_ID
@@ -116,6 +118,7 @@ class EmbeddedCloud:
         self._emf: EmfPublisher | None = None
         self._events: EventRouter | None = None
         self._alarms: AlarmEvaluator | None = None
+        self._scheduler: Scheduler | None = None
         self._template: Template | None = None
         self._deployment: Deployment | None = None
         self._clients: dict[str, Any] = {}
@@ -201,6 +204,12 @@ class EmbeddedCloud:
         if self._alarms is None:
             raise LocalCloudError("the embedded cloud is not running")
         return self._alarms
+
+    @property
+    def scheduler(self) -> Scheduler:
+        if self._scheduler is None:
+            raise LocalCloudError("the embedded cloud is not running")
+        return self._scheduler
 
     @property
     def events(self) -> EventRouter:
@@ -323,8 +332,10 @@ class EmbeddedCloud:
                 events=self._events,
                 lambda_invoke_async=self._lambdas.invoke_async,
             )
+            self._scheduler = Scheduler(self.client, self._events, tick_seconds=self._alarm_tick_s or 1.0)
             if self._alarm_tick_s is not None:
                 self._alarms.start()
+                self._scheduler.start()
             write_outputs_file(self.outputs_file, self._deployment)  # last: its appearance means "ready"
         except BaseException:
             self.stop()
@@ -348,7 +359,7 @@ class EmbeddedCloud:
         )
         logger.info(
             "polling %d SQS event source mapping(s); SageMaker training jobs run in subprocesses under %s; "
-            "EventBridge schedules do not fire locally (start executions explicitly)",
+            "EventBridge rate(...) schedules fire on time, cron(...) ones do not",
             len(self._sqs.mappings) if self._sqs else 0,
             self.state_dir / "sagemaker",
         )
@@ -361,6 +372,9 @@ class EmbeddedCloud:
         self._stop_server()
 
     def _stop_workers(self, drain_timeout_s: float) -> None:
+        if self._scheduler is not None:
+            self._scheduler.stop()
+            self._scheduler = None
         if self._alarms is not None:
             self._alarms.stop()
             self._alarms = None

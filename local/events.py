@@ -25,7 +25,8 @@ or ``{"equals-ignore-case": ...}``), ``equals-ignore-case``, ``anything-but`` (a
 ``{"prefix": ...}`` / ``{"suffix": ...}``), ``numeric`` (``<``, ``<=``, ``=``, ``>=``, ``>`` pairs),
 ``exists``, and ``$or``. Not emulated: ``wildcard``, ``cidr``, ``anything-but`` with
 ``equals-ignore-case`` or ``wildcard``, target ``RetryPolicy`` / ``DeadLetterConfig``, role checks,
-schedules firing, cross-account delivery rules, archives replay through this path.
+cross-account delivery rules, archives replay through this path. Schedules fire through
+:mod:`local.schedules` (``rate(...)`` only).
 """
 
 from __future__ import annotations
@@ -325,17 +326,21 @@ class EventRouter:
         local = [t for t in rule.targets if _service(t["Arn"]) in LOCAL_TARGET_SERVICES]
         others = [t for t in rule.targets if _service(t["Arn"]) not in LOCAL_TARGET_SERVICES]
         for target in local:
-            self._deliver(rule, target, event)
+            self.deliver(rule_name=str(rule.name), rule_arn=str(rule.arn), target=target, event=event)
         if others:
             shallow = copy.copy(rule)
             shallow.targets = others
             shallow.event_pattern = _MatchAll()
             original(shallow, message, transform_input)
 
-    def _deliver(self, rule: Any, target: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+    def deliver(self, *, rule_name: str, rule_arn: str, target: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+        """Deliver ``event`` to one Lambda, SNS or Step Functions target of a rule (a pattern's or a schedule's)."""
         arn = str(target["Arn"])
+        if _service(arn) not in LOCAL_TARGET_SERVICES:
+            logger.warning("rule %s: target %s is not delivered locally", rule_name, arn)
+            return
         try:
-            payload = target_input(target, event, rule_name=rule.name, rule_arn=rule.arn)
+            payload = target_input(target, event, rule_name=rule_name, rule_arn=rule_arn)
             service = _service(arn)
             if service == "lambda":
                 self._lambdas.invoke_async(arn, payload)
@@ -345,9 +350,9 @@ class EventRouter:
             else:
                 self._client("stepfunctions").start_execution(stateMachineArn=arn, input=json.dumps(payload))
         except Exception:  # delivery is best effort, as on AWS (which would retry, then drop or DLQ)
-            logger.exception("rule %s: delivery to %s failed", rule.name, arn)
+            logger.exception("rule %s: delivery to %s failed", rule_name, arn)
             return
-        self.delivered.append((str(rule.name), arn))
+        self.delivered.append((rule_name, arn))
 
 
 class _MatchAll:

@@ -819,7 +819,11 @@ def _rule(ctx: DeployContext, resource: Resource, props: dict[str, Any]) -> Crea
     ]
     if targets:
         events.put_targets(**_drop_none({"Rule": name, "EventBusName": bus, "Targets": targets}))
-    note = "pattern rules deliver; schedules do not fire locally" if "ScheduleExpression" in props else ""
+    expression = str(props.get("ScheduleExpression") or "")
+    note = ""
+    if expression:
+        fires = expression.startswith("rate(")
+        note = f"schedule {expression}: " + ("fired by local/schedules.py" if fires else "not fired locally (cron)")
     return Created(physical_id=name, attributes={"Arn": arn}, note=note)
 
 
