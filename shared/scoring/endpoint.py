@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from shared.scoring.breaker import CircuitBreaker
-from shared.scoring.exceptions import CircuitOpenError, EndpointError
+from shared.scoring.exceptions import CircuitOpenError, EndpointError, UnknownVariantError
 
 JSON = "application/json"
 BACKOFF_BASE_SECONDS = 0.02
@@ -57,6 +57,8 @@ def classify(exc: Exception) -> EndpointError:
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         original = int(exc.response.get("OriginalStatusCode") or 0)  # ModelError: the container's own status
         code = str(error.get("Code", ""))
+        if code == "ValidationError" and "variant" in str(error.get("Message", "")).lower():
+            return UnknownVariantError(f"the endpoint has no such variant ({code}, HTTP {status}): {exc}")
         retryable = code in THROTTLING_CODES or status >= 500 or original >= 500 or status == 429
         return EndpointError(f"the endpoint refused the request ({code}, HTTP {status}): {exc}", retryable=retryable)
     return EndpointError(f"calling the endpoint failed: {exc}", retryable=False)
@@ -127,6 +129,8 @@ class EndpointScorer:
         while True:
             try:
                 scores = self._invoke_once(body, target_variant)
+            except UnknownVariantError:
+                raise  # the endpoint is fine; the caller chose a variant it does not (yet) have
             except EndpointError as exc:
                 if exc.retryable and attempt < self._max_attempts:
                     self._sleep(full_jitter_backoff(attempt, rng=self._rng))

@@ -48,6 +48,7 @@ from shared.scoring.exceptions import (
     NoChampionError,
     ScoringError,
     TooManyRecordsError,
+    UnknownVariantError,
 )
 from shared.scoring.models import ModelCache
 from shared.scoring.prediction_log import PredictionLog, ScoredBlock
@@ -90,6 +91,10 @@ class ShadowRunner:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
         self._pending = self._executor.submit(job)
         return self._pending
+
+
+class CandidateNotServingError(ScoringError):
+    """The candidate's endpoint variant does not exist yet (the endpoint is still updating to the canary config)."""
 
 
 class Prediction(msgspec.Struct, gc=False):
@@ -362,6 +367,11 @@ class ScoringEngine:
         champion serves them, since a failing challenger must never fail the customer."""
         try:
             return self._score(ref, batch, CHALLENGER, telemetry, target_variant=variant_name(ref))
+        except CandidateNotServingError as exc:
+            self._log.info(
+                "the candidate's endpoint variant is not serving yet; the champion serves", extra={"error": str(exc)}
+            )
+            return None
         except ScoringError as exc:
             self._log.warning("challenger failed; the champion serves its records", extra={"error": str(exc)})
             return None
@@ -371,6 +381,20 @@ class ScoringEngine:
     ) -> _Served:
         """The champion's records (its own endpoint variant when a canary shares the endpoint)."""
         return self._score(ref, batch, CHAMPION, telemetry, target_variant=variant_name(ref) if targeted else None)
+
+    @staticmethod
+    def _endpoint_scores(
+        endpoint: EndpointScorer, batch: _Batch, variant: str, target_variant: str | None
+    ) -> Sequence[float]:
+        """The endpoint's scores from ``target_variant``. While an endpoint update is still in progress the
+        variant may not exist yet: the champion's records then go where the endpoint's weights send them, and
+        the challenger's are left to the champion (:class:`CandidateNotServingError`, not counted against it)."""
+        try:
+            return endpoint.scores(batch.records, target_variant=target_variant)
+        except UnknownVariantError as exc:
+            if variant == CHALLENGER:
+                raise CandidateNotServingError(str(exc)) from exc
+            return endpoint.scores(batch.records, target_variant=None)
 
     def _score(
         self, ref: ModelRef, batch: _Batch, variant: str, telemetry: RequestTelemetry, *, target_variant: str | None
@@ -386,7 +410,7 @@ class ScoringEngine:
         if self._endpoint is not None:
             started = self._timer()
             try:
-                scores = np.asarray(self._endpoint.scores(batch.records, target_variant=target_variant))
+                scores = np.asarray(self._endpoint_scores(self._endpoint, batch, variant, target_variant))
             except EndpointError as exc:
                 telemetry.count(names.ERRORS, ref.version, variant)
                 if not self._serving.fallback_to_light:

@@ -72,6 +72,14 @@ class EndpointError(ScoringError):
         self.retryable = retryable
 
 
+class UnknownVariantError(EndpointError):
+    """The endpoint has no production variant of that name (yet: an ``UpdateEndpoint`` still in progress keeps
+    the previous config serving). Says nothing about the endpoint's health: no breaker counts it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
 class CircuitOpenError(EndpointError):
     """The circuit breaker is open: the endpoint is not called."""
 

@@ -457,3 +457,47 @@ def test_each_variant_reports_its_own_latency(model: TrainedModel, monkeypatch: 
     assert champion is not None
     assert challenger >= 50
     assert champion < 50
+
+
+class _UpdatingEndpoint:
+    """An endpoint still on its previous config: one production variant, named by the stack, not v1 or v2."""
+
+    def __init__(self) -> None:
+        self.targets: list[str | None] = []
+
+    def invoke_endpoint(self, **request: Any) -> Any:
+        import io
+
+        from botocore.exceptions import ClientError
+
+        target = request.get("TargetVariant")
+        self.targets.append(target)
+        if target is not None:
+            error = {
+                "Error": {"Code": "ValidationError", "Message": f"variant {target} not found"},
+                "ResponseMetadata": {"HTTPStatusCode": 400},
+            }
+            raise ClientError(error, "InvokeEndpoint")  # type: ignore[arg-type]
+        records = json.loads(request["Body"])["records"]
+        return {"Body": io.BytesIO(json.dumps({"predictions": [{"score": 0.9}] * len(records)}).encode())}
+
+
+def test_while_the_endpoint_updates_the_champion_serves_everyone_and_nothing_counts_against_the_candidate(
+    model: TrainedModel,
+) -> None:
+    # Given a heavy canary whose endpoint is still updating (neither v1 nor v2 exists yet), breakers at one failure
+    client = _UpdatingEndpoint()
+    endpoint = EndpointScorer(
+        client, "e", max_attempts=1, breaker=CircuitBreaker(failure_threshold=1, reset_seconds=30)
+    )
+    state = _state(model.ref(), challenger=model.ref(version=2, run_id="run-2"), challenger_weight=0.5)
+    setup = Setup(model, state, usecase=_heavy(model, fallback=True), endpoint=endpoint)
+    # When a batch is scored
+    outcome = setup.engine.predict(_features(model, 60), request_id="upd")
+    # Then the endpoint's current variant answered everyone as the champion, not degraded
+    assert {(p["variant"], p["degraded"], p["score"]) for p in outcome.body["predictions"]} == {
+        ("champion", False, 0.9)
+    }
+    # And no error or fallback was counted for either model, and no breaker opened
+    assert all(not t.counts.get("Errors") and not t.counts.get("Fallbacks") for t in outcome.telemetry.tallies.values())
+    assert endpoint.breaker.state == endpoint.breaker_for("v1").state == endpoint.breaker_for("v2").state == "closed"
