@@ -50,6 +50,7 @@ from local.metrics import MetricDataPatch
 from local.registry import ModelRegistryPatches
 from local.sagemaker import TrainingRunner
 from local.sagemaker_endpoints import EndpointServer
+from local.sagemaker_updates import EndpointUpdatePatch
 from local.schedules import Scheduler
 from local.stepfunctions import StepFunctionsPatches
 from local.template import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Template
@@ -111,6 +112,7 @@ class EmbeddedCloud:
         self._training: TrainingRunner | None = None
         self._stepfunctions = StepFunctionsPatches()
         self._registry = ModelRegistryPatches()
+        self._endpoint_updates = EndpointUpdatePatch()
         self._metric_data = MetricDataPatch(account_id=DEFAULT_ACCOUNT_ID, region=DEFAULT_REGION)
         self._sqs: SqsPoller | None = None
         self._endpoints: EndpointServer | None = None
@@ -302,6 +304,7 @@ class EmbeddedCloud:
             self._endpoints.install()
             self._stepfunctions.install()
             self._registry.install()
+            self._endpoint_updates.install()
             self._metric_data.install()
             self._template = template
             publish_file_assets(
@@ -393,6 +396,7 @@ class EmbeddedCloud:
             self._training = None
         self._stepfunctions.uninstall()
         self._registry.uninstall()
+        self._endpoint_updates.uninstall()
         self._metric_data.uninstall()
         if self._lambdas is not None:
             self._lambdas.stop(drain_timeout_s=drain_timeout_s)

@@ -4,7 +4,8 @@ moto's ``sagemaker-runtime`` ``InvokeEndpoint`` answers canned data. :class:`End
 ``moto.sagemakerruntime.responses.SageMakerRuntimeResponse.invoke_endpoint`` (the server-mode
 handler of ``POST /endpoints/<name>/invocations``) so that an invocation of any endpoint in moto's
 SageMaker backend -- created from the template (:mod:`local.serving_resources`) or through the API at
-run time (``CreateModel`` → ``CreateEndpointConfig`` → ``CreateEndpoint`` / ``UpdateEndpoint``) --
+run time (``CreateModel`` → ``CreateEndpointConfig`` → ``CreateEndpoint`` / ``UpdateEndpoint``, the latter
+from :mod:`local.sagemaker_updates`) --
 is served like the scikit-learn container would serve it:
 
 * the endpoint's current config picks a production variant (``TargetVariant`` header, else at
