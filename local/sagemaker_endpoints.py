@@ -11,7 +11,8 @@ is served like the scikit-learn container would serve it:
 * the endpoint's current config picks a production variant (``TargetVariant`` header, else at
   random by the variants' current weights); the variant's model's ``ModelDataUrl`` (a
   ``model.tar.gz`` in the embedded cloud's S3) is downloaded and extracted under
-  ``<state_dir>/sagemaker/endpoints/`` and loaded with ``model_fn`` of ``training/inference.py``
+  ``<state_dir>/sagemaker/endpoints/`` (a model made from a registry package serves the package's
+  inference container) and loaded with ``model_fn`` of ``training/inference.py``
   (imported from this repository), cached per (endpoint, model data URL);
 * the request runs through ``input_fn`` → ``predict_fn`` → ``output_fn`` with its ``Content-Type``
   and ``Accept``; the response carries ``x-Amzn-Invoked-Production-Variant``;
@@ -212,6 +213,8 @@ class EndpointServer:
         if model is None:
             raise EndpointInvocationError(500, "ModelError", f"model {chosen['ModelName']} not found")
         container = model.primary_container or (model.containers[0] if model.containers else {})
+        if container.get("ModelPackageName") and not container.get("ModelDataUrl"):
+            container = _package_container(backend, str(container["ModelPackageName"]), container)
         url = container.get("ModelDataUrl")
         if not url:
             raise EndpointInvocationError(500, "ModelError", f"model {chosen['ModelName']} has no ModelDataUrl")
@@ -327,6 +330,18 @@ class _PatchedEnviron:
                     os.environ[key] = value
         finally:
             self._lock.release()
+
+
+def _package_container(backend: Any, package: str, container: dict[str, Any]) -> dict[str, Any]:
+    """A model built from a registry package (``Containers=[{"ModelPackageName": ...}]``, as a promotion builds
+    it): the package's first inference container, with the model's own environment over the package's."""
+    name = backend.model_package_name_mapping.get(package, package)
+    found = backend.model_packages.get(name)
+    if found is None:
+        raise EndpointInvocationError(500, "ModelError", f"model package {package} not found")
+    containers = (found.inference_specification or {}).get("Containers") or [{}]
+    environment = {**(containers[0].get("Environment") or {}), **(container.get("Environment") or {})}
+    return {**containers[0], "Environment": environment}
 
 
 def _error(exc: EndpointInvocationError) -> tuple[int, dict[str, str], bytes]:

@@ -91,21 +91,14 @@ def test_a_failing_endpoint_degrades_to_the_light_model_and_the_breaker_opens_an
     prediction, _ = timed_prediction(heavy, usecase, key, record)
     assert prediction["degraded"] is True
 
-    # When the operator creates the endpoint from the registered model
+    # When the operator creates the endpoint from the registered model package (as a promotion does)
     sagemaker = heavy.client("sagemaker")
-    package = sagemaker.describe_model_package(
-        ModelPackageName=sagemaker.list_model_packages(
-            ModelPackageGroupName=heavy.stack_outputs["ModelPackageGroupName"]
-        )["ModelPackageSummaryList"][0]["ModelPackageArn"]
-    )
-    container = package["InferenceSpecification"]["Containers"][0]
+    package_arn = sagemaker.list_model_packages(ModelPackageGroupName=heavy.stack_outputs["ModelPackageGroupName"])[
+        "ModelPackageSummaryList"
+    ][0]["ModelPackageArn"]
     sagemaker.create_model(
         ModelName=f"{endpoint}-v1",
-        PrimaryContainer={
-            "Image": container["Image"],
-            "ModelDataUrl": container["ModelDataUrl"],
-            "Environment": {"SLUICE_USECASE_FILE": str(heavy_file)},
-        },
+        Containers=[{"ModelPackageName": package_arn, "Environment": {"SLUICE_USECASE_FILE": str(heavy_file)}}],
         ExecutionRoleArn="arn:aws:iam::123456789012:role/sagemaker-execution",
     )
     sagemaker.create_endpoint_config(
@@ -115,7 +108,7 @@ def test_a_failing_endpoint_degrades_to_the_light_model_and_the_breaker_opens_an
                 "VariantName": "v1",
                 "ModelName": f"{endpoint}-v1",
                 "InitialInstanceCount": 1,
-                "InstanceType": "ml.g4dn.xlarge",  # a GPU type in moto's (dated) enum
+                "InstanceType": usecase.model.endpoint_instance_type,
             }
         ],
     )
