@@ -112,7 +112,7 @@ class EmbeddedCloud:
         self._training: TrainingRunner | None = None
         self._stepfunctions = StepFunctionsPatches()
         self._registry = ModelRegistryPatches()
-        self._endpoint_updates = EndpointUpdatePatch()
+        self._endpoint_updates = EndpointUpdatePatch(on_update=self._warm_endpoint)
         self._metric_data = MetricDataPatch(account_id=DEFAULT_ACCOUNT_ID, region=DEFAULT_REGION)
         self._sqs: SqsPoller | None = None
         self._endpoints: EndpointServer | None = None
@@ -206,6 +206,10 @@ class EmbeddedCloud:
         if self._alarms is None:
             raise LocalCloudError("the embedded cloud is not running")
         return self._alarms
+
+    def _warm_endpoint(self, endpoint_name: str) -> None:
+        if self._endpoints is not None:
+            self._endpoints.warm(endpoint_name)
 
     @property
     def scheduler(self) -> Scheduler:

@@ -191,6 +191,32 @@ class EndpointServer:
             variant=variant.name,
         )
 
+    def warm(self, endpoint_name: str) -> None:
+        """Load the models of the endpoint's production variants in the background (an updated endpoint's new
+        variants answer warm, as SageMaker's do once the endpoint is InService)."""
+
+        def load() -> None:
+            from training import inference
+
+            for name in self._variant_names(endpoint_name):
+                try:
+                    self._model(endpoint_name, self._variant(endpoint_name, name), inference.model_fn)
+                except EndpointInvocationError:
+                    logger.warning("endpoint %s: variant %s did not load ahead", endpoint_name, name, exc_info=True)
+
+        threading.Thread(target=load, name=f"warm-{endpoint_name}", daemon=True).start()
+
+    def _variant_names(self, endpoint_name: str) -> list[str]:
+        from moto.sagemaker.models import sagemaker_backends
+
+        backend = sagemaker_backends[self._account_id][self._region]
+        endpoint = backend.endpoints.get(endpoint_name)
+        if endpoint is None:
+            return []
+        return [
+            str(v["VariantName"]) for v in backend.endpoint_configs[endpoint.endpoint_config_name].production_variants
+        ]
+
     def _variant(self, endpoint_name: str, target_variant: str | None) -> _Variant:
         from moto.sagemaker.models import sagemaker_backends
 

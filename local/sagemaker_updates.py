@@ -7,7 +7,8 @@ As on AWS: the endpoint and the new config must exist (else ``ValidationError``)
 config's production variants (weights from ``InitialVariantWeight``, so a later
 ``UpdateEndpointWeightsAndCapacities`` -- which moto implements -- starts from them), and keeps its name
 and ARN. Not emulated: the ``Updating`` status and its minutes (moto records every endpoint
-``InService``, so the new variants serve at once), ``RetainAllVariantProperties``, deployment guardrails
+``InService``; the endpoint server loads the new variants' models in the background right away, so
+they serve warm, as they do once InService on AWS), ``RetainAllVariantProperties``, deployment guardrails
 (blue/green, rolling), and ``ShadowProductionVariants`` (moto's ``CreateEndpointConfig`` drops them).
 
 moto also checks an endpoint config's instance types against a list that predates the ``ml.g5`` family
@@ -18,6 +19,7 @@ moto also checks an endpoint config's instance types against a list that predate
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
@@ -26,9 +28,11 @@ INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 class EndpointUpdatePatch:
     """Install / uninstall ``UpdateEndpoint`` and the instance-type check on moto's SageMaker (process-global)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_update: Callable[[str], None] | None = None) -> None:
         self._installed = False
         self._validate_instance_type: Any = None
+        self._on_update = on_update
+        """Called with the endpoint's name after each update (the endpoint server warms the new variants)."""
 
     def install(self) -> None:
         if self._installed:
@@ -38,6 +42,8 @@ class EndpointUpdatePatch:
         from moto.sagemaker.exceptions import ValidationError
         from moto.sagemaker.models import FakeEndpointConfig, SageMakerModelBackend
         from moto.sagemaker.responses import SageMakerResponse
+
+        patch = self
 
         def update_endpoint(backend: Any, endpoint_name: str, endpoint_config_name: str) -> str:
             endpoint = backend.endpoints.get(endpoint_name)
@@ -49,6 +55,8 @@ class EndpointUpdatePatch:
             endpoint.endpoint_config_name = endpoint_config_name
             endpoint.production_variants = endpoint._process_production_variants(config.production_variants)
             endpoint.last_modified_time = utcnow()
+            if patch._on_update is not None:
+                patch._on_update(endpoint_name)
             return str(endpoint.arn)
 
         def respond(response: Any) -> Any:

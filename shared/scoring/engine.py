@@ -93,10 +93,6 @@ class ShadowRunner:
         return self._pending
 
 
-class CandidateNotServingError(ScoringError):
-    """The candidate's endpoint variant does not exist yet (the endpoint is still updating to the canary config)."""
-
-
 class Prediction(msgspec.Struct, gc=False):
     """One served prediction as the response carries it (the OpenAPI document's ``Prediction``)."""
 
@@ -367,11 +363,6 @@ class ScoringEngine:
         champion serves them, since a failing challenger must never fail the customer."""
         try:
             return self._score(ref, batch, CHALLENGER, telemetry, target_variant=variant_name(ref))
-        except CandidateNotServingError as exc:
-            self._log.info(
-                "the candidate's endpoint variant is not serving yet; the champion serves", extra={"error": str(exc)}
-            )
-            return None
         except ScoringError as exc:
             self._log.warning("challenger failed; the champion serves its records", extra={"error": str(exc)})
             return None
@@ -385,15 +376,19 @@ class ScoringEngine:
     @staticmethod
     def _endpoint_scores(
         endpoint: EndpointScorer, batch: _Batch, variant: str, target_variant: str | None
-    ) -> Sequence[float]:
-        """The endpoint's scores from ``target_variant``. While an endpoint update is still in progress the
-        variant may not exist yet: the champion's records then go where the endpoint's weights send them, and
-        the challenger's are left to the champion (:class:`CandidateNotServingError`, not counted against it)."""
+    ) -> Sequence[float] | None:
+        """The endpoint's scores from ``target_variant``; None when the candidate has no variant there.
+
+        The endpoint may not host the variant: the promotion shapes only an endpoint the stack manages, and
+        an update still in progress keeps the previous config serving. The champion's records then go where
+        the endpoint's weights send them; the candidate's are scored by its light model (the same version,
+        not counted as a fallback: nothing failed).
+        """
         try:
             return endpoint.scores(batch.records, target_variant=target_variant)
-        except UnknownVariantError as exc:
+        except UnknownVariantError:
             if variant == CHALLENGER:
-                raise CandidateNotServingError(str(exc)) from exc
+                return None
             return endpoint.scores(batch.records, target_variant=None)
 
     def _score(
@@ -410,7 +405,8 @@ class ScoringEngine:
         if self._endpoint is not None:
             started = self._timer()
             try:
-                scores = np.asarray(self._endpoint_scores(self._endpoint, batch, variant, target_variant))
+                answered = self._endpoint_scores(self._endpoint, batch, variant, target_variant)
+                scores = None if answered is None else np.asarray(answered)
             except EndpointError as exc:
                 telemetry.count(names.ERRORS, ref.version, variant)
                 if not self._serving.fallback_to_light:

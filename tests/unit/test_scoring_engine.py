@@ -482,7 +482,7 @@ class _UpdatingEndpoint:
         return {"Body": io.BytesIO(json.dumps({"predictions": [{"score": 0.9}] * len(records)}).encode())}
 
 
-def test_while_the_endpoint_updates_the_champion_serves_everyone_and_nothing_counts_against_the_candidate(
+def test_a_candidate_without_an_endpoint_variant_is_served_by_its_light_model_and_nothing_counts_as_failed(
     model: TrainedModel,
 ) -> None:
     # Given a heavy canary whose endpoint is still updating (neither v1 nor v2 exists yet), breakers at one failure
@@ -494,10 +494,12 @@ def test_while_the_endpoint_updates_the_champion_serves_everyone_and_nothing_cou
     setup = Setup(model, state, usecase=_heavy(model, fallback=True), endpoint=endpoint)
     # When a batch is scored
     outcome = setup.engine.predict(_features(model, 60), request_id="upd")
-    # Then the endpoint's current variant answered everyone as the champion, not degraded
-    assert {(p["variant"], p["degraded"], p["score"]) for p in outcome.body["predictions"]} == {
-        ("champion", False, 0.9)
-    }
+    # Then the endpoint's current variant answered the champion's customers, and the candidate's own light model
+    # the canary's (the endpoint does not host it: still updating, or not managed by the stack), neither degraded
+    by_variant = {p["variant"]: p for p in outcome.body["predictions"]}
+    assert (by_variant["champion"]["score"], by_variant["champion"]["degraded"]) == (0.9, False)
+    assert (by_variant["challenger"]["model_version"], by_variant["challenger"]["degraded"]) == (2, False)
+    assert by_variant["challenger"]["score"] != 0.9
     # And no error or fallback was counted for either model, and no breaker opened
     assert all(not t.counts.get("Errors") and not t.counts.get("Fallbacks") for t in outcome.telemetry.tallies.values())
     assert endpoint.breaker.state == endpoint.breaker_for("v1").state == endpoint.breaker_for("v2").state == "closed"
