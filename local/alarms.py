@@ -74,6 +74,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from local.exceptions import LocalCloudError
+from local.ticker import Ticker
 
 logger = logging.getLogger(__name__)
 
@@ -650,8 +651,7 @@ class AlarmEvaluator:
         self._events = events
         self._invoke_async = lambda_invoke_async
         self._metrics = metrics or MotoMetricSource(account_id=account_id, region=region)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Ticker("local-alarm-evaluator", tick_seconds, self.evaluate_once)
         self._lock = threading.Lock()
         self._reported: set[str] = set()
 
@@ -659,26 +659,10 @@ class AlarmEvaluator:
 
     def start(self) -> None:
         """Evaluate in a daemon thread every ``tick_seconds`` until :meth:`stop`."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="local-alarm-evaluator", daemon=True)
-        self._thread.start()
+        self._ticker.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        if self._thread is None:
-            return
-        self._stop.set()
-        self._thread.join(timeout=timeout_s)
-        self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.evaluate_once()
-            except Exception:  # the loop must outlive a bad tick (the server stopping, say)
-                logger.exception("alarm evaluation tick failed")
-            self._stop.wait(self.tick_seconds)
+        self._ticker.stop(timeout_s)
 
     # -- evaluation -----------------------------------------------------------------------------
 

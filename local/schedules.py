@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from local.events import EventRouter
+from local.ticker import Ticker
 
 logger = logging.getLogger(__name__)
 
@@ -65,12 +65,10 @@ class Scheduler:
     ) -> None:
         self._client = client_factory
         self._router = router
-        self._tick_seconds = tick_seconds
         self._clock = clock
         self._next: dict[str, float] = {}
         self._told: set[str] = set()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Ticker("local-scheduler", tick_seconds, self.tick)
         self.fired: list[str] = []
         """Rule names, once per firing (for tests and diagnostics)."""
 
@@ -127,22 +125,7 @@ class Scheduler:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="local-scheduler", daemon=True)
-        self._thread.start()
+        self._ticker.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        if self._thread is None:
-            return
-        self._stop.set()
-        self._thread.join(timeout=timeout_s)
-        self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._tick_seconds):
-            try:
-                self.tick()
-            except Exception:  # a failed tick must not stop the schedules; the next tick tries again
-                logger.exception("scheduler tick failed")
+        self._ticker.stop(timeout_s)
