@@ -62,6 +62,10 @@ class ServingEndpoint(Construct):
     def capture_prefix(self) -> str:
         return lake_keys.capture_prefix(self.settings.usecase_name)
 
+    @property
+    def training_output_prefix(self) -> str:
+        return lake_keys.training_output_prefix(self.settings.usecase_name)
+
     def _build_role(self, *, image_repository_arn: str, inference_code: s3_assets.Asset) -> iam.Role:
         settings = self.settings
         model_bucket, model_key = parse_s3_uri(settings.initial_model_data)
@@ -86,6 +90,13 @@ class ServingEndpoint(Construct):
                     f"arn:{Aws.PARTITION}:s3:::{model_bucket}/{model_key}",
                     inference_code.bucket.arn_for_objects(inference_code.s3_object_key),
                 ],
+            ),
+            iam.PolicyStatement(
+                # a promotion puts later registered versions on this endpoint (shared/promotion/targets.py):
+                # their model.tar.gz are training outputs in the lake
+                sid="ReadRegisteredModels",
+                actions=["s3:GetObject"],
+                resources=[self.lake_bucket.arn_for_objects(f"{self.training_output_prefix}*")],
             ),
             iam.PolicyStatement(
                 sid="WriteCapturedData",
@@ -119,6 +130,12 @@ class ServingEndpoint(Construct):
             f"AwsSolutions-IAM5[Resource::<{lake_id}.Arn>/{self.capture_prefix}*]",
             "SageMaker data capture names its objects by date and hour under the capture prefix; "
             "the role may only put objects there.",
+        )
+        acknowledge(
+            policy,
+            f"AwsSolutions-IAM5[Resource::<{lake_id}.Arn>/{self.training_output_prefix}*]",
+            "A promotion deploys later registered versions on this endpoint; their model.tar.gz are the training "
+            "jobs' outputs, named by job under this prefix: the role may only read there.",
         )
         acknowledge(
             policy,

@@ -520,6 +520,22 @@ def test_a_heavy_endpoint_captures_data_to_the_lake(heavy: Template, heavy_json:
     )
 
 
+def test_the_endpoint_role_may_read_the_models_a_promotion_deploys(heavy_json: dict[str, Any]) -> None:
+    # Given the heavy endpoint's role policy
+    lake = heavy_json["Outputs"]["LakeBucketName"]["Value"]["Ref"]
+    statements = [
+        statement
+        for resource in heavy_json["Resources"].values()
+        if resource["Type"] == "AWS::IAM::Policy" and "ServingEndpoint" in json.dumps(resource["Properties"]["Roles"])
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    by_sid = {statement.get("Sid"): statement for statement in statements}
+    # Then later versions (training outputs in the lake) can be read, and nothing else of the lake
+    read = by_sid["ReadRegisteredModels"]
+    assert read["Action"] == "s3:GetObject"
+    assert read["Resource"] == {"Fn::Join": ["", [{"Fn::GetAtt": [lake, "Arn"]}, "/sagemaker/heavy_churn/jobs/*"]]}
+
+
 def test_a_heavy_endpoint_updates_by_canary_and_rolls_back_on_its_alarms(
     heavy: Template, heavy_json: dict[str, Any]
 ) -> None:
