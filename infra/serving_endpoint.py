@@ -16,7 +16,7 @@ waits, then shifts the rest; an alarm on 5XX errors or model latency during the 
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Aws, Duration, Stack
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
@@ -24,13 +24,10 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from infra.nag import acknowledge, logical_id
+from infra.nag import acknowledge
 from infra.settings import USECASE_FILE_IN_BUNDLE, ServingEndpointSettings
 from shared import lake as lake_keys
-from shared.registry import parse_s3_uri
 
-ENDPOINT_LOG_GROUP = "/aws/sagemaker/Endpoints"
-ENDPOINT_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
 SAGEMAKER_NAMESPACE = "AWS/SageMaker"
 
 
@@ -45,14 +42,15 @@ class ServingEndpoint(Construct):
         settings: ServingEndpointSettings,
         lake_bucket: s3.IBucket,
         image_uri: str,
-        image_repository_arn: str,
         inference_code: s3_assets.Asset,
+        role: iam.IRole,
     ) -> None:
+        """``role``: the models' execution role (:class:`infra.endpoint_role.EndpointRole`)."""
         super().__init__(scope, construct_id)
         self.settings = settings
         self.lake_bucket = lake_bucket
         self.endpoint_name = settings.endpoint_name
-        self.role = self._build_role(image_repository_arn=image_repository_arn, inference_code=inference_code)
+        self.role = role
         self.model = self._build_model(image_uri=image_uri, inference_code=inference_code)
         self.endpoint_config = self._build_endpoint_config()
         self.errors_alarm, self.latency_alarm = self._build_alarms()
@@ -61,96 +59,6 @@ class ServingEndpoint(Construct):
     @property
     def capture_prefix(self) -> str:
         return lake_keys.capture_prefix(self.settings.usecase_name)
-
-    @property
-    def training_output_prefix(self) -> str:
-        return lake_keys.training_output_prefix(self.settings.usecase_name)
-
-    def _build_role(self, *, image_repository_arn: str, inference_code: s3_assets.Asset) -> iam.Role:
-        settings = self.settings
-        model_bucket, model_key = parse_s3_uri(settings.initial_model_data)
-        role = iam.Role(
-            self,
-            "ModelRole",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description=f"The {settings.usecase_name} endpoint: read its model and code, write captured data",
-        )
-        stack = Stack.of(self)
-        log_group_arn = stack.format_arn(
-            service="logs",
-            resource="log-group",
-            resource_name=f"{ENDPOINT_LOG_GROUP}/{settings.endpoint_name}",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
-        statements = [
-            iam.PolicyStatement(
-                sid="ReadModelAndCode",
-                actions=["s3:GetObject"],
-                resources=[
-                    f"arn:{Aws.PARTITION}:s3:::{model_bucket}/{model_key}",
-                    inference_code.bucket.arn_for_objects(inference_code.s3_object_key),
-                ],
-            ),
-            iam.PolicyStatement(
-                # a promotion puts later registered versions on this endpoint (shared/promotion/targets.py):
-                # their model.tar.gz are training outputs in the lake
-                sid="ReadRegisteredModels",
-                actions=["s3:GetObject"],
-                resources=[self.lake_bucket.arn_for_objects(f"{self.training_output_prefix}*")],
-            ),
-            iam.PolicyStatement(
-                sid="WriteCapturedData",
-                actions=["s3:PutObject"],
-                resources=[self.lake_bucket.arn_for_objects(f"{self.capture_prefix}*")],
-            ),
-            iam.PolicyStatement(
-                sid="WriteEndpointLogs",
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-                resources=[log_group_arn, f"{log_group_arn}:log-stream:*"],
-            ),
-            iam.PolicyStatement(
-                sid="PullInferenceImage",
-                actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                resources=[image_repository_arn],
-            ),
-            iam.PolicyStatement(sid="AuthenticateToEcr", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
-            iam.PolicyStatement(
-                sid="PublishEndpointMetrics",
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={"StringEquals": {"cloudwatch:namespace": ENDPOINT_METRICS_NAMESPACE}},
-            ),
-        ]
-        for statement in statements:
-            role.add_to_policy(statement)
-        policy = role.node.find_child("DefaultPolicy")
-        lake_id = logical_id(self.lake_bucket)
-        acknowledge(
-            policy,
-            f"AwsSolutions-IAM5[Resource::<{lake_id}.Arn>/{self.capture_prefix}*]",
-            "SageMaker data capture names its objects by date and hour under the capture prefix; "
-            "the role may only put objects there.",
-        )
-        acknowledge(
-            policy,
-            f"AwsSolutions-IAM5[Resource::<{lake_id}.Arn>/{self.training_output_prefix}*]",
-            "A promotion deploys later registered versions on this endpoint; their model.tar.gz are the training "
-            "jobs' outputs, named by job under this prefix: the role may only read there.",
-        )
-        acknowledge(
-            policy,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:"
-            f"log-group:{ENDPOINT_LOG_GROUP}/{settings.endpoint_name}:log-stream:*]",
-            "SageMaker names the endpoint's log streams after its variants and instances; the role may "
-            "write streams of this endpoint's log group only.",
-        )
-        acknowledge(
-            policy,
-            "AwsSolutions-IAM5[Resource::*]",
-            "ecr:GetAuthorizationToken supports no resource-level permission, and cloudwatch:PutMetricData "
-            "is limited by the cloudwatch:namespace condition to SageMaker's endpoint namespace.",
-        )
-        return role
 
     def _build_model(self, *, image_uri: str, inference_code: s3_assets.Asset) -> sagemaker.CfnModel:
         settings = self.settings

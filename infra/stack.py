@@ -9,6 +9,7 @@ from constructs import Construct
 
 from infra.alerting import Alerting
 from infra.data_pipeline import DataPipeline
+from infra.endpoint_role import EndpointRole
 from infra.layers import SharedCodeLayer
 from infra.promotion import Promotion
 from infra.scoring_api import ScoringApi
@@ -51,6 +52,21 @@ class SluiceStack(Stack):
             shared_code_layer=self.shared_code.layer,
             alerting=self.alerting,
         )
+        endpoint_name = self.endpoint_name = settings.promotion.endpoint_name
+        self.endpoint_role = (
+            EndpointRole(
+                self,
+                "EndpointRole",
+                usecase_name=settings.usecase_name,
+                endpoint_name=endpoint_name,
+                lake_bucket=self.data_pipeline.lake_bucket,
+                image_repository_arn=self.training_pipeline.image_repository_arn,
+                inference_code=self.training_pipeline.source,
+                initial_model_data=settings.serving_endpoint.initial_model_data if settings.serving_endpoint else None,
+            ).role
+            if endpoint_name is not None
+            else None
+        )
         self.serving_endpoint = (
             ServingEndpoint(
                 self,
@@ -58,10 +74,10 @@ class SluiceStack(Stack):
                 settings=settings.serving_endpoint,
                 lake_bucket=self.data_pipeline.lake_bucket,
                 image_uri=self.training_pipeline.image_uri,
-                image_repository_arn=self.training_pipeline.image_repository_arn,
                 inference_code=self.training_pipeline.source,
+                role=self.endpoint_role,
             )
-            if settings.serving_endpoint is not None
+            if settings.serving_endpoint is not None and self.endpoint_role is not None
             else None
         )
         self.promotion = Promotion(
@@ -73,7 +89,7 @@ class SluiceStack(Stack):
             shared_code_layer=self.shared_code.layer,
             scoring_layer=self.scoring_api.dependencies,
             alerting=self.alerting,
-            endpoint_role=self.serving_endpoint.role if self.serving_endpoint is not None else None,
+            endpoint_role=self.endpoint_role,
         )
         self._add_outputs()
 
@@ -109,11 +125,14 @@ class SluiceStack(Stack):
             "Rolls a promotion back when a candidate alarm fires",
         )
         outputs["DashboardName"] = (promotion.dashboard_name, "Traffic, errors, latency and alarms per variant")
-        if self.serving_endpoint is not None:
-            outputs["EndpointName"] = (self.serving_endpoint.endpoint_name, "The heavy model's real-time endpoint")
+        if self.endpoint_name is not None and self.endpoint_role is not None:
+            outputs["EndpointName"] = (
+                self.endpoint_name,
+                "The heavy model's real-time endpoint (deployed by the stack once a model exists, or by hand)",
+            )
             outputs["EndpointExecutionRoleArn"] = (
-                self.serving_endpoint.role.role_arn,
-                "The role the endpoint's models run as (the CLI's rollback shapes the endpoint with it)",
+                self.endpoint_role.role_arn,
+                "The role the endpoint's models run as (promotions and the CLI's rollback shape the endpoint)",
             )
         for key, (value, description) in outputs.items():
             CfnOutput(self, key, value=value, description=description)

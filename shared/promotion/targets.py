@@ -12,10 +12,13 @@ endpoint config and ``UpdateEndpoint``.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol
 
 from shared.deployment import DeploymentState, DeploymentStore, ModelRef, variant_name
 from shared.promotion.exceptions import EndpointBusyError, TargetError
+
+log = logging.getLogger(__name__)
 
 
 class TrafficTarget(Protocol):
@@ -75,6 +78,11 @@ class EndpointTarget:
         champion, challenger = after.champion, after.challenger
         if champion is None:
             raise TargetError(f"{after.usecase!r} has no champion to serve from {self._endpoint}")
+        if not self._endpoint_exists():
+            # no endpoint yet (the stack deploys it once a model exists, or an operator creates it): the
+            # deployment state is the record, and the score function answers from the light models meanwhile
+            log.warning("endpoint %s does not exist: only the deployment state changes", self._endpoint)
+            return
         was_canary = before.challenger is not None and before.challenger_weight > 0 and not before.shadow
         is_canary = challenger is not None and after.challenger_weight > 0
         same_pair = was_canary and is_canary and before.champion == champion and before.challenger == challenger
@@ -93,6 +101,17 @@ class EndpointTarget:
             request["ShadowProductionVariants"] = shadow
         self._call("create_endpoint_config", **request)
         self._call("update_endpoint", EndpointName=self._endpoint, EndpointConfigName=config_name)
+
+    def _endpoint_exists(self) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.describe_endpoint(EndpointName=self._endpoint)
+        except ClientError as exc:
+            if "Could not find" in str(exc) or exc.response.get("Error", {}).get("Code") == "ValidationException":
+                return False
+            raise TargetError(f"describe_endpoint on {self._endpoint} failed: {exc}") from exc
+        return True
 
     def _production_variant(self, ref: ModelRef, weight: float) -> dict[str, Any]:
         self._ensure_model(ref)

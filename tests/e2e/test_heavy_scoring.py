@@ -18,6 +18,9 @@ from typing import Any
 import pytest
 
 from local.launcher import ROOT, RunningCloud, launch
+from local.observe import logged_predictions
+from local.sample_data import load_sample_rows
+from local.traffic import Traffic
 from shared.usecase import UseCase, load_usecase
 from tests.e2e.conftest import ingest_sample, run_cli, train
 from tests.e2e.test_scoring import api_key, call, features
@@ -32,12 +35,24 @@ breaker_reset_seconds = 3
 """
 
 
+PROMOTION_SETTINGS = {
+    "shadow_bake_seconds = 20": "shadow_bake_seconds = 8",
+    "canary_steps = [0.01, 0.05, 0.25, 1.0]": "canary_steps = [0.25, 1.0]",
+    "canary_bake_seconds = 15": "canary_bake_seconds = 8",
+    "min_samples = 30": "min_samples = 20",
+}
+
+
 @pytest.fixture(scope="module")
 def heavy_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     text = (ROOT / "usecases" / "telco_churn.toml").read_text()
     text = text.replace('name = "telco_churn"', 'name = "telco_churn_heavy"', 1)
     text = text.replace('kind = "light"', 'kind = "heavy"', 1)
     text = text.replace("[serving]\n", "[serving]\n" + HEAVY_SETTINGS, 1)
+    # a short promotion: two canary steps large enough to gather samples quickly from a little traffic
+    for old, new in PROMOTION_SETTINGS.items():
+        assert old in text, old
+        text = text.replace(old, new, 1)
     path = tmp_path_factory.mktemp("usecases") / "telco_churn_heavy.toml"
     path.write_text(text)
     return path
@@ -83,8 +98,6 @@ def test_a_failing_endpoint_degrades_to_the_light_model_and_the_breaker_opens_an
     deployed = run_cli(heavy, "deploy", "1", usecase=heavy_file)
     assert deployed.returncode == 0, deployed.stderr
     key = api_key(heavy)
-    from local.sample_data import load_sample_rows
-
     record = features(usecase, load_sample_rows(usecase)[3])
 
     # When scoring while the endpoint does not exist: the light model answers, degraded
@@ -132,3 +145,30 @@ def test_a_failing_endpoint_degrades_to_the_light_model_and_the_breaker_opens_an
     time.sleep(usecase.serving.breaker_reset_seconds + 0.5)
     recovered, _ = timed_prediction(heavy, usecase, key, record)
     assert recovered["degraded"] is False
+
+
+def test_a_heavy_candidate_is_promoted_on_its_endpoints_own_variants(heavy: RunningCloud, heavy_file: Path) -> None:
+    usecase = load_usecase(heavy_file)
+    endpoint = f"sluice-{usecase.name.replace('_', '-')}"
+    sagemaker = heavy.client("sagemaker")
+    # Given the champion (v1) served by the endpoint an operator created (the test above), and v2 registered
+    assert sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "InService"
+    execution = train(heavy, f"e2e-heavy-second-{int(time.time())}")
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    records = [features(usecase, row) for row in load_sample_rows(usecase)[:600]]
+    url = f"{heavy.stack_outputs['ApiUrl'].rstrip('/')}/v1/{usecase.name}/predict"
+    with Traffic(url=url, api_key=api_key(heavy), records=records, batch_size=20) as flow:
+        deadline = time.monotonic() + 90  # replay needs recorded traffic in the lake
+        while logged_predictions(heavy, usecase) < usecase.promotion.min_samples:
+            assert time.monotonic() < deadline, "no traffic reached the prediction log"
+            time.sleep(1)
+        # When the operator promotes v2
+        result = run_cli(heavy, "promote", "2", usecase=heavy_file)
+        _, failures, served = flow.snapshot()
+    # Then it went through every stage on the endpoint: v2 alone serves now, as its own production variant
+    assert result.returncode == 0, result.stdout + result.stderr
+    variants = sagemaker.describe_endpoint(EndpointName=endpoint)["ProductionVariants"]
+    assert [(v["VariantName"], v["CurrentWeight"]) for v in variants] == [("v2", 1.0)]
+    # And the canary's customers were answered by v2, and no request failed
+    assert served[("challenger", 2)] > 0
+    assert failures == []

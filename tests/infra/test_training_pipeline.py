@@ -115,6 +115,17 @@ def heavy_assembly(tmp_path_factory: pytest.TempPathFactory) -> Assembly:
 
 
 @pytest.fixture(scope="module")
+def heavy_without_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Assembly:
+    """The heavy use case before any model exists: no ``initial_model_data``, so no endpoint in the stack."""
+    directory = tmp_path_factory.mktemp("heavy-no-endpoint")
+    text = TELCO.read_text()
+    text = text.replace('name = "telco_churn"', 'name = "heavy_churn"')
+    usecase_file = directory / "heavy_churn.toml"
+    usecase_file.write_text(text[: text.index("[model]")] + HEAVY_MODEL)
+    return synthesize(usecase=usecase_file, outdir=directory / "cdk.out")
+
+
+@pytest.fixture(scope="module")
 def heavy_json(heavy_assembly: Assembly) -> dict[str, Any]:
     return heavy_assembly.template(HEAVY_STACK)
 
@@ -526,7 +537,7 @@ def test_the_endpoint_role_may_read_the_models_a_promotion_deploys(heavy_json: d
     statements = [
         statement
         for resource in heavy_json["Resources"].values()
-        if resource["Type"] == "AWS::IAM::Policy" and "ServingEndpoint" in json.dumps(resource["Properties"]["Roles"])
+        if resource["Type"] == "AWS::IAM::Policy" and "EndpointRole" in json.dumps(resource["Properties"]["Roles"])
         for statement in resource["Properties"]["PolicyDocument"]["Statement"]
     ]
     by_sid = {statement.get("Sid"): statement for statement in statements}
@@ -582,3 +593,27 @@ def test_the_heavy_variant_passes_cdk_nag_and_cfn_lint(heavy_assembly: Assembly)
     assert plugin["violations"] == []
     matches = lint_file(heavy_assembly.stacks[HEAVY_STACK], config=ManualArgs(regions=["us-east-1"]))
     assert [f"{m.rule.id} {m.message}" for m in matches if m.rule.id.startswith("E")] == []
+
+
+def test_promotions_manage_the_heavy_endpoint_even_before_the_stack_deploys_it(
+    heavy_without_endpoint: Assembly,
+) -> None:
+    # Given the heavy stack synthesized before any model exists
+    template = heavy_without_endpoint.template(HEAVY_STACK)
+    resources = template["Resources"]
+    # Then it has no endpoint, but the endpoint's role and name are there for a promotion to shape one
+    assert not [r for r in resources.values() if r["Type"] == "AWS::SageMaker::Endpoint"]
+    assert template["Outputs"]["EndpointName"]["Value"] == "sluice-heavy-churn"
+    role = template["Outputs"]["EndpointExecutionRoleArn"]["Value"]["Fn::GetAtt"][0]
+    steps = [
+        r["Properties"]["Environment"]["Variables"]
+        for logical_id, r in resources.items()
+        if r["Type"] == "AWS::Lambda::Function" and logical_id.startswith("PromotionStepFunction")
+    ]
+    assert steps
+    assert steps[0]["SAGEMAKER_ENDPOINT_NAME"] == "sluice-heavy-churn"
+    assert steps[0]["SAGEMAKER_EXECUTION_ROLE_ARN"] == {"Fn::GetAtt": [role, "Arn"]}
+    # And it passes cdk-nag
+    report = json.loads((heavy_without_endpoint.outdir / "validation-report.json").read_text())
+    (plugin,) = [p for p in report["pluginReports"] if p["pluginName"] == "AwsSolutions"]
+    assert plugin["violations"] == []

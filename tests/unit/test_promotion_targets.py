@@ -18,10 +18,17 @@ STEPS = (0.1, 0.5, 1.0)
 
 
 class FakeSageMaker:
-    def __init__(self, *, busy: bool = False) -> None:
+    def __init__(self, *, busy: bool = False, endpoint_exists: bool = True) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.models: set[str] = set()
         self.busy = busy
+        self.endpoint_exists = endpoint_exists
+
+    def describe_endpoint(self, **request: Any) -> dict[str, Any]:
+        if not self.endpoint_exists:
+            message = {"Error": {"Code": "ValidationException", "Message": f"Could not find endpoint {request}"}}
+            raise ClientError(message, "DescribeEndpoint")
+        return {"EndpointStatus": "InService"}
 
     def describe_model(self, **request: Any) -> dict[str, Any]:
         if request["ModelName"] not in self.models:
@@ -120,3 +127,16 @@ def test_an_updating_endpoint_is_a_retryable_error() -> None:
     shadow = start_shadow(begun.state, begun.promotion, now=T0, actor="promotion")
     with pytest.raises(EndpointBusyError):
         target.apply(begun.state, shadow.state, updated_by="promotion")
+
+
+def test_without_an_endpoint_only_the_deployment_state_changes() -> None:
+    # Given a heavy use case whose endpoint does not exist yet
+    client = FakeSageMaker(endpoint_exists=False)
+    target, state = _target(client)
+    begun = start(serving(), None, ref(2), now=T0, actor="cli:ana")
+    # When the candidate starts shadowing
+    shadow = start_shadow(begun.state, begun.promotion, now=T0, actor="promotion")
+    target.apply(begun.state, shadow.state, updated_by="promotion")
+    # Then the state is written and SageMaker is not asked to change anything
+    assert [s.stage for s in state.written] == ["shadow"]
+    assert client.calls == []
