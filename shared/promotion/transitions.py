@@ -322,11 +322,33 @@ def promote(
     return Transition(state=new_state, promotion=new_promotion, event=event)
 
 
-def _rolled_back(promotion: Promotion, *, now: datetime, reason: str) -> Promotion:
-    """The promotion record once it is rolled back (no human decision pending any more)."""
-    return promotion.model_copy(
+def _rolled_back(
+    promotion: Promotion,
+    new_state: DeploymentState,
+    *,
+    now: datetime,
+    actor: str,
+    reason: str,
+    from_ref: ModelRef | None,
+    to_ref: ModelRef | None,
+) -> Transition:
+    """A rollback to ``new_state``: the promotion record closed (no human decision pending any more) and its
+    audit event (``from_ref`` → ``to_ref``)."""
+    closed = promotion.model_copy(
         update={"outcome": Outcome.ROLLED_BACK, "finished_at": now, "reason": reason, "task_token": None}
     )
+    event = _event(
+        promotion,
+        Action.ROLLBACK,
+        now=now,
+        actor=actor,
+        stage=ROLLED_BACK,
+        from_ref=from_ref,
+        to_ref=to_ref,
+        weight=0.0,
+        reason=reason,
+    )
+    return Transition(state=new_state, promotion=closed, event=event)
 
 
 def rollback(
@@ -336,19 +358,9 @@ def rollback(
     running = _running(promotion, state, "roll back")
     _require_stage(state, PRE_PROMOTION_STAGES, "roll back")
     new_state = state.model_copy(update={"stage": Stage.IDLE.value, **CHAMPION_ONLY})
-    new_promotion = _rolled_back(running, now=now, reason=reason)
-    event = _event(
-        running,
-        Action.ROLLBACK,
-        now=now,
-        actor=actor,
-        stage=ROLLED_BACK,
-        from_ref=running.candidate,
-        to_ref=state.champion,
-        weight=0.0,
-        reason=reason,
+    return _rolled_back(
+        running, new_state, now=now, actor=actor, reason=reason, from_ref=running.candidate, to_ref=state.champion
     )
-    return Transition(state=new_state, promotion=new_promotion, event=event)
 
 
 def in_watch_window(state: DeploymentState, promotion: Promotion | None, now: datetime) -> bool:
@@ -379,19 +391,15 @@ def rollback_to_previous(
             **CHAMPION_ONLY,
         }
     )
-    new_promotion = _rolled_back(promotion, now=now, reason=reason)
-    event = _event(
+    return _rolled_back(
         promotion,
-        Action.ROLLBACK,
+        new_state,
         now=now,
         actor=actor,
-        stage=ROLLED_BACK,
+        reason=reason,
         from_ref=state.champion,
         to_ref=state.previous_champion,
-        weight=0.0,
-        reason=reason,
     )
-    return Transition(state=new_state, promotion=new_promotion, event=event)
 
 
 def end_watch(state: DeploymentState, promotion: Promotion | None, *, now: datetime, actor: str) -> Transition:
