@@ -70,6 +70,7 @@ promotion step function with ``{"action": "end_watch"}``, which returns a finish
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aws_cdk import ArnFormat, Duration, Stack
@@ -799,16 +800,11 @@ class Promotion(Construct):
         is_last_step = sfn.Choice(self, "LastCanaryStep").when(last_step, promote).otherwise(next_step)
         next_step.next(set_weight)
         promote.next(finish).next(promoted)
+        live_verdict = functools.partial(
+            self._live_verdict, passed=passed, inconclusive=inconclusive, may_extend=may_extend, rejected=rejected
+        )
         set_weight.next(bake_canary).next(analyze_canary).next(
-            sfn.Choice(self, "CanaryVerdict")
-            .when(passed, is_last_step)
-            .when(
-                inconclusive,
-                sfn.Choice(self, "CanExtendCanaryBake")
-                .when(may_extend, self._extend_bake("ExtendCanaryBake").next(bake_canary))
-                .otherwise(ask_about_canary),
-            )
-            .otherwise(rejected)
+            live_verdict("Canary", bake=bake_canary, on_pass=is_last_step, ask=ask_about_canary)
         )
         ask_about_canary.next(
             sfn.Choice(self, "HumanDecisionOnCanary").when(approved, is_last_step).otherwise(human_rejected)
@@ -818,19 +814,37 @@ class Promotion(Construct):
             sfn.Choice(self, "HumanDecisionOnShadow").when(approved, start_canary).otherwise(human_rejected)
         )
         start_shadow.next(bake_shadow).next(analyze_shadow).next(
-            sfn.Choice(self, "ShadowVerdict")
-            .when(passed, start_canary)
-            .when(
-                inconclusive,
-                sfn.Choice(self, "CanExtendShadowBake")
-                .when(may_extend, self._extend_bake("ExtendShadowBake").next(bake_shadow))
-                .otherwise(ask_about_shadow),
-            )
-            .otherwise(rejected)
+            live_verdict("Shadow", bake=bake_shadow, on_pass=start_canary, ask=ask_about_shadow)
         )
         replay.next(sfn.Choice(self, "ReplayVerdict").when(passed, start_shadow).otherwise(rejected))
         offline_gate.next(sfn.Choice(self, "OfflineVerdict").when(passed, replay).otherwise(rejected))
         return prepare.next(offline_gate)
+
+    def _live_verdict(
+        self,
+        stage: str,
+        *,
+        bake: sfn.IChainable,
+        on_pass: sfn.IChainable,
+        ask: sfn.IChainable,
+        passed: sfn.Condition,
+        inconclusive: sfn.Condition,
+        may_extend: sfn.Condition,
+        rejected: sfn.IChainable,
+    ) -> sfn.Choice:
+        """A live stage's verdict: pass goes on; inconclusive bakes again while it may, then asks a human;
+        fail rolls back (the shadow's and each canary step's, the same)."""
+        return (
+            sfn.Choice(self, f"{stage}Verdict")
+            .when(passed, on_pass)
+            .when(
+                inconclusive,
+                sfn.Choice(self, f"CanExtend{stage}Bake")
+                .when(may_extend, self._extend_bake(f"Extend{stage}Bake").next(bake))
+                .otherwise(ask),
+            )
+            .otherwise(rejected)
+        )
 
     def _build_state_machine(self) -> sfn.StateMachine:
         settings = self.settings
