@@ -18,7 +18,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from infra.settings import ROOT, SluiceSettings
 from infra.stack import SluiceStack
-from shared.usecase import load_usecase
+from shared.usecase.settings import load_usecase
 
 USECASE_CONTEXT_KEY = "usecase"
 USECASE_ENV_VAR = "SLUICE_USECASE"

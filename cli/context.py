@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shared.usecase import UseCase, load_usecase
+from shared.usecase.settings import UseCase, load_usecase
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUTS = ROOT / ".local" / "outputs.json"

@@ -16,8 +16,8 @@ from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from infra.nag import acknowledge, logical_id
-from shared import lake as lake_keys
-from shared.registry import parse_s3_uri
+from shared.lake import layout as lake_keys
+from shared.registry.service import parse_s3_uri
 
 ENDPOINT_LOG_GROUP = "/aws/sagemaker/Endpoints"
 ENDPOINT_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"

@@ -93,8 +93,8 @@ from infra.nag import acknowledge, logical_id
 from infra.python_function import python_function
 from infra.settings import USECASE_FILE_IN_BUNDLE, PromotionFunctionSettings, PromotionSettings
 from infra.training_pipeline import LAMBDA_SERVICE_ERRORS
-from shared import telemetry
 from shared.promotion import alarms as alarm_names
+from shared.scoring import telemetry
 
 # The environment contracts of functions/promotion_step and functions/rollback.
 ENV_USECASE_FILE = "SLUICE_USECASE_FILE"

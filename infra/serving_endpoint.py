@@ -26,7 +26,7 @@ from constructs import Construct
 
 from infra.nag import acknowledge
 from infra.settings import USECASE_FILE_IN_BUNDLE, ServingEndpointSettings
-from shared import lake as lake_keys
+from shared.lake import layout as lake_keys
 
 SAGEMAKER_NAMESPACE = "AWS/SageMaker"
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from aws_cdk import Duration, Size
 from aws_cdk import aws_logs as logs
 
-from shared import lake as lake_keys
+from shared.lake import layout as lake_keys
 from shared.promotion import alarms
-from shared.usecase import ModelKind, UseCase
+from shared.usecase.settings import ModelKind, UseCase
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = ROOT / "functions"

@@ -1,8 +1,8 @@
 """The embedded cloud: moto in server mode, the stack deployed from its synthesized template.
 
 ``EmbeddedCloud`` starts ``moto.server.ThreadedMotoServer`` on 127.0.0.1, turns on moto's Step
-Functions interpreter, installs the in-process Lambda runtime (:mod:`local.lambdas`), deploys the
-template (:mod:`local.deployer`) and writes ``outputs.json`` (the shape ``cdk deploy --outputs-file``
+Functions interpreter, installs the in-process Lambda runtime (:mod:`local.services.lambdas`), deploys the
+template (:mod:`local.template.deployer`) and writes ``outputs.json`` (the shape ``cdk deploy --outputs-file``
 writes) and ``deployment.json``. Any boto3 client or the AWS CLI reaches it at :attr:`endpoint_url`
 with any credentials. Region us-east-1, account 123456789012 (moto's default).
 
@@ -12,17 +12,17 @@ Development and demo tooling only; never deployed. Process-global effects while 
 and the patched moto functions -- so run one ``EmbeddedCloud`` per process at a time.
 
 Further capabilities started and stopped here: SageMaker training jobs that run in a subprocess
-(:mod:`local.sagemaker`, patched into moto before deployment), SageMaker endpoints served in-process
-(:mod:`local.sagemaker_endpoints`), EMF lines printed by handlers turned into CloudWatch metrics
-(:mod:`local.emf`), the SQS event source mappings' pollers (:mod:`local.event_sources`, started after
-deployment) and the HTTP front for the template's API Gateway REST APIs (:mod:`local.apigateway`, on
+(:mod:`local.services.sagemaker`, patched into moto before deployment), SageMaker endpoints served in-process
+(:mod:`local.services.sagemaker_endpoints`), EMF lines printed by handlers turned into CloudWatch metrics
+(:mod:`local.services.emf`), the SQS event source mappings' pollers (:mod:`local.services.event_sources`, started after
+deployment) and the HTTP front for the template's API Gateway REST APIs (:mod:`local.services.apigateway`, on
 its own port :attr:`api_port`; it also serves the embedded-cloud controls under ``/_sluice/``).
 Outputs that are ``execute-api`` URLs of a local REST API are rewritten to the front's URL in
 ``outputs.json`` (the value a user calls); ``deployment.json`` keeps the originals. EventBridge
-``rate(...)`` schedules fire on time (:mod:`local.schedules`); ``cron(...)`` ones do not (said on startup).
-CloudWatch alarms are evaluated with CloudWatch's semantics (:mod:`local.alarms`); their state changes
-reach EventBridge rules (:mod:`local.events`). ``GetMetricData`` answers with the same statistics,
-percentiles included (:mod:`local.metrics`).
+``rate(...)`` schedules fire on time (:mod:`local.services.schedules`); ``cron(...)`` ones do not (said on startup).
+CloudWatch alarms are evaluated with CloudWatch's semantics (:mod:`local.services.alarms`); their state changes
+reach EventBridge rules (:mod:`local.services.events`). ``GetMetricData`` answers with the same statistics,
+percentiles included (:mod:`local.services.metrics`).
 """
 
 from __future__ import annotations
@@ -37,23 +37,23 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from local.alarms import AlarmEvaluator
-from local.apigateway import ApiFront, ApiGateway, local_stage_url
-from local.assets import publish_file_assets
-from local.deployer import Deployer, Deployment, write_outputs_file
-from local.emf import EmfPublisher
-from local.event_sources import SqsPoller
-from local.events import EventRouter
 from local.exceptions import IdleTimeoutError, LocalCloudError
-from local.lambdas import LambdaRuntime
-from local.metrics import MetricDataPatch
-from local.registry import ModelRegistryPatches
-from local.sagemaker import TrainingRunner
-from local.sagemaker_endpoints import EndpointServer
-from local.sagemaker_updates import EndpointUpdatePatch
-from local.schedules import Scheduler
-from local.stepfunctions import StepFunctionsPatches
-from local.template import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Template
+from local.services.alarms import AlarmEvaluator
+from local.services.apigateway import ApiFront, ApiGateway, local_stage_url
+from local.services.emf import EmfPublisher
+from local.services.event_sources import SqsPoller
+from local.services.events import EventRouter
+from local.services.lambdas import LambdaRuntime
+from local.services.metrics import MetricDataPatch
+from local.services.registry import ModelRegistryPatches
+from local.services.sagemaker import TrainingRunner
+from local.services.sagemaker_endpoints import EndpointServer
+from local.services.sagemaker_updates import EndpointUpdatePatch
+from local.services.schedules import Scheduler
+from local.services.stepfunctions import StepFunctionsPatches
+from local.template.assets import publish_file_assets
+from local.template.deployer import Deployer, Deployment, write_outputs_file
+from local.template.model import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Template
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from shared.exceptions import StorageError
 
 
 class InMemoryObjectStore:
-    """An :class:`~shared.storage.ObjectStore` over a dict; versioned when ``version_id`` is given."""
+    """An :class:`~shared.lake.adapters.ObjectStore` over a dict; versioned when ``version_id`` is given."""
 
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], bytes] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from shared.deployment import DeploymentState
+from shared.deployment.store import DeploymentState
 from shared.exceptions import StorageError
 from shared.scoring.exceptions import PredictionLogError
 

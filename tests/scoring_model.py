@@ -12,8 +12,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from shared.deployment import ModelRef
-from shared.usecase import UseCase, load_usecase
+from shared.deployment.store import ModelRef
+from shared.usecase.settings import UseCase, load_usecase
 
 REPO = Path(__file__).resolve().parents[1]
 TELCO_FILE = REPO / "usecases" / "telco_churn.toml"

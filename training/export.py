@@ -23,7 +23,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 from sklearn.pipeline import Pipeline
 
-from shared.usecase import Contract
+from shared.usecase.settings import Contract
 from training.exceptions import ParityError
 from training.model import categorical_features, numeric_features
 

@@ -1,7 +1,7 @@
 """SageMaker inference handlers for a heavy use case's real-time endpoint (scikit-learn container).
 
 The endpoint serves the same ``model.onnx`` the score function serves, with onnxruntime and the
-contract's feature definition (:mod:`shared.features`): no scikit-learn at inference time.
+contract's feature definition (:mod:`shared.usecase.features`): no scikit-learn at inference time.
 Request: ``application/json``, one record or ``{"records": [...]}``; each record is validated
 against the contract first. Response: ``{"predictions": [{"score": p}, ...]}``.
 """
@@ -18,9 +18,9 @@ from typing import Any
 if __package__ in (None, ""):  # run from the source bundle, as SageMaker does
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared.features import onnx_feed
 from shared.scoring.checks import RecordChecker
-from shared.usecase import UseCase, load_usecase
+from shared.usecase.features import onnx_feed
+from shared.usecase.settings import UseCase, load_usecase
 
 JSON = "application/json"
 PROBABILITIES_OUTPUT = "probabilities"

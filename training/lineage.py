@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from shared.training_set import TrainingSetReport
+from shared.training.training_set import TrainingSetReport
 from training.export import OnnxExport
 
 CODE_VERSION_ENV = "SLUICE_CODE_VERSION"

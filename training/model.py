@@ -24,9 +24,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.tree import BaseDecisionTree, DecisionTreeClassifier
 
-from shared.estimators import RESERVED_HYPERPARAMETERS, SUPPORTED_ESTIMATORS
-from shared.features import MISSING_TEXT, categorical_features, numeric_features, text_value
-from shared.usecase import Contract, ModelSettings
+from shared.usecase.estimators import RESERVED_HYPERPARAMETERS, SUPPORTED_ESTIMATORS
+from shared.usecase.features import MISSING_TEXT, categorical_features, numeric_features, text_value
+from shared.usecase.settings import Contract, ModelSettings
 from training.exceptions import ModelConfigError, TrainingDataError
 
 ESTIMATOR_CLASSES: Mapping[str, type[ClassifierMixin]] = MappingProxyType(
@@ -38,7 +38,7 @@ ESTIMATOR_CLASSES: Mapping[str, type[ClassifierMixin]] = MappingProxyType(
         "decision_tree": DecisionTreeClassifier,
     }
 )
-"""Estimator name (:data:`shared.estimators.SUPPORTED_ESTIMATORS`) → its scikit-learn class."""
+"""Estimator name (:data:`shared.usecase.estimators.SUPPORTED_ESTIMATORS`) → its scikit-learn class."""
 
 
 def estimator_hyperparameters(hyperparameters: Mapping[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 SageMaker runs ``python training/train.py --name value ...`` in the source bundle (``usecase.toml``,
 ``training/``, ``shared/``); hyperparameters arrive as strings and override the use case's. Paths
 default to SageMaker's environment: ``SM_CHANNEL_TRAIN`` (train.parquet, holdout.parquet and
-trainset.json from :func:`shared.training_set.build_training_set`), ``SM_MODEL_DIR`` (model.onnx,
+trainset.json from :func:`shared.training.training_set.build_training_set`), ``SM_MODEL_DIR`` (model.onnx,
 metrics.json, lineage.json are written there) and ``SM_OUTPUT_DATA_DIR`` (a copy of metrics.json).
 On a failure the one-line reason goes to ``SM_OUTPUT_FAILURE`` (``/opt/ml/output/failure``), which
 SageMaker reports as the job's FailureReason, and the job exits non-zero.
@@ -32,10 +32,10 @@ import pyarrow.parquet as pq
 from pydantic import ValidationError
 from sklearn.pipeline import Pipeline
 
-from shared import lake
 from shared.exceptions import SluiceError
-from shared.training_set import TrainingSetReport, training_set_sha256
-from shared.usecase import ModelSettings, UseCase, load_usecase
+from shared.lake import layout as lake
+from shared.training.training_set import TrainingSetReport, training_set_sha256
+from shared.usecase.settings import ModelSettings, UseCase, load_usecase
 from training.evaluate import evaluate, segment_frame
 from training.exceptions import ModelConfigError, TrainingDataError
 from training.export import OnnxExport, export_model

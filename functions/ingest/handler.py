@@ -1,4 +1,4 @@
-"""Ingest handler: S3 ObjectCreated events → :func:`shared.ingest.ingest_object`, once per object and content.
+"""Ingest handler: S3 ObjectCreated events → :func:`shared.ingest.service.ingest_object`, once per object and content.
 
 Environment (validated once, at the first invocation): ``SLUICE_USECASE_FILE`` (the use-case TOML;
 relative to ``LAMBDA_TASK_ROOT``; default ``usecase.toml``), ``LAKE_BUCKET``, ``IDEMPOTENCY_TABLE``,
@@ -21,11 +21,11 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idemp
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
-from shared.ingest import SourceObject, ingest_object
-from shared.manifest import IngestStatus, Manifest
-from shared.runtime import UseCaseEnvironment, read_environment
-from shared.storage import S3ObjectStore
-from shared.usecase import UseCase, load_usecase
+from shared.environment import UseCaseEnvironment, read_environment
+from shared.ingest.service import SourceObject, ingest_object
+from shared.lake.adapters import S3ObjectStore
+from shared.lake.manifest import IngestStatus, Manifest
+from shared.usecase.settings import UseCase, load_usecase
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 

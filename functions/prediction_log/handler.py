@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
-from shared.runtime import FunctionEnvironment, read_environment
+from shared.environment import FunctionEnvironment, read_environment
 from shared.scoring.prediction_log_lake import PredictionLogRecord, S3ObjectWriter, parse_message, write_prediction_log
 
 logger = Logger()

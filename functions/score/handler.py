@@ -23,10 +23,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from shared import telemetry
-from shared.deployment import DeploymentStore
+from shared.deployment.store import DeploymentStore
+from shared.environment import UseCaseEnvironment, read_environment
 from shared.exceptions import SettingsError
-from shared.runtime import UseCaseEnvironment, read_environment
+from shared.scoring import telemetry
 from shared.scoring.engine import ScoringEngine
 from shared.scoring.exceptions import (
     InvalidFeedbackError,
@@ -39,21 +39,21 @@ from shared.scoring.exceptions import (
 from shared.scoring.models import ModelCache
 from shared.scoring.prediction_log import PredictionLog, SqsMessageSender, queue_client_config
 from shared.scoring.wire import DecodedBody, PredictBodyDecoder, malformed
-from shared.usecase import UseCase, load_usecase
+from shared.usecase.settings import UseCase, load_usecase
 
 IDEMPOTENCY_TTL_SECONDS = 3600
 API_TITLE = "Sluice scoring API"
 Body = TypeVar("Body", bound=BaseModel)
 
 if TYPE_CHECKING:
+    from shared.lake.adapters import S3ObjectStore
     from shared.scoring.endpoint import EndpointScorer
-    from shared.storage import S3ObjectStore
 
 logger = Logger()
 tracer = Tracer(auto_patch=False)
 """botocore is patched when the first AWS client is built (:func:`_boto3`), so a cold start imports neither
 boto3 nor the X-Ray patches of libraries this function never uses (``patch_all`` would import them all).
-Metrics are EMF documents written by :func:`shared.telemetry.publish` (two dimension sets a document)."""
+Metrics are EMF documents written by :func:`shared.scoring.telemetry.publish` (two dimension sets a document)."""
 app = APIGatewayRestResolver()
 """Bodies are validated by the routes (:class:`PredictBodyDecoder`, :func:`_parse`), not by the resolver's
 ``enable_validation``: its pydantic round-trip of a 1,000-record body costs more than the model, and its
@@ -114,7 +114,7 @@ def model_cache() -> ModelCache:
 
 @lru_cache(maxsize=1)
 def object_store() -> S3ObjectStore:
-    from shared.storage import S3ObjectStore
+    from shared.lake.adapters import S3ObjectStore
 
     boto3 = _boto3()
     return S3ObjectStore(boto3.client("s3"))

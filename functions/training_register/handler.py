@@ -19,10 +19,10 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.registry import GateThresholds, RegistrationRequest, SageMakerRegistry, register_trained_model
-from shared.runtime import UseCaseEnvironment, read_environment
-from shared.storage import S3ObjectStore
-from shared.usecase import UseCase, load_usecase
+from shared.environment import UseCaseEnvironment, read_environment
+from shared.lake.adapters import S3ObjectStore
+from shared.registry.service import GateThresholds, RegistrationRequest, SageMakerRegistry, register_trained_model
+from shared.usecase.settings import UseCase, load_usecase
 
 logger = Logger()
 tracer = Tracer()

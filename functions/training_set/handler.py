@@ -3,7 +3,7 @@
 Input: ``{"run_id": str, "started_at": ISO datetime, "request": {"cutoff"?: ISO datetime, ...}}``
 (the state machine passes its execution name, start time and input). The cutoff defaults to the
 execution's start time, so a retried task builds the same set. Output: the report of
-:func:`shared.training_set.build_training_set` and ``s3_uri``, the training set's prefix.
+:func:`shared.training.training_set.build_training_set` and ``s3_uri``, the training set's prefix.
 
 Environment: ``SLUICE_USECASE_FILE`` (default ``usecase.toml``, relative to ``LAMBDA_TASK_ROOT``),
 ``LAKE_BUCKET``, plus powertools' own.
@@ -19,10 +19,10 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared import lake
-from shared.runtime import UseCaseEnvironment, read_environment
-from shared.storage import S3ObjectStore
-from shared.usecase import UseCase, load_usecase
+from shared.environment import UseCaseEnvironment, read_environment
+from shared.lake import layout as lake
+from shared.lake.adapters import S3ObjectStore
+from shared.usecase.settings import UseCase, load_usecase
 
 logger = Logger()
 tracer = Tracer()
@@ -70,7 +70,7 @@ def object_store() -> S3ObjectStore:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001 - Lambda calls it so
-    from shared.training_set import build_training_set
+    from shared.training.training_set import build_training_set
 
     request = TrainingSetEvent.model_validate(event)
     current, name = settings(), usecase().name

@@ -16,9 +16,9 @@ from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
+from shared.environment import FunctionEnvironment, read_environment
 from shared.exceptions import TriggerError
-from shared.runtime import FunctionEnvironment, read_environment
-from shared.training_trigger import StepFunctionsRuns, start_for_new_data
+from shared.training.trigger import StepFunctionsRuns, start_for_new_data
 
 logger = Logger()
 tracer = Tracer()

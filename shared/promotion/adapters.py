@@ -18,8 +18,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared import lake, telemetry
-from shared.deployment import EVENT_SORT_KEY_PREFIX, PARTITION_KEY, SORT_KEY
+from shared.deployment.store import EVENT_SORT_KEY_PREFIX, PARTITION_KEY, SORT_KEY
+from shared.lake import layout as lake
 from shared.promotion.analysis import LiveWindow
 from shared.promotion.exceptions import (
     MetricsError,
@@ -29,7 +29,8 @@ from shared.promotion.exceptions import (
     ReplayDataError,
 )
 from shared.promotion.transitions import AuditEvent, Promotion, Stage
-from shared.registry import parse_s3_uri
+from shared.registry.service import parse_s3_uri
+from shared.scoring import telemetry
 
 PROMOTION_SORT_KEY = "promotion"
 SCORE_DELTA = getattr(telemetry, "SCORE_DELTA", "ScoreDelta")

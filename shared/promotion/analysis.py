@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.promotion.statistics import decision_agreement, psi, psi_from_counts
-from shared.usecase import PromotionSettings
+from shared.usecase.settings import PromotionSettings
 
 
 class Outcome(StrEnum):
@@ -289,7 +289,7 @@ class LiveWindow(BaseModel):
     champion_samples: int = Field(default=0, ge=0)
     champion_latency_p99_ms: float | None = None
     candidate_score_buckets: tuple[float, ...] = ()
-    """Score counts in the ten buckets of ``shared.telemetry.SCORE_BUCKETS`` (empty when not reported)."""
+    """Score counts in the ten buckets of ``shared.scoring.telemetry.SCORE_BUCKETS`` (empty when not reported)."""
     champion_score_buckets: tuple[float, ...] = ()
     mean_score_delta: float | None = None
     """Average |candidate - champion| over shadow-scored requests (shadow only)."""

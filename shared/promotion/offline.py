@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from shared.deployment import ModelRef
-from shared.features import onnx_feed
+from shared.deployment.store import ModelRef
 from shared.promotion.statistics import p99
 from shared.scoring.models import LoadedModel, load_model, onnx_session
-from shared.usecase import ColumnType, Contract
+from shared.usecase.features import onnx_feed
+from shared.usecase.settings import ColumnType, Contract
 
 LATENCY_RUNS = 200
 SYNTHETIC_RECORDS = 20

@@ -6,9 +6,9 @@ from typing import Any
 
 from pydantic import Field
 
+from shared.environment import UseCaseEnvironment, read_environment
 from shared.promotion.service import PromotionService, build_service
-from shared.runtime import UseCaseEnvironment, read_environment
-from shared.usecase import load_usecase
+from shared.usecase.settings import load_usecase
 
 
 class PromotionFunctionSettings(UseCaseEnvironment):

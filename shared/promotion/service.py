@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from shared import lake
-from shared.deployment import DeploymentState, DeploymentStore, ModelRef, model_ref_from_package
+from shared.deployment.store import DeploymentState, DeploymentStore, ModelRef, model_ref_from_package
 from shared.exceptions import ConcurrentUpdateError
+from shared.lake import layout as lake
 from shared.promotion import analysis, offline
 from shared.promotion.adapters import (
     Executions,
@@ -61,7 +61,7 @@ from shared.promotion.transitions import (
     start,
     start_shadow,
 )
-from shared.usecase import UseCase
+from shared.usecase.settings import UseCase
 
 PROMOTION_ACTOR = "promotion"
 ABORT_ERROR = "PromotionAborted"
@@ -544,7 +544,7 @@ def build_service(
 ) -> PromotionService:
     """The service on AWS: ``clients(name)`` gives a boto3 client (``"dynamodb"``, ``"s3"``, ...)."""
     from shared.promotion.targets import EndpointTarget, LightTarget
-    from shared.usecase import ModelKind
+    from shared.usecase.settings import ModelKind
 
     deployments = DeploymentStore(clients("dynamodb"), deployment_table)
     target: TrafficTarget = LightTarget(deployments)

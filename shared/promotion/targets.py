@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from shared.deployment import DeploymentState, DeploymentStore, ModelRef, variant_name
+from shared.deployment.store import DeploymentState, DeploymentStore, ModelRef, variant_name
 from shared.promotion.exceptions import EndpointBusyError, TargetError
 
 log = logging.getLogger(__name__)

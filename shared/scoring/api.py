@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.scoring.checks import scoring_record_model
 from shared.scoring.feedback import FeedbackItem, FeedbackRequest
-from shared.usecase import UseCase
+from shared.usecase.settings import UseCase
 
 __all__ = [
     "ErrorResponse",

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError, create_model
 
-from shared.usecase import Column, ColumnType, Contract
+from shared.usecase.settings import Column, ColumnType, Contract
 
 Check = Callable[[Any], bool]
 BatchCheck = Callable[[list[Any]], bool]

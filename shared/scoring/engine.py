@@ -37,9 +37,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import numpy as np
 
-from shared import telemetry as names
-from shared.deployment import DeploymentState, ModelRef, variant_name
-from shared.features import onnx_feed, onnx_feed_from_columns
+from shared.deployment.store import DeploymentState, ModelRef, variant_name
+from shared.scoring import telemetry as names
 from shared.scoring.checks import RecordChecker
 from shared.scoring.exceptions import (
     EndpointError,
@@ -53,9 +52,10 @@ from shared.scoring.exceptions import (
 from shared.scoring.models import ModelCache
 from shared.scoring.prediction_log import PredictionLog, ScoredBlock
 from shared.scoring.routing import canary_position, shadow_sampled
+from shared.scoring.telemetry import CHALLENGER, CHAMPION, SHADOW, RequestTelemetry
 from shared.scoring.wire import DecodedBody, encode
-from shared.telemetry import CHALLENGER, CHAMPION, SHADOW, RequestTelemetry
-from shared.usecase import ColumnType, Contract, UseCase
+from shared.usecase.features import onnx_feed, onnx_feed_from_columns
+from shared.usecase.settings import ColumnType, Contract, UseCase
 
 if TYPE_CHECKING:
     from shared.scoring.endpoint import EndpointScorer

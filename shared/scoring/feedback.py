@@ -2,7 +2,7 @@
 
 Each item names the prediction it answers by ``request_id`` or the customer by ``entity_id`` and carries
 a label the contract's label column allows. It is written to ``feedback/{usecase}/date=YYYY-MM-DD/
-<sha256(usecase|subject|label)>.json`` (:func:`shared.lake.feedback_key`; the date is ``observed_at``'s,
+<sha256(usecase|subject|label)>.json`` (:func:`shared.lake.layout.feedback_key`; the date is ``observed_at``'s,
 else the day it was received), so the same feedback sent twice lands on the same object.
 """
 
@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from shared import lake
+from shared.lake import layout as lake
 from shared.scoring.exceptions import InvalidFeedbackError
-from shared.usecase import Contract
+from shared.usecase.settings import Contract
 
 MAX_FEEDBACK_ITEMS = 1000
 

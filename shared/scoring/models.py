@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from shared.deployment import DeploymentState, ModelRef
+from shared.deployment.store import DeploymentState, ModelRef
 from shared.exceptions import DeploymentError, ModelIntegrityError
 from shared.scoring.exceptions import ModelFileMismatchError, NoChampionError
 

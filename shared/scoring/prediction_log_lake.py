@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared import lake
+from shared.lake import layout as lake
 
 log = logging.getLogger(__name__)
 

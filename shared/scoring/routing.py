@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
-from shared.telemetry import CHALLENGER, CHAMPION
+from shared.scoring.telemetry import CHALLENGER, CHAMPION
 
 _SCALE = float(2**64)
 

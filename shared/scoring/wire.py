@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from shared.scoring.checks import unscored_columns
 from shared.scoring.exceptions import MalformedRequestError
-from shared.usecase import Column, ColumnType, Contract
+from shared.usecase.settings import Column, ColumnType, Contract
 
 FLOAT_MAX = sys.float_info.max
 """Finite bounds for float columns without min/max: the contract's model refuses infinities."""

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
+from local.demo.sample_data import load_sample_rows, to_csv
 from local.launcher import ROOT, RunningCloud, launch
-from local.sample_data import load_sample_rows, to_csv
-from shared.lake import manifest_prefix
-from shared.usecase import UseCase, load_usecase
+from shared.lake.layout import manifest_prefix
+from shared.usecase.settings import UseCase, load_usecase
 
 TELCO = ROOT / "usecases" / "telco_churn.toml"
 

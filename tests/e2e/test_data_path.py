@@ -12,10 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from local.demo.sample_data import damaged_csv, load_sample_rows, renamed_column_csv, to_csv
 from local.launcher import RunningCloud
-from local.sample_data import damaged_csv, load_sample_rows, renamed_column_csv, to_csv
-from shared.lake import manifest_prefix
-from shared.usecase import UseCase, load_usecase
+from shared.lake.layout import manifest_prefix
+from shared.usecase.settings import UseCase, load_usecase
 
 pytestmark = pytest.mark.e2e
 USECASE_FILE = Path(__file__).resolve().parents[2] / "usecases" / "telco_churn.toml"

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
+from local.demo.observe import logged_predictions
+from local.demo.sample_data import load_sample_rows
+from local.demo.traffic import Traffic
 from local.launcher import ROOT, RunningCloud, launch
-from local.observe import logged_predictions
-from local.sample_data import load_sample_rows
-from local.traffic import Traffic
-from shared.usecase import UseCase, load_usecase
+from shared.usecase.settings import UseCase, load_usecase
 from tests.e2e.conftest import ingest_sample, run_cli, train
 from tests.e2e.test_scoring import api_key, call, features
 

@@ -25,18 +25,19 @@ from typing import Any
 
 import pytest
 
-from local.candidates import register_copy, slowed
+from local.demo.candidates import register_copy, slowed
+from local.demo.observe import first_breach, latest_execution, logged_predictions
+from local.demo.observe import state_transitions as transitions
+from local.demo.sample_data import load_sample_rows
+from local.demo.traffic import Traffic
 from local.launcher import ROOT, RunningCloud, launch
-from local.observe import first_breach, latest_execution, logged_predictions
-from local.observe import state_transitions as transitions
-from local.sample_data import load_sample_rows
-from local.traffic import Traffic
-from shared import lake, telemetry
-from shared.deployment import DeploymentState, DeploymentStore
+from shared.deployment.store import DeploymentState, DeploymentStore
+from shared.lake import layout as lake
 from shared.promotion.adapters import PromotionStore
 from shared.promotion.alarms import SHADOW_ERRORS, WATCH_ERROR_RATE, candidate_alarm_name
 from shared.promotion.transitions import Promotion
-from shared.usecase import UseCase, load_usecase
+from shared.scoring import telemetry
+from shared.usecase.settings import UseCase, load_usecase
 from tests.e2e.conftest import ingest_sample, run_cli, train
 from tests.e2e.test_scoring import api_key, features
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from local.demo.sample_data import load_sample_rows
 from local.launcher import RunningCloud
-from local.sample_data import load_sample_rows
-from shared.deployment import DeploymentStore, model_ref_from_package
-from shared.usecase import UseCase
+from shared.deployment.store import DeploymentStore, model_ref_from_package
+from shared.usecase.settings import UseCase
 from tests.e2e.conftest import train
 
 pytestmark = pytest.mark.e2e

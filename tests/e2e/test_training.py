@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import pytest
 
 from local.launcher import RunningCloud
-from shared.usecase import load_usecase
+from shared.usecase.settings import load_usecase
 from tests.e2e.conftest import Trained, wait_for_execution
 
 pytestmark = pytest.mark.e2e

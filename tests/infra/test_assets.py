@@ -41,7 +41,7 @@ def test_layers_hold_shared_code_and_arm64_dependencies(
     (shared,) = [d for d in staged if (d / "python" / "shared").is_dir()]
     (dependencies,) = [d for d in staged if d != shared]
     # Then the shared layer is the shared package
-    assert (shared / "python" / "shared" / "usecase.py").is_file()
+    assert (shared / "python" / "shared" / "usecase" / "settings.py").is_file()
     # And the dependency layer holds Linux arm64 CPython 3.12 builds of the compiled packages
     site = dependencies / "python"
     assert list(site.glob("pydantic_core/_pydantic_core.cpython-312-aarch64-linux-gnu.so"))

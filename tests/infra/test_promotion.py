@@ -22,9 +22,9 @@ from infra.promotion import (
 )
 from infra.settings import ROOT
 from infra.training_pipeline import LAMBDA_SERVICE_ERRORS
-from shared import telemetry
 from shared.promotion import alarms as alarm_names
-from shared.usecase import load_usecase
+from shared.scoring import telemetry
+from shared.usecase.settings import load_usecase
 from tests.infra.conftest import get_att, ref
 
 USECASE = load_usecase(ROOT / "usecases" / "telco_churn.toml")
@@ -242,7 +242,7 @@ def test_rate_alarms_fill_gaps_so_a_candidate_failing_every_request_still_breach
 def test_every_alarm_metric_is_one_the_score_function_emits(
     alarms: dict[str, dict[str, Any]], emitted: dict[tuple[str, str, frozenset[str]], dict[str, Any]]
 ) -> None:
-    # Given the EMF documents shared.telemetry prints for a request touching every variant and metric
+    # Given the EMF documents shared.scoring.telemetry prints for a request touching every variant and metric
     # When each alarm's (namespace, metric name, dimension names) is looked up among them
     for name, properties in alarms.items():
         for namespace, metric_name, dimensions, _ in _alarm_metric_stats(properties):

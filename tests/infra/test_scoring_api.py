@@ -19,7 +19,7 @@ from aws_cdk.assertions import Match, Template
 from infra.assembly import Assembly, synthesize
 from infra.bundling import PIP_PLATFORMS_X86_64, DependencyLayerBundling
 from infra.settings import ROOT, ScoringApiSettings
-from shared.usecase import load_usecase
+from shared.usecase.settings import load_usecase
 from tests.infra.conftest import get_att, object_arn, ref
 from tests.infra.test_training_pipeline import role_statements
 

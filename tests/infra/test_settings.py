@@ -9,7 +9,7 @@ import pytest
 from app import resolve_usecase_file
 from infra.bundling import constraints_without_extras
 from infra.settings import ROOT, DataPipelineSettings, LakeLayout, SluiceSettings, stack_name_for
-from shared.usecase import load_usecase
+from shared.usecase.settings import load_usecase
 
 
 def test_a_bare_usecase_name_resolves_to_its_file_under_usecases() -> None:
@@ -85,7 +85,7 @@ def test_training_settings_come_from_the_usecase_model() -> None:
 
 
 def test_a_heavy_usecase_gets_an_endpoint_once_a_model_is_named() -> None:
-    from shared.usecase import ModelKind, UseCase
+    from shared.usecase.settings import ModelKind, UseCase
 
     path = ROOT / "usecases" / "telco_churn.toml"
     light = load_usecase(path)

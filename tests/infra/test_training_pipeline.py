@@ -16,8 +16,8 @@ from cfnlint.api import ManualArgs, lint_file
 
 from infra.assembly import Assembly, synthesize
 from infra.settings import ROOT
-from shared.estimators import RESERVED_HYPERPARAMETERS
-from shared.usecase import load_usecase
+from shared.usecase.estimators import RESERVED_HYPERPARAMETERS
+from shared.usecase.settings import load_usecase
 from tests.infra.conftest import get_att, ref
 
 TELCO = ROOT / "usecases" / "telco_churn.toml"
@@ -497,7 +497,7 @@ def test_the_training_source_archive_holds_code_requirements_and_usecase(assembl
     ]
     with tarfile.open(archive) as tar:
         names = set(tar.getnames())
-    assert {"usecase.toml", "shared/registry.py", "shared/usecase.py"} <= names
+    assert {"usecase.toml", "shared/registry/service.py", "shared/usecase/settings.py"} <= names
     assert all(
         name in {"usecase.toml", "requirements.txt"} or name.split("/")[0] in {"training", "shared"} for name in names
     )

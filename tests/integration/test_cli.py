@@ -20,8 +20,8 @@ import pytest
 from moto import mock_aws
 
 from cli.__main__ import main, parser
-from shared import lake
-from shared.deployment import DeploymentState, DeploymentStore, ModelRef
+from shared.deployment.store import DeploymentState, DeploymentStore, ModelRef
+from shared.lake import layout as lake
 from shared.promotion.adapters import PromotionStore
 from shared.promotion.service import build_service, cli_command
 
@@ -116,7 +116,7 @@ def _cli(stack: dict[str, Any], *args: str, machine: str = "succeeds") -> int:
 
 
 def _service() -> Any:
-    from shared.usecase import load_usecase
+    from shared.usecase.settings import load_usecase
 
     return build_service(
         load_usecase(USECASE_FILE),

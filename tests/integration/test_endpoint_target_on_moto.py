@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.sagemaker_updates import EndpointUpdatePatch
+from local.services.sagemaker_updates import EndpointUpdatePatch
 from shared.promotion.targets import EndpointTarget, model_name
 from shared.promotion.transitions import promote, set_canary_weight, start, start_shadow
 from tests.unit.promotion_fixtures import T0, ref, serving

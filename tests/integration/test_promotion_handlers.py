@@ -14,8 +14,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from shared import lake
-from shared.deployment import DeploymentState, DeploymentStore, ModelRef
+from shared.deployment.store import DeploymentState, DeploymentStore, ModelRef
+from shared.lake import layout as lake
 from tests.fakes import FakeLambdaContext
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,7 +27,7 @@ WATCH_ALARM = "sluice-telco-churn-candidate-watch-error-rate"
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Two small ONNX models of the Telco sample (C = 1.0 and C = 0.3) with their metrics, and holdout records."""
-    from shared.usecase import ModelSettings, load_usecase
+    from shared.usecase.settings import ModelSettings, load_usecase
     from tests.unit.training_sample import telco_channel
     from training.train import evaluate_model, export, load_training_data, train_model
 

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from shared.deployment import DeploymentState, DeploymentStore, model_ref_from_package
+from shared.deployment.store import DeploymentState, DeploymentStore, model_ref_from_package
 from shared.exceptions import ConcurrentUpdateError
 from shared.scoring.prediction_log_lake import parse_message
 from tests.fakes import FakeLambdaContext

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from shared.ingest import SourceObject, ingest_object
-from shared.manifest import Manifest
-from shared.usecase import UseCase, load_usecase
+from shared.ingest.service import SourceObject, ingest_object
+from shared.lake.manifest import Manifest
+from shared.usecase.settings import UseCase, load_usecase
 from tests.fakes import InMemoryObjectStore
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shared.manifest import Manifest
+from shared.lake.manifest import Manifest
 from tests.fakes import InMemoryObjectStore
 from tests.unit.conftest import LAKE_BUCKET
 

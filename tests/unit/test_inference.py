@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared.features import onnx_feed
-from shared.usecase import load_usecase
+from shared.usecase.features import onnx_feed
+from shared.usecase.settings import load_usecase
 from training import inference
 from training.export import onnx_feed as training_feed
 from training.export import onnx_probabilities, to_onnx

@@ -16,10 +16,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from shared import lake
-from shared.formats import SUPPORTED_EXTENSIONS
-from shared.manifest import IngestStatus
-from shared.usecase import UseCase
+from shared.ingest.formats import SUPPORTED_EXTENSIONS
+from shared.lake import layout as lake
+from shared.lake.manifest import IngestStatus
+from shared.usecase.settings import UseCase
 from tests.fakes import InMemoryObjectStore
 from tests.unit.conftest import LAKE_BUCKET, Ingest, telco_frame
 from tests.unit.helpers import curated_table, quarantined_rows, reasons, rejection_report

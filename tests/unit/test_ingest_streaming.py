@@ -8,8 +8,8 @@ from datetime import date, timedelta
 import pyarrow as pa
 import pytest
 
-from shared.manifest import IngestStatus
-from shared.usecase import UseCase
+from shared.lake.manifest import IngestStatus
+from shared.usecase.settings import UseCase
 from tests.unit.conftest import Ingest, telco_frame
 from tests.unit.helpers import curated_table, quarantined_rows, reasons
 

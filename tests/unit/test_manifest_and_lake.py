@@ -5,10 +5,10 @@ from datetime import UTC, date, datetime
 import pytest
 from pydantic import ValidationError
 
-from shared import lake
-from shared.formats import Compression, DataFormat, detect_format, file_extension
-from shared.ingest import SourceObject
-from shared.manifest import IngestStatus, Manifest
+from shared.ingest.formats import Compression, DataFormat, detect_format, file_extension
+from shared.ingest.service import SourceObject
+from shared.lake import layout as lake
+from shared.lake.manifest import IngestStatus, Manifest
 
 
 def manifest(**changes: object) -> Manifest:

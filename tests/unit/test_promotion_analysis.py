@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from shared.promotion.analysis import CheckResult, LiveWindow, Outcome, combine, live, offline_gate, replay
-from shared.usecase import PromotionSettings
+from shared.usecase.settings import PromotionSettings
 
 SETTINGS = PromotionSettings(min_samples=100, min_divergence_samples=100)
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from shared.exceptions import GateFailedError, ModelIntegrityError, RegistryError
-from shared.registry import (
+from shared.registry.service import (
     GateThresholds,
     Lineage,
     PackageInputs,

@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shared.deployment import DeploymentState, ModelRef
-from shared.features import onnx_feed
+from shared.deployment.store import DeploymentState, ModelRef
 from shared.scoring.breaker import CircuitBreaker
 from shared.scoring.endpoint import EndpointScorer
 from shared.scoring.engine import ScoringEngine
@@ -25,7 +24,8 @@ from shared.scoring.models import ModelCache, onnx_session
 from shared.scoring.prediction_log import PredictionLog
 from shared.scoring.prediction_log_lake import parse_message
 from shared.scoring.wire import PredictBodyDecoder
-from shared.usecase import UseCase
+from shared.usecase.features import onnx_feed
+from shared.usecase.settings import UseCase
 from tests.scoring_fakes import FakeClock, InMemoryDeployments, InMemoryModelFiles, RecordingSender
 from tests.scoring_model import TrainedModel, trained_model
 

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from shared import lake
+from shared.lake import layout as lake
 from shared.scoring.exceptions import InvalidFeedbackError
 from shared.scoring.feedback import FeedbackRequest, record_feedback
 from shared.scoring.prediction_log_lake import PredictionLogRecord, parse_message, write_prediction_log
-from shared.usecase import UseCase
+from shared.usecase.settings import UseCase
 from tests.scoring_fakes import InMemoryModelFiles
 
 RECEIVED = datetime(2024, 6, 3, 10, 0, tzinfo=UTC)

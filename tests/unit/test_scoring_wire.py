@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from shared.scoring.checks import RecordChecker
 from shared.scoring.exceptions import MalformedRequestError
 from shared.scoring.wire import PredictBodyDecoder, record_type
-from shared.usecase import Contract, UseCase
+from shared.usecase.settings import Contract, UseCase
 from tests.scoring_model import telco_records
 
 JSON_VALUES = st.one_of(

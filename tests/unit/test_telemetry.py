@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from shared import telemetry
+from shared.scoring import telemetry
 
 
 def test_a_request_is_one_document_per_variant_with_both_dimension_sets_and_one_per_bucket() -> None:

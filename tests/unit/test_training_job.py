@@ -8,7 +8,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from shared.usecase import UseCase
+from shared.usecase.settings import UseCase
 from tests.unit.conftest import REPO
 from tests.unit.training_sample import telco_channel, usecase_file
 from training import train

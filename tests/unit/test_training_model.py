@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from shared.estimators import SUPPORTED_ESTIMATORS
-from shared.usecase import ModelSettings, UseCase
+from shared.usecase.estimators import SUPPORTED_ESTIMATORS
+from shared.usecase.settings import ModelSettings, UseCase
 from tests.unit.conftest import telco_frame
 from training.exceptions import ModelConfigError, ParityError
 from training.export import check_parity, export_model, onnx_feed, onnx_probabilities, to_onnx

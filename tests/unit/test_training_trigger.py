@@ -6,8 +6,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.training_trigger import execution_name, start_for_new_data
-from shared.usecase import ModelKind, ModelSettings
+from shared.training.trigger import execution_name, start_for_new_data
+from shared.usecase.settings import ModelKind, ModelSettings
 
 JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 

@@ -6,10 +6,10 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared import lake
-from shared.ingest import SourceObject, ingest_object
-from shared.training_set import TrainingSetReport, build_training_set
-from shared.usecase import UseCase
+from shared.ingest.service import SourceObject, ingest_object
+from shared.lake import layout as lake
+from shared.training.training_set import TrainingSetReport, build_training_set
+from shared.usecase.settings import UseCase
 from tests.fakes import InMemoryObjectStore
 from tests.unit.conftest import LAKE_BUCKET, RAW_BUCKET, telco_csv_text
 
