@@ -21,13 +21,14 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError
 
 from shared.deployment.store import DeploymentStore
-from shared.environment import UseCaseEnvironment, read_environment
+from shared.environment import read_environment
 from shared.exceptions import SettingsError
 from shared.scoring import telemetry
 from shared.scoring.engine import ScoringEngine
+from shared.scoring.environment import ScoreSettings
 from shared.scoring.exceptions import (
     InvalidFeedbackError,
     InvalidRecordsError,
@@ -58,22 +59,6 @@ app = APIGatewayRestResolver()
 """Bodies are validated by the routes (:class:`PredictBodyDecoder`, :func:`_parse`), not by the resolver's
 ``enable_validation``: its pydantic round-trip of a 1,000-record body costs more than the model, and its
 import ~45 ms of every cold start. The OpenAPI document still describes both bodies (:func:`_openapi_document`)."""
-
-
-class ScoreSettings(UseCaseEnvironment):
-    """The score function's environment."""
-
-    deployment_table: str = Field(min_length=3, alias="DEPLOYMENT_TABLE")
-    lake_bucket: str = Field(min_length=3, alias="LAKE_BUCKET")
-    prediction_log_queue_url: str | None = Field(default=None, alias="PREDICTION_LOG_QUEUE_URL")
-    review_queue_url: str | None = Field(default=None, alias="REVIEW_QUEUE_URL")
-    idempotency_table: str | None = Field(default=None, alias="IDEMPOTENCY_TABLE")
-    sagemaker_endpoint_name: str | None = Field(default=None, alias="SAGEMAKER_ENDPOINT_NAME")
-
-    @field_validator("prediction_log_queue_url", "review_queue_url", "idempotency_table", "sagemaker_endpoint_name")
-    @classmethod
-    def _blank_is_unset(cls, value: str | None) -> str | None:
-        return value or None
 
 
 # --- built once per process, on first use ---------------------------------------------------------------------------
