@@ -1,17 +1,20 @@
 """The embedded cloud: moto in server mode, the stack deployed from its synthesized template.
 
 ``EmbeddedCloud`` starts ``moto.server.ThreadedMotoServer`` on 127.0.0.1, turns on moto's Step
-Functions interpreter, installs the in-process Lambda runtime (:mod:`local.services.lambdas`), deploys the
-template (:mod:`local.template.deployer`) and writes ``outputs.json`` (the shape ``cdk deploy --outputs-file``
-writes) and ``deployment.json``. Any boto3 client or the AWS CLI reaches it at :attr:`endpoint_url`
-with any credentials. Region us-east-1, account 123456789012 (moto's default).
+Functions interpreter, installs every service emulation of :data:`local.services.emulations.EMULATIONS`
+in order (the in-process Lambda runtime, :mod:`local.services.lambdas`, first), deploys the template
+(:mod:`local.template.deployer`), starts the emulations that serve the deployed stack, and writes
+``outputs.json`` (the shape ``cdk deploy --outputs-file`` writes) and ``deployment.json``. Any boto3
+client or the AWS CLI reaches it at :attr:`endpoint_url` with any credentials. Region us-east-1,
+account 123456789012 (moto's default).
 
 Development and demo tooling only; never deployed. Process-global effects while it runs: the
 ``MOTO_PORT`` environment variable (moto's Step Functions interpreter calls back to
 ``localhost:$MOTO_PORT``), moto's in-process configuration and backends (reset on start and stop),
 and the patched moto functions -- so run one ``EmbeddedCloud`` per process at a time.
 
-Further capabilities started and stopped here: SageMaker training jobs that run in a subprocess
+On stop, the emulations are stopped in reverse order, then uninstalled in reverse order (moto's
+originals back). The emulations: SageMaker training jobs that run in a subprocess
 (:mod:`local.services.sagemaker`, patched into moto before deployment), SageMaker endpoints served in-process
 (:mod:`local.services.sagemaker_endpoints`), EMF lines printed by handlers turned into CloudWatch metrics
 (:mod:`local.services.emf`), the SQS event source mappings' pollers (:mod:`local.services.event_sources`, started after
@@ -39,18 +42,15 @@ from typing import Any, Self
 
 from local.exceptions import IdleTimeoutError, LocalCloudError
 from local.services.alarms import AlarmEvaluator
-from local.services.apigateway import ApiFront, ApiGateway, local_stage_url
+from local.services.apigateway import ApiGateway, local_stage_url
 from local.services.emf import EmfPublisher
+from local.services.emulations import Services, Site
 from local.services.event_sources import SqsPoller
 from local.services.events import EventRouter
 from local.services.lambdas import LambdaRuntime
-from local.services.metrics import MetricDataPatch
-from local.services.registry import ModelRegistryPatches
 from local.services.sagemaker import TrainingRunner
 from local.services.sagemaker_endpoints import EndpointServer
-from local.services.sagemaker_updates import EndpointUpdatePatch
 from local.services.schedules import Scheduler
-from local.services.stepfunctions import StepFunctionsPatches
 from local.template.assets import publish_file_assets
 from local.template.deployer import Deployer, Deployment, write_outputs_file
 from local.template.model import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, Template
@@ -108,25 +108,21 @@ class EmbeddedCloud:
         self._port: int | None = None
         self._saved_moto_port: str | None = None
         self._saved_config: dict[str, Any] | None = None
-        self._lambdas: LambdaRuntime | None = None
-        self._training: TrainingRunner | None = None
-        self._stepfunctions = StepFunctionsPatches()
-        self._registry = ModelRegistryPatches()
-        self._endpoint_updates = EndpointUpdatePatch(on_update=self._warm_endpoint)
-        self._metric_data = MetricDataPatch(account_id=DEFAULT_ACCOUNT_ID, region=DEFAULT_REGION)
-        self._sqs: SqsPoller | None = None
-        self._endpoints: EndpointServer | None = None
-        self._api: ApiFront | None = None
-        self._emf: EmfPublisher | None = None
-        self._events: EventRouter | None = None
-        self._alarms: AlarmEvaluator | None = None
-        self._scheduler: Scheduler | None = None
+        self._services: Services | None = None
+        """The service emulations while the cloud runs (:data:`local.services.emulations.EMULATIONS`)."""
         self._template: Template | None = None
         self._deployment: Deployment | None = None
         self._clients: dict[str, Any] = {}
         self.startup_s: float | None = None
 
     # -- properties -----------------------------------------------------------------------------
+
+    @property
+    def services(self) -> Services:
+        """The running service emulations."""
+        if self._services is None:
+            raise LocalCloudError("the embedded cloud is not running")
+        return self._services
 
     @property
     def port(self) -> int:
@@ -141,9 +137,7 @@ class EmbeddedCloud:
     @property
     def api_port(self) -> int:
         """The port of the API Gateway front (and the ``/_sluice/`` controls) on 127.0.0.1."""
-        if self._api is None:
-            raise LocalCloudError("the embedded cloud is not running")
-        return self._api.port
+        return self.services.api.front.port
 
     @property
     def api_url(self) -> str:
@@ -152,21 +146,15 @@ class EmbeddedCloud:
 
     @property
     def api_gateway(self) -> ApiGateway:
-        if self._api is None:
-            raise LocalCloudError("the embedded cloud is not running")
-        return self._api.gateway
+        return self.services.api.front.gateway
 
     @property
     def endpoints(self) -> EndpointServer:
-        if self._endpoints is None:
-            raise LocalCloudError("the embedded cloud is not running")
-        return self._endpoints
+        return self.services.endpoints
 
     @property
     def emf(self) -> EmfPublisher:
-        if self._emf is None:
-            raise LocalCloudError("the embedded cloud is not running")
-        return self._emf
+        return self.services.emf
 
     @property
     def template(self) -> Template:
@@ -191,43 +179,27 @@ class EmbeddedCloud:
 
     @property
     def lambdas(self) -> LambdaRuntime:
-        if self._lambdas is None:
-            raise LocalCloudError("the embedded cloud is not running")
-        return self._lambdas
+        return self.services.lambdas
 
     @property
     def training(self) -> TrainingRunner:
-        if self._training is None:
-            raise LocalCloudError("the embedded cloud is not running")
-        return self._training
+        return self.services.training
 
     @property
     def alarms(self) -> AlarmEvaluator:
-        if self._alarms is None:
-            raise LocalCloudError("the embedded cloud is not running")
-        return self._alarms
-
-    def _warm_endpoint(self, endpoint_name: str) -> None:
-        if self._endpoints is not None:
-            self._endpoints.warm(endpoint_name)
+        return self.services.alarms
 
     @property
     def scheduler(self) -> Scheduler:
-        if self._scheduler is None:
-            raise LocalCloudError("the embedded cloud is not running")
-        return self._scheduler
+        return self.services.scheduler
 
     @property
     def events(self) -> EventRouter:
-        if self._events is None:
-            raise LocalCloudError("the embedded cloud is not running")
-        return self._events
+        return self.services.events
 
     @property
     def event_sources(self) -> SqsPoller:
-        if self._sqs is None:
-            raise LocalCloudError("the embedded cloud is not running")
-        return self._sqs
+        return self.services.event_sources.poller
 
     def client(self, service: str) -> Any:
         """A boto3 client for ``service`` pointed at the embedded cloud (cached per service)."""
@@ -281,35 +253,22 @@ class EmbeddedCloud:
         try:
             template, asset_root = self._load_template()
             self._start_server()
-            self._lambdas = LambdaRuntime(
-                endpoint_url=self.endpoint_url,
-                region=self.region,
-                project_root=self._project_root,
-                retry_backoff_s=self._retry_backoff_s,
+            self._services = Services(
+                Site(
+                    endpoint_url=self.endpoint_url,
+                    region=self.region,
+                    account_id=self.account_id,
+                    state_dir=self.state_dir,
+                    project_root=self._project_root,
+                    usecase_file=self._usecase_file(),
+                    client=self.client,
+                    retry_backoff_s=self._retry_backoff_s,
+                    tick_s=self._alarm_tick_s,
+                    api_port=self._requested_api_port,
+                )
             )
-            self._lambdas.install()
-            self._lambdas.start()
-            self._events = EventRouter(self._lambdas, self.client, region=self.region, account_id=self.account_id)
-            self._events.install()
-            self._emf = EmfPublisher(self.client)
-            self._lambdas.output_sink = self._emf.publish_output
-            self._training = TrainingRunner(
-                endpoint_url=self.endpoint_url, region=self.region, state_dir=self.state_dir, client=self.client
-            )
-            self._training.install()
-            self._endpoints = EndpointServer(
-                client=self.client,
-                state_dir=self.state_dir,
-                project_root=self._project_root,
-                usecase_file=self._usecase_file(),
-                account_id=self.account_id,
-                region=self.region,
-            )
-            self._endpoints.install()
-            self._stepfunctions.install()
-            self._registry.install()
-            self._endpoint_updates.install()
-            self._metric_data.install()
+            for emulation in self._services.build():
+                emulation.install()
             self._template = template
             publish_file_assets(
                 self.client("s3"),
@@ -319,30 +278,13 @@ class EmbeddedCloud:
                 region=self.region,
             )
             deployer = Deployer(
-                template, client=self.client, lambdas=self._lambdas, asset_root=asset_root, state_dir=self.state_dir
+                template, client=self.client, lambdas=self.lambdas, asset_root=asset_root, state_dir=self.state_dir
             )
             self._deployment = deployer.deploy()
-            self._start_api_front(self._deployment)
+            for emulation in self._services.emulations:
+                emulation.start(self._deployment)
+            self._use_local_api_urls(self._deployment)
             self._deployment.write(self.deployment_file)
-            self._sqs = SqsPoller(
-                mappings=self._deployment.event_source_mappings,
-                lambdas=self._lambdas,
-                client=self.client,
-                region=self.region,
-            )
-            self._sqs.start()
-            self._alarms = AlarmEvaluator(
-                self.client,
-                region=self.region,
-                account_id=self.account_id,
-                tick_seconds=self._alarm_tick_s or 1.0,
-                events=self._events,
-                lambda_invoke_async=self._lambdas.invoke_async,
-            )
-            self._scheduler = Scheduler(self.client, self._events, tick_seconds=self._alarm_tick_s or 1.0)
-            if self._alarm_tick_s is not None:
-                self._alarms.start()
-                self._scheduler.start()
             write_outputs_file(self.outputs_file, self._deployment)  # last: its appearance means "ready"
         except BaseException:
             self.stop()
@@ -367,49 +309,29 @@ class EmbeddedCloud:
         logger.info(
             "polling %d SQS event source mapping(s); SageMaker training jobs run in subprocesses under %s; "
             "EventBridge rate(...) schedules fire on time, cron(...) ones do not",
-            len(self._sqs.mappings) if self._sqs else 0,
+            len(self.event_sources.mappings),
             self.state_dir / "sagemaker",
         )
         return self
 
     def stop(self, *, drain_timeout_s: float = 5.0) -> None:
-        """Stop the SQS pollers and training jobs, drain and stop the async worker, undo the patches,
-        reset moto, stop the server. Idempotent."""
-        self._stop_workers(drain_timeout_s)
+        """Stop every emulation's background work (in reverse order: the SQS pollers and training jobs
+        first, the async Lambda worker drained last), then undo their patches, reset moto, stop the
+        server. Idempotent."""
+        self._stop_services(drain_timeout_s)
         self._stop_server()
 
-    def _stop_workers(self, drain_timeout_s: float) -> None:
-        if self._scheduler is not None:
-            self._scheduler.stop()
-            self._scheduler = None
-        if self._alarms is not None:
-            self._alarms.stop()
-            self._alarms = None
-        if self._sqs is not None:
-            self._sqs.stop(timeout_s=drain_timeout_s)
-            self._sqs = None
-        if self._api is not None:
-            self._api.stop()
-            self._api = None
-        if self._endpoints is not None:
-            self._endpoints.uninstall()
-            self._endpoints = None
-        if self._training is not None:
-            self._training.stop(timeout_s=drain_timeout_s)
-            self._training.uninstall()
-            self._training = None
-        self._stepfunctions.uninstall()
-        self._registry.uninstall()
-        self._endpoint_updates.uninstall()
-        self._metric_data.uninstall()
-        if self._lambdas is not None:
-            self._lambdas.stop(drain_timeout_s=drain_timeout_s)
-        if self._events is not None:
-            self._events.uninstall()
-            self._events = None
-        if self._lambdas is not None:
-            self._lambdas.uninstall()
-            self._lambdas = None
+    def _stop_services(self, drain_timeout_s: float) -> None:
+        if self._services is None:
+            return
+        emulations = list(reversed(self._services.emulations))
+        try:
+            for emulation in emulations:
+                emulation.stop(drain_timeout_s)
+        finally:
+            for emulation in emulations:
+                emulation.uninstall()
+            self._services = None
 
     def _stop_server(self) -> None:
         if self._server is not None:
@@ -458,17 +380,8 @@ class EmbeddedCloud:
         default = self._project_root / "usecases" / "telco_churn.toml"
         return default if default.is_file() else None
 
-    def _start_api_front(self, deployment: Deployment) -> None:
-        lambdas = self.lambdas
-
-        def invoke(function_arn: str, event: Mapping[str, Any]) -> tuple[bool, bytes]:
-            result = lambdas.invoke(function_arn, event)
-            return result.function_error, result.payload
-
-        gateway = ApiGateway(deployment.apis, invoke)
-        gateway.controls.append(self.endpoints.control)
-        self._api = ApiFront(gateway, port=self._requested_api_port)
-        self._api.start()
+    def _use_local_api_urls(self, deployment: Deployment) -> None:
+        """Outputs that are ``execute-api`` URLs of a local REST API → the API front's URL (originals kept)."""
         for key, value in list(deployment.outputs.items()):
             local = local_stage_url(value, deployment.apis, self.api_url)
             if local is not None:
