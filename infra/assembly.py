@@ -20,6 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTDIR = ROOT / "cdk.out"
 DEFAULT_USECASE = ROOT / "usecases" / "telco_churn.toml"
+USECASE_ENV_VAR = "SLUICE_USECASE"
+"""The use case to synthesize when none is named: a path to its ``.toml`` file, or a bare use-case name."""
 HASH_FILE = ".sluice-inputs.sha256"
 
 # Everything that can change the synthesized template or its assets.
@@ -56,6 +58,19 @@ class Assembly:
             stack_name = next(iter(self.stacks))
         template: dict[str, object] = json.loads(self.stacks[stack_name].read_text())
         return template
+
+
+def usecase_file(reference: str | Path | None = None) -> Path:
+    """The use-case file to synthesize: ``reference`` (an explicit argument) if given, else
+    ``$SLUICE_USECASE``, else :data:`DEFAULT_USECASE`. Read as ``app.py`` reads it: a bare name is
+    ``usecases/<name>.toml``, a relative path is relative to the project root."""
+    chosen = str(reference) if reference is not None else os.environ.get(USECASE_ENV_VAR)
+    if not chosen:
+        return DEFAULT_USECASE
+    if chosen.endswith(".toml") or os.sep in chosen or "/" in chosen:
+        path = Path(chosen)
+        return path if path.is_absolute() else ROOT / path
+    return ROOT / "usecases" / f"{chosen}.toml"
 
 
 def inputs_hash(usecase: Path, context: dict[str, object]) -> str:
@@ -125,7 +140,7 @@ def synthesize(
 
 def main() -> None:
     assembly = synthesize(
-        usecase=Path(os.environ.get("SLUICE_USECASE", DEFAULT_USECASE)),
+        usecase=usecase_file(),
         force="--force" in sys.argv,
     )
     for name, template in assembly.stacks.items():

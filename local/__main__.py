@@ -1,6 +1,7 @@
 """``python -m local``: run the whole stack locally until Ctrl-C (what ``make local`` runs).
 
-Synthesizes the CDK app for the use case (cached by :mod:`infra.assembly`), starts the embedded
+Synthesizes the CDK app for the use case (``--usecase``, else ``$SLUICE_USECASE``, else
+``usecases/telco_churn.toml``; cached by :mod:`infra.assembly`), starts the embedded
 cloud, prints the endpoint URL, the outputs file, the stack outputs and the resource types that are
 not emulated, then serves until SIGINT or SIGTERM and shuts down cleanly. The outputs file is
 written last, so its appearance means the cloud is ready.
@@ -16,13 +17,19 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from infra.assembly import usecase_file
 from local.cloud import DEFAULT_STATE_DIR, EmbeddedCloud
 from local.exceptions import LocalCloudError
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m local", description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--usecase", type=Path, default=None, help="use-case file (default: the app's default)")
+    parser.add_argument(
+        "--usecase",
+        type=Path,
+        default=None,
+        help="use-case file (default: $SLUICE_USECASE, a file or a use-case name, else usecases/telco_churn.toml)",
+    )
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     parser.add_argument(
         "--api-port", type=int, default=0, help="port of the API Gateway front on 127.0.0.1 (default: a free one)"
@@ -50,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cloud = EmbeddedCloud(
         template=args.template,
-        usecase=args.usecase,
+        usecase=usecase_file(args.usecase),
         port=args.port,
         api_port=args.api_port,
         outputs_file=args.outputs_file.resolve(),

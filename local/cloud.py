@@ -67,8 +67,10 @@ class EmbeddedCloud:
 
     ``template`` is a template file (its directory is the asset root, as in ``cdk.out/``) or an
     already-parsed template body (give ``asset_root``); when omitted the CDK app is synthesized for
-    ``usecase`` through :func:`infra.assembly.synthesize` (cached) and its one stack is used, or
-    ``stack_name`` among several.
+    the use case through :func:`infra.assembly.synthesize` (cached) and its one stack is used, or
+    ``stack_name`` among several. The use case is ``usecase`` if given, else ``$SLUICE_USECASE``, else
+    ``usecases/telco_churn.toml`` (:func:`infra.assembly.usecase_file`); the SageMaker endpoints
+    served in-process read it too.
     """
 
     def __init__(
@@ -260,7 +262,7 @@ class EmbeddedCloud:
                     account_id=self.account_id,
                     state_dir=self.state_dir,
                     project_root=self._project_root,
-                    usecase_file=self._usecase_file(),
+                    usecase_file=usecase if (usecase := self._usecase_file()).is_file() else None,
                     client=self.client,
                     retry_backoff_s=self._retry_backoff_s,
                     tick_s=self._alarm_tick_s,
@@ -361,9 +363,9 @@ class EmbeddedCloud:
                 raise LocalCloudError("a template body needs asset_root (the cloud assembly directory)")
             name = self._stack_name or "Sluice-local"
             return Template(source, stack_name=name, parameter_overrides=self._parameters), self._asset_root
-        from infra.assembly import DEFAULT_USECASE, synthesize
+        from infra.assembly import synthesize
 
-        assembly = synthesize(usecase=self._usecase or DEFAULT_USECASE)
+        assembly = synthesize(usecase=self._usecase_file())
         stacks = assembly.stacks
         if self._stack_name is None and len(stacks) > 1:
             candidates = [name for name in stacks if name.startswith("Sluice-")]
@@ -374,11 +376,11 @@ class EmbeddedCloud:
         template = Template(assembly.template(name), stack_name=name, parameter_overrides=self._parameters)
         return template, assembly.outdir
 
-    def _usecase_file(self) -> Path | None:
-        if self._usecase is not None:
-            return self._usecase
-        default = self._project_root / "usecases" / "telco_churn.toml"
-        return default if default.is_file() else None
+    def _usecase_file(self) -> Path:
+        """The ``usecase`` given, else ``$SLUICE_USECASE``, else the default use case (as ``app.py`` chooses)."""
+        from infra.assembly import usecase_file
+
+        return usecase_file(self._usecase)
 
     def _use_local_api_urls(self, deployment: Deployment) -> None:
         """Outputs that are ``execute-api`` URLs of a local REST API → the API front's URL (originals kept)."""

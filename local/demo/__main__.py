@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from infra.assembly import usecase_file
 from local.demo.candidates import register_copy, slowed
 from local.demo.observe import first_breach, latest_execution, logged_predictions, state_transitions
 from local.demo.sample_data import damaged_csv, load_sample_rows, renamed_column_csv, to_csv
@@ -38,8 +38,6 @@ from shared.lake import layout as lake_keys
 from shared.lake.layout import manifest_prefix
 from shared.scoring import telemetry
 from shared.usecase.settings import UseCase, load_usecase
-
-DEFAULT_USECASE = ROOT / "usecases" / "telco_churn.toml"
 
 
 class DemoError(RuntimeError):
@@ -490,11 +488,16 @@ def run(usecase_file: Path, timeout: float) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
-    parser.add_argument("--usecase", type=Path, default=Path(os.environ.get("SLUICE_USECASE", DEFAULT_USECASE)))
+    parser.add_argument(
+        "--usecase",
+        type=Path,
+        default=None,
+        help="use-case file (default: $SLUICE_USECASE, a file or a use-case name, else usecases/telco_churn.toml)",
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each stage")
     args = parser.parse_args(argv)
     try:
-        return run(args.usecase, args.timeout)
+        return run(usecase_file(args.usecase), args.timeout)
     except DemoError as exc:
         say(f"\nDemo failed: {exc}")
         return 1
