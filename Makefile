@@ -33,6 +33,8 @@ $(STAMP): requirements.txt
 synth: venv
 	$(PY) -m infra.assembly
 
+# SLUICE_USECASE=path/to/usecase.toml (or a use-case name) chooses the use case of synth, local and demo;
+# `python -m local --usecase ...` (and `python -m local.demo --usecase ...`) beats it.
 local: synth
 	$(PY) -m local
 
