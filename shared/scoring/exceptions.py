@@ -1,4 +1,4 @@
-"""Typed errors of the scoring domain; the score handler maps each to one HTTP status."""
+"""Typed errors of the scoring domain; :data:`shared.scoring.runtime.ERROR_ANSWERS` maps each to one HTTP status."""
 
 from __future__ import annotations
 
