@@ -137,7 +137,8 @@ def score_function(model: Any) -> tuple[Any, Any]:
         ),
         logger=handler.logger,
     )
-    handler.engine = lambda: engine  # type: ignore[assignment]  # the factory, replaced: no AWS client is built
+    handler.service.cache_clear()
+    handler.service().engine = engine  # the service's engine, replaced: no AWS client is built
     cache.warm()
     return handler, cache.champion()
 
@@ -153,7 +154,7 @@ def cold_start_script(kind: str, model_file: Path) -> str:
             f"data = pathlib.Path({str(model_file)!r}).read_bytes()\n"
             "ref = ModelRef(version=1, package_arn='a', run_id='r', onnx_key='k',"
             " onnx_sha256=hashlib.sha256(data).hexdigest(), threshold=0.5)\n"
-            "uc = functions.score.handler.usecase()\n"
+            "uc = functions.score.handler.service().usecase\n"
             "load_model(ref, data, feature_names=frozenset(c.name for c in uc.contract.features),"
             " session_factory=onnx_session)\n"
             "print(time.perf_counter()-t)\n"
@@ -266,11 +267,11 @@ def main() -> None:  # noqa: PLR0915 - one straight measurement script
         # records (validation into columns, the model, labels, routing, the prediction-log and review messages,
         # metric tallies); the rest of the handler is powertools, logging, EMF and the response's encoding
         batch_body = batch_event["body"]
-        decoder = handler.body_decoder()
+        decoder = handler.service().body_decoder
         with quiet_stdout():
             decode_samples = timed(lambda: decoder.decode(batch_body), BATCH_REPEATS * 3)
             engine_samples = timed(
-                lambda: handler.engine().predict(decoder.decode(batch_body), request_id="bench-stages"),
+                lambda: handler.service().engine.predict(decoder.decode(batch_body), request_id="bench-stages"),
                 BATCH_REPEATS * 3,
             )
 

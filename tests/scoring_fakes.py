@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,6 +51,35 @@ class InMemoryModelFiles:
 
     def put_json(self, bucket: str, key: str, document: dict[str, Any]) -> None:
         self.documents[key] = document
+
+
+class SlowModelFiles(InMemoryModelFiles):
+    """Model files whose ``slow_keys`` take ``seconds`` to download (or until :meth:`release`); ``started``
+    is set when such a download begins, ``reads_by_key`` counts the downloads of each key."""
+
+    def __init__(self, files: dict[str, bytes], *, slow_keys: set[str], seconds: float = 3.0) -> None:
+        super().__init__(files)
+        self.slow_keys = slow_keys
+        self.seconds = seconds
+        self.started = threading.Event()
+        self.finished = threading.Event()
+        self._released = threading.Event()
+        self._count_lock = threading.Lock()
+        self.reads_by_key: dict[str, int] = {}
+
+    def release(self) -> None:
+        self._released.set()
+
+    def get_bytes(self, bucket: str, key: str) -> bytes:
+        with self._count_lock:
+            self.reads_by_key[key] = self.reads_by_key.get(key, 0) + 1
+        if key in self.slow_keys:
+            self.started.set()
+            self._released.wait(self.seconds)
+            data = super().get_bytes(bucket, key)
+            self.finished.set()
+            return data
+        return super().get_bytes(bucket, key)
 
 
 class RecordingSender:

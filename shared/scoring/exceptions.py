@@ -1,4 +1,4 @@
-"""Typed errors of the scoring domain; the score handler maps each to one HTTP status."""
+"""Typed errors of the scoring domain; :data:`shared.scoring.runtime.ERROR_ANSWERS` maps each to one HTTP status."""
 
 from __future__ import annotations
 
@@ -93,3 +93,11 @@ class ModelFileMismatchError(ModelIntegrityError):
 
 class PredictionLogError(SluiceError):
     """Sending prediction-log or review messages failed (never fails a response)."""
+
+
+class IdempotencyKeyReusedError(SluiceError):
+    """An Idempotency-Key sent again with another body (409): powertools' ``IdempotencyValidationError``."""
+
+
+class IdempotencyKeyInFlightError(SluiceError):
+    """A request with this Idempotency-Key is still being scored (409): ``IdempotencyAlreadyInProgressError``."""

@@ -82,7 +82,14 @@ def load_model(
 
 
 class ModelCache:
-    """Deployment state and loaded models of one use case, kept across invocations of one process."""
+    """Deployment state and loaded models of one use case, kept across invocations of one process.
+
+    Two kinds of lock, so that nothing waits on a model it does not need: ``_lock`` guards the state and the
+    dict of loaded models and is held only to read or swap them (never across I/O or a session's creation);
+    each model version has its own load lock, held while its file is downloaded and its session built, so a
+    version is loaded once even when two threads first need it together. A deployment-state refresh or the
+    champion's scoring therefore never waits behind a candidate's download (the shadow thread loading it).
+    """
 
     def __init__(
         self,
@@ -107,6 +114,8 @@ class ModelCache:
         self._state: DeploymentState | None = None
         self._read_at = 0.0
         self._models: dict[int, LoadedModel] = {}
+        self._loading: dict[int, threading.Lock] = {}
+        """One load lock per model version ever needed (a few per process; never pruned, so never two)."""
         self._lock = threading.Lock()
 
     def state(self) -> DeploymentState:
@@ -133,17 +142,24 @@ class ModelCache:
             raise NoChampionError(f"no model is deployed for {self._usecase!r} yet")
         return self.model(state.champion)
 
-    def model(self, ref: ModelRef) -> LoadedModel:
-        """The loaded model of ``ref`` (loaded and verified the first time it is needed)."""
+    def _loaded(self, ref: ModelRef) -> LoadedModel | None:
         loaded = self._models.get(ref.version)
-        if loaded is not None and loaded.ref.onnx_sha256 == ref.onnx_sha256:
+        return loaded if loaded is not None and loaded.ref.onnx_sha256 == ref.onnx_sha256 else None
+
+    def model(self, ref: ModelRef) -> LoadedModel:
+        """The loaded model of ``ref`` (loaded and verified the first time it is needed, by one thread)."""
+        loaded = self._loaded(ref)
+        if loaded is not None:
             return loaded
         with self._lock:
-            loaded = self._models.get(ref.version)
-            if loaded is None or loaded.ref.onnx_sha256 != ref.onnx_sha256:
+            load_lock = self._loading.setdefault(ref.version, threading.Lock())
+        with load_lock:  # only the threads that need this very version wait here
+            loaded = self._loaded(ref)
+            if loaded is None:
                 data = self._files.get_bytes(self._bucket, ref.onnx_key)
                 loaded = load_model(ref, data, feature_names=self._feature_names, session_factory=self._session_factory)
-                self._models[ref.version] = loaded
+                with self._lock:
+                    self._models[ref.version] = loaded
             return loaded
 
     def warm(self) -> None:

@@ -43,5 +43,10 @@ def test_a_cold_start_builds_neither_the_documents_models_nor_the_resolvers_vali
         "shared.scoring.prediction_log_lake",
         "aws_lambda_powertools.event_handler.middlewares.openapi_validation",
         "boto3",
+        # and the clients' modules wait for the first request that needs each
+        "shared.scoring.endpoint",
+        "shared.scoring.breaker",
+        "shared.lake.adapters",
+        "aws_lambda_powertools.utilities.idempotency",
     }
     assert not loaded & lazy, loaded & lazy
