@@ -11,8 +11,9 @@ from typing import Any
 
 from cli.context import CliError, StackContext
 from cli.progress import FINAL_STATUSES, ProgressReport, state_transitions
-from shared.deployment.store import DeploymentState, DeploymentStore, ModelRef, model_ref_from_package
-from shared.exceptions import ConcurrentUpdateError
+from shared.deployment.adapters import DeploymentStore
+from shared.deployment.state import DeploymentState, ModelRef, model_ref_from_package
+from shared.deployment.exceptions import ConcurrentUpdateError
 from shared.promotion.adapters import PromotionStore
 from shared.promotion.service import PromotionService, build_service, cli_command
 from shared.promotion.transitions import Outcome, Promotion

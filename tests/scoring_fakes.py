@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from shared.deployment.store import DeploymentState
-from shared.exceptions import StorageError
+from shared.deployment.state import DeploymentState
+from shared.lake.exceptions import StorageError
 from shared.scoring.exceptions import PredictionLogError
 
 

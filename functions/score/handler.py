@@ -23,7 +23,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
-from shared.deployment.store import DeploymentStore
+from shared.deployment.adapters import DeploymentStore
 from shared.environment import read_environment
 from shared.exceptions import SettingsError
 from shared.scoring import telemetry

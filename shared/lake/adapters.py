@@ -1,7 +1,7 @@
 """The object store ingest reads from and writes to: a Protocol, and its S3 adapter.
 
 The adapter takes a boto3 S3 client (nothing here creates one), and wraps every botocore error
-in :class:`~shared.exceptions.StorageError`.
+in :class:`~shared.lake.exceptions.StorageError`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shared.exceptions import StorageError
+from shared.lake.exceptions import StorageError
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.deployment.store import EVENT_SORT_KEY_PREFIX, PARTITION_KEY, SORT_KEY
+from shared.deployment.adapters import EVENT_SORT_KEY_PREFIX, PARTITION_KEY, SORT_KEY, from_item, to_item
 from shared.lake import layout as lake
 from shared.promotion.analysis import LiveWindow
 from shared.promotion.exceptions import (
@@ -35,21 +35,6 @@ from shared.scoring import telemetry
 PROMOTION_SORT_KEY = "promotion"
 SCORE_DELTA = getattr(telemetry, "SCORE_DELTA", "ScoreDelta")
 """|candidate - champion| per shadow-scored request (emitted by the score function with variant=shadow)."""
-
-
-def _to_item(document: Mapping[str, Any]) -> dict[str, Any]:
-    from boto3.dynamodb.types import TypeSerializer
-
-    serializer = TypeSerializer()
-    plain = json.loads(json.dumps(document, default=str), parse_float=Decimal)  # DynamoDB numbers are Decimals
-    return {key: serializer.serialize(value) for key, value in plain.items()}
-
-
-def _from_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    from boto3.dynamodb.types import TypeDeserializer
-
-    deserializer = TypeDeserializer()
-    return {key: deserializer.deserialize(value) for key, value in item.items()}
 
 
 def _client_errors() -> tuple[type[Exception], ...]:
@@ -77,12 +62,12 @@ class PromotionStore:
         if "Item" not in response:
             return None
         try:
-            return Promotion.model_validate(_from_item(response["Item"]))
+            return Promotion.model_validate(from_item(response["Item"]))
         except ValidationError as exc:
             raise PromotionError(f"the promotion record of {usecase!r} is invalid:\n{exc}") from exc
 
     def put(self, promotion: Promotion) -> None:
-        item = _to_item({**promotion.model_dump(mode="json"), SORT_KEY: PROMOTION_SORT_KEY})
+        item = to_item({**promotion.model_dump(mode="json"), SORT_KEY: PROMOTION_SORT_KEY})
         try:
             self._client.put_item(TableName=self._table, Item=item)
         except _client_errors() as exc:
@@ -107,7 +92,7 @@ class PromotionStore:
             )
             for page in pages:
                 for item in page.get("Items", []):
-                    document = _from_item(item)
+                    document = from_item(item)
                     try:
                         events.append(AuditEvent.model_validate(document))
                     except ValidationError:

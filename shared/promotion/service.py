@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.deployment.store import DeploymentState, DeploymentStore, ModelRef, model_ref_from_package
-from shared.exceptions import ConcurrentUpdateError
+from shared.deployment.adapters import DeploymentStore
+
+from shared.deployment.state import DeploymentState, ModelRef, model_ref_from_package
+from shared.deployment.exceptions import ConcurrentUpdateError
 from shared.lake import layout as lake
 from shared.promotion import analysis, offline
 from shared.promotion.adapters import (

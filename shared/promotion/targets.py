@@ -15,7 +15,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from shared.deployment.store import DeploymentState, DeploymentStore, ModelRef, variant_name
+from shared.deployment.adapters import DeploymentStore
+
+from shared.deployment.state import DeploymentState, ModelRef, variant_name
 from shared.promotion.exceptions import EndpointBusyError, TargetError
 
 log = logging.getLogger(__name__)

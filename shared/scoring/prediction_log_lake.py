@@ -139,7 +139,7 @@ class S3ObjectWriter:
     def put_bytes(self, bucket: str, key: str, body: bytes, *, content_type: str) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from shared.exceptions import StorageError
+        from shared.lake.exceptions import StorageError
 
         try:
             self._client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
@@ -174,7 +174,7 @@ def write_prediction_log(
     Each object's name is a hash of the identities it holds, so a re-delivered batch overwrites its own
     objects. A failed write fails only the messages of that object.
     """
-    from shared.exceptions import StorageError
+    from shared.lake.exceptions import StorageError
 
     groups: dict[tuple[str, str], list[tuple[str, PredictionLogRecord]]] = defaultdict(list)
     for message_id, record in deduplicated(records):

@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from shared.exceptions import UseCaseError
+from shared.usecase.exceptions import UseCaseError
 from shared.usecase.estimators import SUPPORTED_ESTIMATORS, unknown_hyperparameters
 
 USECASE_NAME = re.compile(r"^[a-z][a-z0-9_]{1,48}$")

@@ -14,7 +14,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from shared.deployment.store import DeploymentState, DeploymentStore, ModelRef
+from shared.deployment.adapters import DeploymentStore
+
+from shared.deployment.state import DeploymentState, ModelRef
 from shared.lake import layout as lake
 from tests.fakes import FakeLambdaContext
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from shared.deployment.store import DeploymentState
+from shared.deployment.state import DeploymentState
 from shared.promotion.exceptions import EndpointBusyError
 from shared.promotion.targets import EndpointTarget
 from shared.promotion.transitions import promote, set_canary_weight, start, start_shadow

@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from shared.exceptions import TrainingSetError
+from shared.training.exceptions import TrainingSetError
 from shared.ingest.service import SourceObject, ingest_object
 from shared.lake import layout as lake
 from shared.lake.manifest import Manifest
