@@ -26,7 +26,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from local.exceptions import StackDeploymentError, LocalCloudError, UnresolvableReferenceError
+from local.exceptions import LocalCloudError, StackDeploymentError, UnresolvableReferenceError
 from local.services.apigateway import ApiRegistry
 from local.services.event_sources import EventSourceMappingSpec
 from local.services.lambdas import LambdaRuntime

@@ -127,3 +127,17 @@ class DeploymentStore:
         except _client_errors() as exc:
             raise DeploymentError(f"cannot record a deployment event of {usecase!r}: {exc}") from exc
         return sort_key
+
+    def latest_events(self, usecase: str, *, limit: int) -> list[dict[str, Any]]:
+        """The ``limit`` most recent audit events (``event#…`` items) as documents, newest first."""
+        try:
+            response = self._client.query(
+                TableName=self._table,
+                KeyConditionExpression="usecase = :u AND begins_with(sk, :p)",
+                ExpressionAttributeValues={":u": {"S": usecase}, ":p": {"S": EVENT_SORT_KEY_PREFIX}},
+                ScanIndexForward=False,
+                Limit=limit,
+            )
+        except _client_errors() as exc:
+            raise DeploymentError(f"cannot read the deployment events of {usecase!r}: {exc}") from exc
+        return [from_item(item) for item in response.get("Items", [])]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from shared.exceptions import SluiceError
-
 from shared.registry.exceptions import ModelIntegrityError
 
 

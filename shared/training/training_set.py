@@ -31,11 +31,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.training.exceptions import TrainingSetError
 from shared.ingest.service import LINEAGE_COLUMNS
 from shared.ingest.validation import ARROW_TYPES
 from shared.lake import layout as lake
 from shared.lake.manifest import IngestStatus, Manifest
+from shared.training.exceptions import TrainingSetError
 
 if TYPE_CHECKING:
     from shared.lake.adapters import ObjectStore
