@@ -108,7 +108,7 @@ def score_function(model: Any) -> tuple[Any, Any]:
         }
     )
     from functions.score import handler
-    from shared.deployment.store import DeploymentState
+    from shared.deployment.state import DeploymentState
     from shared.scoring.engine import ScoringEngine
     from shared.scoring.models import ModelCache
     from shared.scoring.prediction_log import PredictionLog
@@ -149,7 +149,7 @@ def cold_start_script(kind: str, model_file: Path) -> str:
             "import time; t=time.perf_counter()\n"
             "import functions.score.handler\n"
             "from shared.scoring.models import load_model, onnx_session\n"
-            "from shared.deployment.store import ModelRef\n"
+            "from shared.deployment.state import ModelRef\n"
             "import hashlib, pathlib\n"
             f"data = pathlib.Path({str(model_file)!r}).read_bytes()\n"
             "ref = ModelRef(version=1, package_arn='a', run_id='r', onnx_key='k',"

@@ -36,7 +36,7 @@ def _p99(values: list[float]) -> float:
 
 
 def one_run(model: Any, slow_onnx: bytes, *, download_seconds: float, after_load: float, batch: int) -> dict[str, Any]:
-    from shared.deployment.store import DeploymentState
+    from shared.deployment.state import DeploymentState
     from shared.scoring.engine import ScoringEngine
     from shared.scoring.models import ModelCache
     from tests.scoring_fakes import InMemoryDeployments, SlowModelFiles

@@ -11,11 +11,16 @@ from typing import Any
 
 from cli.context import CliError, StackContext
 from cli.progress import FINAL_STATUSES, ProgressReport, state_transitions
-from shared.deployment.store import DeploymentState, DeploymentStore, ModelRef, model_ref_from_package
-from shared.exceptions import ConcurrentUpdateError
+from shared.deployment.adapters import DeploymentStore
+from shared.deployment.exceptions import ConcurrentUpdateError
+from shared.deployment.state import DeploymentState, ModelRef, model_ref_from_package
+from shared.lake import layout as lake
+from shared.lake.adapters import S3ObjectStore
 from shared.promotion.adapters import PromotionStore
 from shared.promotion.service import PromotionService, build_service, cli_command
 from shared.promotion.transitions import Outcome, Promotion
+from shared.registry.adapters import SageMakerRegistry
+from shared.registry.package import metrics_uri
 
 
 def actor() -> str:
@@ -85,36 +90,21 @@ def status(ctx: StackContext) -> DeploymentState:
     return state
 
 
+def _registry(ctx: StackContext) -> SageMakerRegistry:
+    return SageMakerRegistry(ctx.client("sagemaker"))
+
+
 def _packages(ctx: StackContext) -> list[dict[str, Any]]:
-    sagemaker = ctx.client("sagemaker")
-    summaries: list[dict[str, Any]] = []
-    token: str | None = None
-    while True:
-        page = sagemaker.list_model_packages(
-            ModelPackageGroupName=ctx.output("ModelPackageGroupName"),
-            SortBy="CreationTime",
-            SortOrder="Descending",
-            **({"NextToken": token} if token else {}),
-        )
-        summaries += page["ModelPackageSummaryList"]
-        token = page.get("NextToken")
-        if not token:
-            return summaries
-
-
-def _read_s3_uri(ctx: StackContext, uri: str) -> bytes:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    body: bytes = ctx.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-    return body
+    return _registry(ctx).packages(ctx.output("ModelPackageGroupName"))
 
 
 def package_by_version(ctx: StackContext, version: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """The ``DescribeModelPackage`` response and metrics.json of one registered version."""
     for summary in _packages(ctx):
         if int(summary.get("ModelPackageVersion", 0)) == version:
-            package = ctx.client("sagemaker").describe_model_package(ModelPackageName=summary["ModelPackageArn"])
-            metrics_uri = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
-            return package, json.loads(_read_s3_uri(ctx, metrics_uri))
+            package = _registry(ctx).describe(summary["ModelPackageArn"])
+            bucket, key = lake.parse_s3_uri(metrics_uri(package))
+            return package, json.loads(S3ObjectStore(ctx.client("s3")).get_bytes(bucket, key))
     raise CliError(f"no model package version {version} in {ctx.output('ModelPackageGroupName')}")
 
 
@@ -147,10 +137,8 @@ def deploy(ctx: StackContext, version: int, *, reason: str) -> DeploymentState:
         written = store.put(new_state, expected_revision=state.revision, updated_by=actor(), reason=reason)
     except ConcurrentUpdateError as exc:
         raise CliError(f"the deployment state changed while deploying; try again ({exc})") from exc
-    ctx.client("sagemaker").update_model_package(
-        ModelPackageArn=ref.package_arn,
-        ModelApprovalStatus="Approved",
-        ApprovalDescription=f"deployed as the first champion by {actor()}: {reason}",
+    _registry(ctx).set_approval(
+        ref.package_arn, approved=True, reason=f"deployed as the first champion by {actor()}: {reason}"
     )
     store.append_event(
         ctx.usecase.name,
@@ -162,17 +150,7 @@ def deploy(ctx: StackContext, version: int, *, reason: str) -> DeploymentState:
 
 def history(ctx: StackContext, *, limit: int) -> list[dict[str, Any]]:
     """The audit log of deployment events, oldest first (append-only)."""
-    from boto3.dynamodb.types import TypeDeserializer
-
-    deserializer = TypeDeserializer()
-    response = ctx.client("dynamodb").query(
-        TableName=ctx.output("DeploymentTableName"),
-        KeyConditionExpression="usecase = :u AND begins_with(sk, :p)",
-        ExpressionAttributeValues={":u": {"S": ctx.usecase.name}, ":p": {"S": "event#"}},
-        ScanIndexForward=False,
-        Limit=limit,
-    )
-    events = [{k: deserializer.deserialize(v) for k, v in item.items()} for item in response.get("Items", [])]
+    events = _store(ctx).latest_events(ctx.usecase.name, limit=limit)
     events.reverse()
     for event in events:
         at = datetime.fromisoformat(str(event.get("at"))).astimezone(UTC)

@@ -1,7 +1,7 @@
 """What `promote` shows while a promotion runs, from the execution history and the deployment state.
 
 Pure functions over what the CLI polls: ``GetExecutionHistory`` events (dicts as boto3 returns them),
-the :class:`~shared.deployment.store.DeploymentState` and the :class:`~shared.promotion.transitions.Promotion`
+the :class:`~shared.deployment.state.DeploymentState` and the :class:`~shared.promotion.transitions.Promotion`
 record. :class:`ProgressReport` remembers what it has shown and returns only the new lines.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.deployment.store import DeploymentState
+from shared.deployment.state import DeploymentState
 from shared.promotion.transitions import Promotion
 
 STATE_ENTERED_SUFFIX = "StateEntered"

@@ -17,7 +17,7 @@ from constructs import Construct
 
 from infra.nag import acknowledge, logical_id
 from shared.lake import layout as lake_keys
-from shared.registry.service import parse_s3_uri
+from shared.lake.layout import parse_s3_uri
 
 ENDPOINT_LOG_GROUP = "/aws/sagemaker/Endpoints"
 ENDPOINT_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"

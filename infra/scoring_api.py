@@ -59,7 +59,7 @@ ENV_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
 ENV_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
 ENV_LOG_LEVEL = "LOG_LEVEL"
 
-# shared/deployment/store.py's table layout: the state is the item sk = "state", audit events sk = "event#...".
+# shared/deployment/adapters.py's table layout: the state is the item sk = "state", audit events sk = "event#...".
 DEPLOYMENT_PARTITION_KEY = "usecase"
 DEPLOYMENT_SORT_KEY = "sk"
 

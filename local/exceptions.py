@@ -15,7 +15,7 @@ class UnresolvableReferenceError(TemplateError):
     """A Ref, Fn::GetAtt or Fn::Sub names something that neither the template nor the deployment knows."""
 
 
-class DeploymentError(LocalCloudError):
+class StackDeploymentError(LocalCloudError):
     """Creating a resource in the embedded cloud failed."""
 
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from shared.exceptions import StorageError
+from shared.lake.exceptions import StorageError
 
 
 class InMemoryObjectStore:

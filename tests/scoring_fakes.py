@@ -6,8 +6,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from shared.deployment.store import DeploymentState
-from shared.exceptions import StorageError
+from shared.deployment.state import DeploymentState
+from shared.lake.exceptions import StorageError
 from shared.scoring.exceptions import PredictionLogError
 
 

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from shared.deployment.store import ModelRef
+from shared.deployment.state import ModelRef
 from shared.usecase.settings import UseCase, load_usecase
 
 REPO = Path(__file__).resolve().parents[1]

@@ -21,7 +21,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
 from shared.environment import FunctionEnvironment, read_environment
-from shared.scoring.prediction_log_lake import PredictionLogRecord, S3ObjectWriter, parse_message, write_prediction_log
+from shared.lake.adapters import S3ObjectStore
+from shared.scoring.prediction_log_lake import PredictionLogRecord, parse_message, write_prediction_log
 
 logger = Logger()
 tracer = Tracer()
@@ -37,10 +38,10 @@ def settings() -> PredictionLogSettings:
 
 
 @lru_cache(maxsize=1)
-def object_writer() -> S3ObjectWriter:
+def object_writer() -> S3ObjectStore:
     import boto3
 
-    return S3ObjectWriter(boto3.client("s3"))
+    return S3ObjectStore(boto3.client("s3"))
 
 
 @logger.inject_lambda_context

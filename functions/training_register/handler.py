@@ -2,7 +2,7 @@
 
 Input: ``{"run_id", "job_name", "model_data_url"}`` (the job's ``ModelArtifacts.S3ModelArtifacts``).
 Output: ``{"package_arn", "version", "approval_status", "model_prefix"}``. A model that misses the gate
-raises :class:`~shared.exceptions.GateFailedError` (the state machine catches it and notifies).
+raises :class:`~shared.registry.exceptions.GateFailedError` (the state machine catches it and notifies).
 
 Environment: ``SLUICE_USECASE_FILE``, ``LAKE_BUCKET``, ``MODEL_PACKAGE_GROUP``, ``INFERENCE_IMAGE``,
 ``SLUICE_WORKDIR`` (default ``/tmp``), plus powertools' own.
@@ -21,7 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.environment import UseCaseEnvironment, read_environment
 from shared.lake.adapters import S3ObjectStore
-from shared.registry.service import GateThresholds, RegistrationRequest, SageMakerRegistry, register_trained_model
+from shared.registry.adapters import SageMakerRegistry
+from shared.registry.gate import GateThresholds
+from shared.registry.service import RegistrationRequest, register_trained_model
 from shared.usecase.settings import UseCase, load_usecase
 
 logger = Logger()

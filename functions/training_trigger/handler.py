@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
 from shared.environment import FunctionEnvironment, read_environment
-from shared.exceptions import TriggerError
+from shared.training.exceptions import TriggerError
 from shared.training.trigger import StepFunctionsRuns, start_for_new_data
 
 logger = Logger()

@@ -295,7 +295,7 @@ def newest_package(cloud: RunningCloud) -> dict[str, Any]:
 
 
 def deployment_state(cloud: RunningCloud, usecase: UseCase) -> Any:
-    from shared.deployment.store import DeploymentStore
+    from shared.deployment.adapters import DeploymentStore
 
     return DeploymentStore(cloud.client("dynamodb"), cloud.stack_outputs["DeploymentTableName"]).get(usecase.name)
 

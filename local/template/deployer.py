@@ -10,7 +10,7 @@ Each resource is classified first (:func:`classify`):
   to it resolve to placeholder strings instead of failing), listed on startup and in
   ``deployment.json``. That is a report, not an error.
 
-There is no update, delete or rollback: a failed creation raises :class:`DeploymentError` and the
+There is no update, delete or rollback: a failed creation raises :class:`StackDeploymentError` and the
 embedded cloud is started afresh next time.
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from local.exceptions import DeploymentError, LocalCloudError, UnresolvableReferenceError
+from local.exceptions import LocalCloudError, StackDeploymentError, UnresolvableReferenceError
 from local.services.apigateway import ApiRegistry
 from local.services.event_sources import EventSourceMappingSpec
 from local.services.lambdas import LambdaRuntime
@@ -173,7 +173,7 @@ class Deployer:
                 properties = resolver.resolve(dict(resource.properties))
                 created = CREATORS[resource.type](self._context, resource, properties)
             except (ClientError, BotoCoreError, KeyError, LocalCloudError) as exc:
-                raise DeploymentError(f"creating {resource.logical_id} ({resource.type}) failed: {exc}") from exc
+                raise StackDeploymentError(f"creating {resource.logical_id} ({resource.type}) failed: {exc}") from exc
             self.state.record(resource.logical_id, created.physical_id, created.attributes)
             deployment.resources.append(
                 DeployedResource(
@@ -200,6 +200,6 @@ class Deployer:
             try:
                 value = resolver.resolve(output.value)
             except UnresolvableReferenceError as exc:
-                raise DeploymentError(f"output {output.key}: {exc}") from exc
+                raise StackDeploymentError(f"output {output.key}: {exc}") from exc
             outputs[output.key] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
         return outputs

@@ -38,7 +38,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from local.exceptions import DeploymentError
+from local.exceptions import StackDeploymentError
 from local.services.apigateway import ApiRegistry
 from local.services.event_sources import EventSourceMappingSpec
 from local.services.lambda_code import FunctionSpec
@@ -833,7 +833,7 @@ def _rule(ctx: DeployContext, resource: Resource, props: dict[str, Any]) -> Crea
 def _state_machine(ctx: DeployContext, resource: Resource, props: dict[str, Any]) -> Created:
     definition = props.get("DefinitionString") or props.get("Definition")
     if definition is None:
-        raise DeploymentError(f"{resource.logical_id}: DefinitionS3Location is not supported locally")
+        raise StackDeploymentError(f"{resource.logical_id}: DefinitionS3Location is not supported locally")
     definition = _json(definition)
     for key, value in props.get("DefinitionSubstitutions", {}).items():
         definition = definition.replace("${" + key + "}", str(value))

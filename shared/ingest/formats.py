@@ -32,7 +32,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
-from shared.exceptions import ObjectRejectedError, UnsupportedFormatError
+from shared.ingest.exceptions import ObjectRejectedError, UnsupportedFormatError
 
 if TYPE_CHECKING:
     from shared.lake.adapters import ByteStream, ObjectStore

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.exceptions import ObjectRejectedError, UnsupportedFormatError
+from shared.ingest.exceptions import ObjectRejectedError, UnsupportedFormatError
 from shared.ingest.formats import (
     BLOCK_SIZE,
     CsvRecordReader,
@@ -88,7 +88,7 @@ def ingest_object(
 ) -> Manifest:
     """Ingest one object version into the lake; return (and write) its manifest.
 
-    Raises :class:`~shared.exceptions.StorageError` when the store fails (retry); a bad object is
+    Raises :class:`~shared.lake.exceptions.StorageError` when the store fails (retry); a bad object is
     never an exception: it is rejected, quarantined and recorded in the manifest.
     """
     manifest_key = lake.manifest_key(usecase.name, source.object_id)

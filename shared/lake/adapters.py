@@ -1,21 +1,32 @@
-"""The object store ingest reads from and writes to: a Protocol, and its S3 adapter.
+"""The object store: a Protocol of what ingest needs, and the S3 adapter every stage uses.
 
-The adapter takes a boto3 S3 client (nothing here creates one), and wraps every botocore error
-in :class:`~shared.exceptions.StorageError`.
+:class:`S3ObjectStore` is the one class that talks to S3. It takes a boto3 S3 client (nothing here
+creates one), and wraps every botocore error in :class:`~shared.lake.exceptions.StorageError`; a domain
+class may wrap it with typed reads (the promotion's lake, the prediction log's writer).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shared.exceptions import StorageError
+from shared.lake.exceptions import StorageError
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object of a listing: its key and when it was last written."""
+
+    key: str
+    last_modified: datetime
 
 
 class ByteStream(Protocol):
@@ -111,6 +122,12 @@ class S3ObjectStore:
         except _client_errors() as exc:
             raise StorageError(f"cannot write s3://{bucket}/{key}: {exc}") from exc
 
+    def put_bytes(self, bucket: str, key: str, body: bytes, *, content_type: str) -> None:
+        try:
+            self._client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+        except _client_errors() as exc:
+            raise StorageError(f"cannot write s3://{bucket}/{key}: {exc}") from exc
+
     def get_bytes(self, bucket: str, key: str) -> bytes:
         try:
             return self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -138,6 +155,28 @@ class S3ObjectStore:
         except _client_errors() as exc:
             raise StorageError(f"cannot list s3://{bucket}/{prefix}: {exc}") from exc
         return sorted(keys)
+
+    def list_objects(self, bucket: str, prefix: str) -> list[StoredObject]:
+        """Every object under ``prefix`` with its last-modified time, in listing order."""
+        objects: list[StoredObject] = []
+        try:
+            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                objects.extend(StoredObject(item["Key"], item["LastModified"]) for item in page.get("Contents", []))
+        except _client_errors() as exc:
+            raise StorageError(f"cannot list s3://{bucket}/{prefix}: {exc}") from exc
+        return objects
+
+    def list_prefixes(self, bucket: str, prefix: str) -> list[str]:
+        """The sub-prefixes one ``/`` below ``prefix`` (``date=…/``, ``hour=…/``), sorted."""
+        found: list[str] = []
+        try:
+            for page in self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix, Delimiter="/"
+            ):
+                found.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
+        except _client_errors() as exc:
+            raise StorageError(f"cannot list s3://{bucket}/{prefix}: {exc}") from exc
+        return sorted(found)
 
     def copy(self, src_bucket: str, src_key: str, src_version_id: str | None, dst_bucket: str, dst_key: str) -> None:
         source = {"Bucket": src_bucket, "Key": src_key, **self._version(src_version_id)}

@@ -176,3 +176,11 @@ def timeline_html_key(usecase: str, execution: str) -> str:
 def timeline_json_key(usecase: str, execution: str) -> str:
     """The timeline's series (traffic shares, metrics, stage boundaries) as JSON."""
     return f"{promotion_prefix(usecase, execution)}timeline.json"
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` → ``(bucket, key)``; ``ValueError`` for anything else."""
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise ValueError(f"{uri!r} is not an s3://bucket/key URI")
+    bucket, key = uri[5:].split("/", 1)
+    return bucket, key

@@ -1,25 +1,35 @@
-"""AWS adapters of the promotion: each takes a boto3 client and wraps SDK errors in a promotion error.
+"""The promotion's access to AWS and the lake.
+
+Adapters (each takes a boto3 client and wraps SDK errors in a promotion error):
 
 - :class:`PromotionStore`: the promotion record (``sk = "promotion"``) and the audit log of the deployment table;
-- :class:`PackageRegistry`: SageMaker model packages (describe, approve / reject);
-- :class:`PromotionLake`: metrics.json, ONNX files and the prediction log in the lake; timelines out;
-- :class:`LiveMetrics`: the score function's CloudWatch metrics over a stage's window;
+- :class:`LiveMetrics`: the score function's CloudWatch metrics over a stage's window
+  (which ones: :mod:`shared.promotion.stage_metrics`);
 - :class:`Notifier` (SNS) and :class:`Executions` (Step Functions task tokens and executions).
+
+Domain wrappers of the shared adapters, with the promotion's typed errors:
+
+- :class:`PackageRegistry`: model packages (describe, approve / reject) through
+  :class:`~shared.registry.adapters.SageMakerRegistry`;
+- :class:`PromotionLake`: metrics.json, ONNX files and the prediction log (as
+  :class:`~shared.scoring.prediction_log_lake.PredictionLogRecord`) through
+  :class:`~shared.lake.adapters.S3ObjectStore`; timelines out.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
 
-from shared.deployment.store import EVENT_SORT_KEY_PREFIX, PARTITION_KEY, SORT_KEY
+from shared.deployment.adapters import EVENT_SORT_KEY_PREFIX, PARTITION_KEY, SORT_KEY, from_item, to_item
 from shared.lake import layout as lake
+from shared.lake.adapters import S3ObjectStore
+from shared.lake.exceptions import StorageError
+from shared.promotion import stage_metrics
 from shared.promotion.analysis import LiveWindow
 from shared.promotion.exceptions import (
     MetricsError,
@@ -29,27 +39,12 @@ from shared.promotion.exceptions import (
     ReplayDataError,
 )
 from shared.promotion.transitions import AuditEvent, Promotion, Stage
-from shared.registry.service import parse_s3_uri
-from shared.scoring import telemetry
+from shared.registry import package as registry_package
+from shared.registry.adapters import SageMakerRegistry
+from shared.registry.exceptions import RegistryError
+from shared.scoring.prediction_log_lake import PredictionLogRecord, logged_records
 
 PROMOTION_SORT_KEY = "promotion"
-SCORE_DELTA = getattr(telemetry, "SCORE_DELTA", "ScoreDelta")
-"""|candidate - champion| per shadow-scored request (emitted by the score function with variant=shadow)."""
-
-
-def _to_item(document: Mapping[str, Any]) -> dict[str, Any]:
-    from boto3.dynamodb.types import TypeSerializer
-
-    serializer = TypeSerializer()
-    plain = json.loads(json.dumps(document, default=str), parse_float=Decimal)  # DynamoDB numbers are Decimals
-    return {key: serializer.serialize(value) for key, value in plain.items()}
-
-
-def _from_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    from boto3.dynamodb.types import TypeDeserializer
-
-    deserializer = TypeDeserializer()
-    return {key: deserializer.deserialize(value) for key, value in item.items()}
 
 
 def _client_errors() -> tuple[type[Exception], ...]:
@@ -77,12 +72,12 @@ class PromotionStore:
         if "Item" not in response:
             return None
         try:
-            return Promotion.model_validate(_from_item(response["Item"]))
+            return Promotion.model_validate(from_item(response["Item"]))
         except ValidationError as exc:
             raise PromotionError(f"the promotion record of {usecase!r} is invalid:\n{exc}") from exc
 
     def put(self, promotion: Promotion) -> None:
-        item = _to_item({**promotion.model_dump(mode="json"), SORT_KEY: PROMOTION_SORT_KEY})
+        item = to_item({**promotion.model_dump(mode="json"), SORT_KEY: PROMOTION_SORT_KEY})
         try:
             self._client.put_item(TableName=self._table, Item=item)
         except _client_errors() as exc:
@@ -107,7 +102,7 @@ class PromotionStore:
             )
             for page in pages:
                 for item in page.get("Items", []):
-                    document = _from_item(item)
+                    document = from_item(item)
                     try:
                         events.append(AuditEvent.model_validate(document))
                     except ValidationError:
@@ -118,52 +113,48 @@ class PromotionStore:
 
 
 class PackageRegistry:
-    """SageMaker model packages, through a boto3 SageMaker client."""
+    """Model packages as the promotion reads and approves them (registry errors become promotion errors)."""
 
-    def __init__(self, client: Any) -> None:
-        self._client = client
+    def __init__(self, registry: SageMakerRegistry) -> None:
+        self._registry = registry
 
     def describe(self, package_arn: str) -> dict[str, Any]:
         try:
-            return dict(self._client.describe_model_package(ModelPackageName=package_arn))
-        except _client_errors() as exc:
-            raise ModelMetricsError(f"cannot describe model package {package_arn!r}: {exc}") from exc
+            return self._registry.describe(package_arn)
+        except RegistryError as exc:
+            raise ModelMetricsError(str(exc)) from exc
 
     def set_approval(self, package_arn: str, *, approved: bool, reason: str) -> None:
         """``Approved`` or ``Rejected``, with ``reason`` as the ApprovalDescription (max 1024 characters)."""
         try:
-            self._client.update_model_package(
-                ModelPackageArn=package_arn,
-                ModelApprovalStatus="Approved" if approved else "Rejected",
-                ApprovalDescription=reason[:1024],
-            )
-        except _client_errors() as exc:
-            raise PromotionError(f"cannot update the approval of {package_arn!r}: {exc}") from exc
+            self._registry.set_approval(package_arn, approved=approved, reason=reason)
+        except RegistryError as exc:
+            raise PromotionError(str(exc)) from exc
 
 
 def metrics_uri(package: Mapping[str, Any]) -> str:
     """``ModelMetrics.ModelQuality.Statistics.S3Uri`` of a described package (its metrics.json)."""
     try:
-        return str(package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"])
-    except (KeyError, TypeError) as exc:
-        raise ModelMetricsError(f"model package {package.get('ModelPackageArn')!r} names no metrics.json") from exc
+        return registry_package.metrics_uri(package)
+    except RegistryError as exc:
+        raise ModelMetricsError(str(exc)) from exc
 
 
 class PromotionLake:
-    """The lake bucket as the promotion reads and writes it (a boto3 S3 client)."""
+    """The lake bucket as the promotion reads and writes it (through the lake's object store)."""
 
-    def __init__(self, client: Any, bucket: str) -> None:
-        self._client = client
+    def __init__(self, store: S3ObjectStore, bucket: str) -> None:
+        self._store = store
         self.bucket = bucket
 
     def get_bytes(self, key: str, *, bucket: str | None = None) -> bytes:
         try:
-            return bytes(self._client.get_object(Bucket=bucket or self.bucket, Key=key)["Body"].read())
-        except _client_errors() as exc:
-            raise ModelMetricsError(f"cannot read s3://{bucket or self.bucket}/{key}: {exc}") from exc
+            return self._store.get_bytes(bucket or self.bucket, key)
+        except StorageError as exc:
+            raise ModelMetricsError(str(exc)) from exc
 
     def metrics(self, uri: str) -> dict[str, Any]:
-        bucket, key = parse_s3_uri(uri)
+        bucket, key = lake.parse_s3_uri(uri)
         try:
             document = json.loads(self.get_bytes(key, bucket=bucket))
         except json.JSONDecodeError as exc:
@@ -174,24 +165,17 @@ class PromotionLake:
 
     def put_text(self, key: str, body: str, *, content_type: str) -> None:
         try:
-            self._client.put_object(Bucket=self.bucket, Key=key, Body=body.encode(), ContentType=content_type)
-        except _client_errors() as exc:
-            raise PromotionError(f"cannot write s3://{self.bucket}/{key}: {exc}") from exc
+            self._store.put_bytes(self.bucket, key, body.encode(), content_type=content_type)
+        except StorageError as exc:
+            raise PromotionError(str(exc)) from exc
 
     def _children(self, prefix: str) -> list[str]:
         """The sub-prefixes (``date=…/``, ``hour=…/``) under ``prefix``, newest first."""
-        found: list[str] = []
-        for page in self._client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=prefix, Delimiter="/"
-        ):
-            found.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
-        return sorted(found, reverse=True)
+        return sorted(self._store.list_prefixes(self.bucket, prefix), reverse=True)
 
     def _objects(self, prefix: str) -> list[str]:
         """The objects directly under ``prefix``, most recently written first."""
-        objects: list[tuple[datetime, str]] = []
-        for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-            objects.extend((item["LastModified"], item["Key"]) for item in page.get("Contents", []))
+        objects = [(item.last_modified, item.key) for item in self._store.list_objects(self.bucket, prefix)]
         return [key for _, key in sorted(objects, reverse=True)]
 
     def _prediction_keys(self, usecase: str) -> Iterator[str]:
@@ -199,56 +183,25 @@ class PromotionLake:
             for hour in self._children(day):
                 yield from self._objects(hour)
 
-    def recent_predictions(self, usecase: str, *, limit: int) -> list[dict[str, Any]]:
+    def recent_predictions(self, usecase: str, *, limit: int) -> list[PredictionLogRecord]:
         """Up to ``limit`` served predictions of the log (JSON Lines under ``predictions/{usecase}/``), newest first.
 
         Shadow scores (``served: false``) are left out: the same request is in the log as served too.
         """
-        records: list[dict[str, Any]] = []
+        records: list[PredictionLogRecord] = []
         try:
             for key in self._prediction_keys(usecase):
-                lines = self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode().splitlines()
-                for line in reversed(lines):
-                    if not line.strip():
-                        continue
-                    record = json.loads(line)
-                    if (
-                        isinstance(record, dict)
-                        and record.get("served", True)
-                        and isinstance(record.get("features"), dict)
-                    ):
+                logged = logged_records(self._store.get_bytes(self.bucket, key).decode())
+                for record in reversed(logged):
+                    if record.served:
                         records.append(record)
                         if len(records) >= limit:
                             return records
-        except _client_errors() as exc:
+        except StorageError as exc:
             raise ReplayDataError(f"cannot read the prediction log of {usecase!r}: {exc}") from exc
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ReplayDataError(f"the prediction log of {usecase!r} holds a line that is not JSON: {exc}") from exc
         return records
-
-
-def _metric(name: str, usecase: str, variant: str, **extra: str) -> dict[str, Any]:
-    dimensions = [
-        {"Name": telemetry.DIMENSION_USECASE, "Value": usecase},
-        {"Name": telemetry.DIMENSION_VARIANT, "Value": variant},
-    ]
-    dimensions += [{"Name": key, "Value": value} for key, value in extra.items()]
-    return {"Namespace": telemetry.NAMESPACE, "MetricName": name, "Dimensions": dimensions}
-
-
-def window_period(start: datetime, end: datetime) -> int:
-    """One CloudWatch period spanning the whole window (a multiple of 60 s)."""
-    seconds = max((end - start).total_seconds(), 1.0)
-    return 60 * math.ceil(seconds / 60)
-
-
-def candidate_variant(stage: Stage) -> str:
-    """How the score function labels the candidate's metrics in a live stage."""
-    if stage is Stage.SHADOW:
-        return telemetry.SHADOW
-    if stage is Stage.CANARY:
-        return telemetry.CHALLENGER
-    raise PromotionError(f"stage {stage!r} has no live traffic to analyze")
 
 
 class LiveMetrics:
@@ -275,73 +228,16 @@ class LiveMetrics:
 
     def window(self, usecase: str, stage: Stage, start: datetime, end: datetime) -> LiveWindow:
         """Candidate and champion over [start, end]: counts summed, p99 the worst period's."""
-        period = window_period(start, end)
-        candidate = candidate_variant(stage)
-        shadow = stage is Stage.SHADOW
-        wanted: dict[str, tuple[dict[str, Any], str]] = {
-            "cand_samples": (
-                _metric(telemetry.SHADOW_SCORES if shadow else telemetry.PREDICTIONS, usecase, candidate),
-                "Sum",
-            ),
-            "cand_errors": (
-                _metric(telemetry.SHADOW_ERRORS if shadow else telemetry.ERRORS, usecase, candidate),
-                "Sum",
-            ),
-            "cand_fallbacks": (_metric(telemetry.FALLBACKS, usecase, candidate), "Sum"),
-            "cand_p99": (_metric(telemetry.LATENCY, usecase, candidate), "p99"),
-            "champ_samples": (_metric(telemetry.PREDICTIONS, usecase, telemetry.CHAMPION), "Sum"),
-            "champ_p99": (_metric(telemetry.LATENCY, usecase, telemetry.CHAMPION), "p99"),
-            "delta_sum": (_metric(SCORE_DELTA, usecase, telemetry.SHADOW), "Sum"),
-            "delta_count": (_metric(SCORE_DELTA, usecase, telemetry.SHADOW), "SampleCount"),
-        }
-        for index, bucket in enumerate(telemetry.SCORE_BUCKETS):
-            for prefix, variant in (("cand", candidate), ("champ", telemetry.CHAMPION)):
-                metric = _metric(telemetry.SCORE_BUCKET, usecase, variant, **{telemetry.DIMENSION_BUCKET: bucket})
-                wanted[f"{prefix}_bucket_{index}"] = (metric, "Sum")
-        queries = [
-            {"Id": key, "MetricStat": {"Metric": metric, "Period": period, "Stat": stat}, "ReturnData": True}
-            for key, (metric, stat) in wanted.items()
-        ]
-        results = self._query(queries, start, start + timedelta(seconds=period))
-
-        def total(key: str) -> float:
-            return float(sum(value for _, value in results.get(key, [])))
-
-        def worst(key: str) -> float | None:
-            values = [value for _, value in results.get(key, [])]
-            return float(max(values)) if values else None
-
-        delta_count = total("delta_count")
-        buckets = len(telemetry.SCORE_BUCKETS)
-        return LiveWindow(
-            candidate_samples=int(total("cand_samples")),
-            candidate_errors=int(total("cand_errors")),
-            candidate_fallbacks=int(total("cand_fallbacks")),
-            candidate_latency_p99_ms=worst("cand_p99"),
-            champion_samples=int(total("champ_samples")),
-            champion_latency_p99_ms=worst("champ_p99"),
-            candidate_score_buckets=tuple(total(f"cand_bucket_{i}") for i in range(buckets)),
-            champion_score_buckets=tuple(total(f"champ_bucket_{i}") for i in range(buckets)),
-            mean_score_delta=total("delta_sum") / delta_count if delta_count else None,
-        )
+        period = stage_metrics.window_period(start, end)
+        queries = stage_metrics.window_queries(usecase, stage, period)
+        return stage_metrics.live_window(self._query(queries, start, start + timedelta(seconds=period)))
 
     def series(
         self, usecase: str, start: datetime, end: datetime, *, period: int = 60
     ) -> dict[str, list[tuple[datetime, float]]]:
         """The timeline's metric series: p99 latency and errors per variant, one point per period."""
-        names = {
-            "p99 latency champion (ms)": (_metric(telemetry.LATENCY, usecase, telemetry.CHAMPION), "p99"),
-            "p99 latency challenger (ms)": (_metric(telemetry.LATENCY, usecase, telemetry.CHALLENGER), "p99"),
-            "errors champion": (_metric(telemetry.ERRORS, usecase, telemetry.CHAMPION), "Sum"),
-            "errors challenger": (_metric(telemetry.ERRORS, usecase, telemetry.CHALLENGER), "Sum"),
-            "shadow errors": (_metric(telemetry.SHADOW_ERRORS, usecase, telemetry.SHADOW), "Sum"),
-        }
-        queries = [
-            {"Id": f"s{index}", "MetricStat": {"Metric": metric, "Period": period, "Stat": stat}, "ReturnData": True}
-            for index, (metric, stat) in enumerate(names.values())
-        ]
-        results = self._query(queries, start, end)
-        return {name: sorted(results.get(f"s{index}", [])) for index, name in enumerate(names)}
+        results = self._query(stage_metrics.timeline_queries(usecase, period), start, end)
+        return stage_metrics.timeline_series(results)
 
 
 class Notifier:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.deployment.store import ModelRef
+from shared.deployment.state import ModelRef
 from shared.promotion.statistics import p99
 from shared.scoring.models import LoadedModel, load_model, onnx_session
 from shared.usecase.features import onnx_feed

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.deployment.store import DeploymentState, DeploymentStore, ModelRef, model_ref_from_package
-from shared.exceptions import ConcurrentUpdateError
+from shared.deployment.adapters import DeploymentStore
+from shared.deployment.exceptions import ConcurrentUpdateError
+from shared.deployment.state import DeploymentState, ModelRef, model_ref_from_package
 from shared.lake import layout as lake
 from shared.promotion import analysis, offline
 from shared.promotion.adapters import (
@@ -180,7 +181,7 @@ class PromotionService:
         )
 
     def _replay_records(self, limit: int) -> list[dict[str, Any]]:
-        return [record["features"] for record in self.lake.recent_predictions(self.name, limit=limit)]
+        return [record.features for record in self.lake.recent_predictions(self.name, limit=limit)]
 
     def offline_gate(self) -> StepResult:
         """metrics.json against the champion's, and the candidate's offline p99 latency."""
@@ -543,7 +544,9 @@ def build_service(
     endpoint_role_arn: str | None = None,
 ) -> PromotionService:
     """The service on AWS: ``clients(name)`` gives a boto3 client (``"dynamodb"``, ``"s3"``, ...)."""
+    from shared.lake.adapters import S3ObjectStore
     from shared.promotion.targets import EndpointTarget, LightTarget
+    from shared.registry.adapters import SageMakerRegistry
     from shared.usecase.settings import ModelKind
 
     deployments = DeploymentStore(clients("dynamodb"), deployment_table)
@@ -562,8 +565,8 @@ def build_service(
         deployments=deployments,
         promotions=PromotionStore(clients("dynamodb"), deployment_table),
         target=target,
-        registry=PackageRegistry(clients("sagemaker")),
-        lake=PromotionLake(clients("s3"), lake_bucket),
+        registry=PackageRegistry(SageMakerRegistry(clients("sagemaker"))),
+        lake=PromotionLake(S3ObjectStore(clients("s3")), lake_bucket),
         metrics=LiveMetrics(clients("cloudwatch")),
         notifier=Notifier(clients("sns"), alarm_topic_arn),
         executions=Executions(clients("stepfunctions")),

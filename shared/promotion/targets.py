@@ -3,11 +3,7 @@
 The same transitions (:mod:`shared.promotion.transitions`) drive both. :class:`LightTarget` writes the
 deployment state the score function reads (conditionally on its revision). :class:`EndpointTarget`
 writes that state too — it stays the record of what serves — and then shapes the heavy model's
-endpoint: one production variant per model version (``v<version>``), the candidate as a
-``ShadowProductionVariants`` entry while it shadows, both as production variants (weights
-``1 - w`` / ``w``) in canary, the champion alone otherwise. Weight changes between canary steps
-use ``UpdateEndpointWeightsAndCapacities``; anything that changes the set of variants needs a new
-endpoint config and ``UpdateEndpoint``.
+endpoint as :mod:`shared.promotion.variants` says (a boto3 SageMaker client).
 """
 
 from __future__ import annotations
@@ -15,8 +11,16 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from shared.deployment.store import DeploymentState, DeploymentStore, ModelRef, variant_name
+from shared.deployment.adapters import DeploymentStore
+from shared.deployment.state import DeploymentState, ModelRef, variant_name
 from shared.promotion.exceptions import EndpointBusyError, TargetError
+from shared.promotion.variants import (
+    VariantWeight,
+    WeightsChange,
+    endpoint_change,
+    endpoint_config_name,
+    model_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +45,16 @@ class LightTarget:
         return self._store.put(after, expected_revision=before.revision, updated_by=updated_by, reason=reason)
 
 
-def model_name(endpoint_name: str, ref: ModelRef) -> str:
-    """The SageMaker Model of one package version behind ``endpoint_name`` (at most 63 characters)."""
-    return f"{endpoint_name[:55]}-v{ref.version}"
+def _error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def _is_busy(exc: Exception) -> bool:
+    """SageMaker refuses a change to an endpoint that is updating with a ``ValidationException``; no error code of
+    its own says so, only the message (``Endpoint ... is in Updating status``, ``... in-progress endpoint``)."""
+    message = str(exc)
+    return _error_code(exc) == "ValidationException" and ("Updating" in message or "in progress" in message.lower())
 
 
 class EndpointTarget:
@@ -75,27 +86,22 @@ class EndpointTarget:
 
     # --- the endpoint -------------------------------------------------------------------------
     def _shape_endpoint(self, before: DeploymentState, after: DeploymentState, *, revision: int) -> None:
-        champion, challenger = after.champion, after.challenger
-        if champion is None:
-            raise TargetError(f"{after.usecase!r} has no champion to serve from {self._endpoint}")
+        change = endpoint_change(before, after, endpoint_name=self._endpoint)
         if not self._endpoint_exists():
             # no endpoint yet (the stack deploys it once a model exists, or an operator creates it): the
             # deployment state is the record, and the score function answers from the light models meanwhile
             log.warning("endpoint %s does not exist: only the deployment state changes", self._endpoint)
             return
-        was_canary = before.challenger is not None and before.challenger_weight > 0 and not before.shadow
-        is_canary = challenger is not None and after.challenger_weight > 0
-        same_pair = was_canary and is_canary and before.champion == champion and before.challenger == challenger
-        if same_pair and challenger is not None:
-            self._set_weights(champion, challenger, after.challenger_weight)
+        if isinstance(change, WeightsChange):
+            self._call(
+                "update_endpoint_weights_and_capacities",
+                EndpointName=self._endpoint,
+                DesiredWeightsAndCapacities=change.desired_weights(),
+            )
             return
-        production = [self._production_variant(champion, 1.0 - after.challenger_weight if is_canary else 1.0)]
-        shadow: list[dict[str, Any]] = []
-        if challenger is not None and is_canary:
-            production.append(self._production_variant(challenger, after.challenger_weight))
-        elif challenger is not None and after.shadow:
-            shadow.append(self._production_variant(challenger, 1.0))
-        config_name = f"{self._endpoint[:50]}-r{revision}"
+        production = [self._production_variant(variant) for variant in change.production]
+        shadow = [self._production_variant(variant) for variant in change.shadow]
+        config_name = endpoint_config_name(self._endpoint, revision)
         request: dict[str, Any] = {"EndpointConfigName": config_name, "ProductionVariants": production}
         if shadow:
             request["ShadowProductionVariants"] = shadow
@@ -108,30 +114,20 @@ class EndpointTarget:
         try:
             self._client.describe_endpoint(EndpointName=self._endpoint)
         except ClientError as exc:
-            if "Could not find" in str(exc) or exc.response.get("Error", {}).get("Code") == "ValidationException":
+            if _error_code(exc) == "ValidationException":  # "Could not find endpoint ..."
                 return False
             raise TargetError(f"describe_endpoint on {self._endpoint} failed: {exc}") from exc
         return True
 
-    def _production_variant(self, ref: ModelRef, weight: float) -> dict[str, Any]:
-        self._ensure_model(ref)
+    def _production_variant(self, variant: VariantWeight) -> dict[str, Any]:
+        self._ensure_model(variant.ref)
         return {
-            "VariantName": variant_name(ref),
-            "ModelName": model_name(self._endpoint, ref),
+            "VariantName": variant_name(variant.ref),
+            "ModelName": model_name(self._endpoint, variant.ref),
             "InstanceType": self._instance_type,
             "InitialInstanceCount": self._instances,
-            "InitialVariantWeight": weight,
+            "InitialVariantWeight": variant.weight,
         }
-
-    def _set_weights(self, champion: ModelRef, challenger: ModelRef, weight: float) -> None:
-        self._call(
-            "update_endpoint_weights_and_capacities",
-            EndpointName=self._endpoint,
-            DesiredWeightsAndCapacities=[
-                {"VariantName": variant_name(champion), "DesiredWeight": 1.0 - weight},
-                {"VariantName": variant_name(challenger), "DesiredWeight": weight},
-            ],
-        )
 
     def _ensure_model(self, ref: ModelRef) -> None:
         from botocore.exceptions import ClientError
@@ -156,8 +152,7 @@ class EndpointTarget:
         try:
             return getattr(self._client, operation)(**request)
         except ClientError as exc:
-            message = str(exc)
-            if "Updating" in message or "in progress" in message.lower():
+            if _is_busy(exc):
                 raise EndpointBusyError(f"{self._endpoint} is updating; {operation} must wait: {exc}") from exc
             raise TargetError(f"{operation} on {self._endpoint} failed: {exc}") from exc
         except BotoCoreError as exc:

@@ -6,7 +6,7 @@ Stages (``DeploymentState.stage``)::
       ↑                                                                                                       │
       └──────────── rollback (any stage before watch) / rollback_to_previous (watch) / end_watch ─────────────┘
 
-What :class:`~shared.deployment.store.DeploymentState` does not hold yet (the candidate before it becomes the
+What :class:`~shared.deployment.state.DeploymentState` does not hold yet (the candidate before it becomes the
 challenger, the execution ARN, a pending task token, ``promoted_at``) is kept in a :class:`Promotion`
 record, stored beside the state (``sk = "promotion"``). Every transition takes the state and the record
 and returns a :class:`Transition`: the new state, the new record and the audit event to append.
@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.deployment.store import DeploymentState, ModelRef
+from shared.deployment.state import DeploymentState, ModelRef
 from shared.promotion.exceptions import (
     InvalidTransitionError,
     NoPreviousChampionError,

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import numpy as np
 
-from shared.deployment.store import DeploymentState, ModelRef, variant_name
+from shared.deployment.state import DeploymentState, ModelRef, variant_name
 from shared.scoring import telemetry as names
 from shared.scoring.checks import RecordChecker
 from shared.scoring.exceptions import (

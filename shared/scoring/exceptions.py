@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.exceptions import ModelIntegrityError, SluiceError
+from shared.exceptions import SluiceError
+from shared.registry.exceptions import ModelIntegrityError
 
 
 class ScoringError(SluiceError):

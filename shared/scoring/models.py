@@ -18,8 +18,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from shared.deployment.store import DeploymentState, ModelRef
-from shared.exceptions import DeploymentError, ModelIntegrityError
+from shared.deployment.exceptions import DeploymentError
+from shared.deployment.state import DeploymentState, ModelRef
+from shared.registry.exceptions import ModelIntegrityError
 from shared.scoring.exceptions import ModelFileMismatchError, NoChampionError
 
 PROBABILITIES_OUTPUT = "probabilities"

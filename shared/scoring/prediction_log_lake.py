@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.lake import layout as lake
+from shared.lake.exceptions import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -123,28 +124,27 @@ def parse_message(body: str) -> list[PredictionLogRecord]:
     return lines
 
 
+def logged_records(body: str) -> list[PredictionLogRecord]:
+    """The records of one prediction-log object in the lake (JSON Lines, as :func:`write_prediction_log` writes
+    them), in order. A line that is JSON but not a record is left out; a line that is not JSON raises
+    ``json.JSONDecodeError``."""
+    records: list[PredictionLogRecord] = []
+    for line in split_lines(body):
+        document = json.loads(line)
+        try:
+            records.append(PredictionLogRecord.model_validate(document))
+        except ValidationError:
+            continue
+    return records
+
+
 # --- the consumer: SQS messages → JSON Lines in the lake ------------------------------------------------------------
 
 
 class ObjectWriter(Protocol):
+    """Where the log's objects go (:class:`~shared.lake.adapters.S3ObjectStore` on AWS)."""
+
     def put_bytes(self, bucket: str, key: str, body: bytes, *, content_type: str) -> None: ...
-
-
-class S3ObjectWriter:
-    """:class:`ObjectWriter` on S3 through a boto3 client."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    def put_bytes(self, bucket: str, key: str, body: bytes, *, content_type: str) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        from shared.exceptions import StorageError
-
-        try:
-            self._client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
-        except (BotoCoreError, ClientError) as exc:
-            raise StorageError(f"cannot write s3://{bucket}/{key}: {exc}") from exc
 
 
 def deduplicated(records: Iterable[tuple[str, PredictionLogRecord]]) -> list[tuple[str, PredictionLogRecord]]:
@@ -174,7 +174,6 @@ def write_prediction_log(
     Each object's name is a hash of the identities it holds, so a re-delivered batch overwrites its own
     objects. A failed write fails only the messages of that object.
     """
-    from shared.exceptions import StorageError
 
     groups: dict[tuple[str, str], list[tuple[str, PredictionLogRecord]]] = defaultdict(list)
     for message_id, record in deduplicated(records):

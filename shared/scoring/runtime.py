@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from shared.deployment.store import DeploymentStore
+from shared.deployment.adapters import DeploymentStore
 from shared.environment import read_environment
 from shared.exceptions import SettingsError
 from shared.scoring import telemetry

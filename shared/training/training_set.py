@@ -31,11 +31,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.exceptions import TrainingSetError
 from shared.ingest.service import LINEAGE_COLUMNS
 from shared.ingest.validation import ARROW_TYPES
 from shared.lake import layout as lake
 from shared.lake.manifest import IngestStatus, Manifest
+from shared.training.exceptions import TrainingSetError
 
 if TYPE_CHECKING:
     from shared.lake.adapters import ObjectStore
@@ -133,7 +133,7 @@ def build_training_set(
     """Build the point-in-time training set of ``usecase`` as of ``cutoff``; write it and its report.
 
     Raises :class:`TrainingSetError` when nothing is left as of the cutoff or the label has one
-    class only, :class:`~shared.exceptions.StorageError` when the store fails.
+    class only, :class:`~shared.lake.exceptions.StorageError` when the store fails.
     """
     if not 0 < holdout_fraction < 1:
         raise TrainingSetError(f"holdout_fraction must be between 0 and 1, not {holdout_fraction}")

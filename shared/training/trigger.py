@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from shared.exceptions import TriggerError
+from shared.training.exceptions import TriggerError
 
 EXECUTION_NAME_MAX = 63
 """Execution names become SageMaker training-job names: ``^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$``."""

@@ -30,8 +30,8 @@ from pydantic import (
     model_validator,
 )
 
-from shared.exceptions import UseCaseError
 from shared.usecase.estimators import SUPPORTED_ESTIMATORS, unknown_hyperparameters
+from shared.usecase.exceptions import UseCaseError
 
 USECASE_NAME = re.compile(r"^[a-z][a-z0-9_]{1,48}$")
 

@@ -31,7 +31,8 @@ from local.demo.observe import state_transitions as transitions
 from local.demo.sample_data import load_sample_rows
 from local.demo.traffic import Traffic
 from local.launcher import ROOT, RunningCloud, launch
-from shared.deployment.store import DeploymentState, DeploymentStore
+from shared.deployment.adapters import DeploymentStore
+from shared.deployment.state import DeploymentState
 from shared.lake import layout as lake
 from shared.promotion.adapters import PromotionStore
 from shared.promotion.alarms import SHADOW_ERRORS, WATCH_ERROR_RATE, candidate_alarm_name

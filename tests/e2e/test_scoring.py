@@ -16,7 +16,8 @@ import pytest
 
 from local.demo.sample_data import load_sample_rows
 from local.launcher import RunningCloud
-from shared.deployment.store import DeploymentStore, model_ref_from_package
+from shared.deployment.adapters import DeploymentStore
+from shared.deployment.state import model_ref_from_package
 from shared.usecase.settings import UseCase
 from tests.e2e.conftest import train
 

@@ -20,7 +20,8 @@ import pytest
 from moto import mock_aws
 
 from cli.__main__ import main, parser
-from shared.deployment.store import DeploymentState, DeploymentStore, ModelRef
+from shared.deployment.adapters import DeploymentStore
+from shared.deployment.state import DeploymentState, ModelRef
 from shared.lake import layout as lake
 from shared.promotion.adapters import PromotionStore
 from shared.promotion.service import build_service, cli_command

@@ -10,8 +10,9 @@ import pytest
 from moto import mock_aws
 
 from local.services.sagemaker_updates import EndpointUpdatePatch
-from shared.promotion.targets import EndpointTarget, model_name
+from shared.promotion.targets import EndpointTarget
 from shared.promotion.transitions import promote, set_canary_weight, start, start_shadow
+from shared.promotion.variants import model_name
 from tests.unit.promotion_fixtures import T0, ref, serving
 from tests.unit.test_promotion_targets import RecordingState
 

@@ -14,8 +14,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from shared.deployment.store import DeploymentState, DeploymentStore, ModelRef
+from shared.deployment.adapters import DeploymentStore
+from shared.deployment.state import DeploymentState, ModelRef
 from shared.lake import layout as lake
+from shared.scoring.prediction_log_lake import PredictionLogRecord
 from tests.fakes import FakeLambdaContext
 
 REPO = Path(__file__).resolve().parents[2]
@@ -108,7 +110,17 @@ def aws(monkeypatch: pytest.MonkeyPatch, trained: dict[str, Any], tmp_path: Path
                 threshold=float(model["metrics"]["threshold"]["threshold"]),
             )
         log = "\n".join(
-            json.dumps({"request_id": f"r{i}", "features": r, "variant": "champion", "served": True})
+            PredictionLogRecord(
+                usecase=USECASE,
+                request_id=f"r{i}",
+                features=r,
+                score=0.5,
+                threshold=0.5,
+                model_version=1,
+                variant="champion",
+                served=True,
+                time=datetime.now(UTC),
+            ).model_dump_json()
             for i, r in enumerate(trained["records"])
         )
         s3.put_object(Bucket=LAKE, Key=lake.prediction_log_key(USECASE, at=datetime.now(UTC), object_id="a"), Body=log)

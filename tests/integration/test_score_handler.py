@@ -11,8 +11,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from shared.deployment.store import DeploymentState, DeploymentStore, model_ref_from_package
-from shared.exceptions import ConcurrentUpdateError
+from shared.deployment.adapters import DeploymentStore
+from shared.deployment.exceptions import ConcurrentUpdateError
+from shared.deployment.state import DeploymentState, model_ref_from_package
 from shared.scoring.prediction_log_lake import parse_message
 from tests.fakes import FakeLambdaContext
 from tests.scoring_model import TrainedModel, trained_model

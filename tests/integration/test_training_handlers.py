@@ -14,7 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from shared.exceptions import GateFailedError
+from shared.registry.exceptions import GateFailedError
 from tests.fakes import FakeLambdaContext
 
 REPO = Path(__file__).resolve().parents[2]

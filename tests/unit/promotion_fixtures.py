@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from shared.deployment.store import DeploymentState, ModelRef
+from shared.deployment.state import DeploymentState, ModelRef
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 USECASE = "telco_churn"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cli.progress import ProgressReport, serving, state_transitions, verdicts
-from shared.deployment.store import DeploymentState, ModelRef
+from shared.deployment.state import DeploymentState, ModelRef
 from shared.promotion.transitions import Promotion
 
 

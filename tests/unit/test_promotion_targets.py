@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from shared.deployment.store import DeploymentState
-from shared.promotion.exceptions import EndpointBusyError
+from shared.deployment.state import DeploymentState
+from shared.promotion.exceptions import EndpointBusyError, TargetError
 from shared.promotion.targets import EndpointTarget
 from shared.promotion.transitions import promote, set_canary_weight, start, start_shadow
 from tests.unit.promotion_fixtures import T0, ref, serving
@@ -140,3 +140,20 @@ def test_without_an_endpoint_only_the_deployment_state_changes() -> None:
     # Then the state is written and SageMaker is not asked to change anything
     assert [s.stage for s in state.written] == ["shadow"]
     assert client.calls == []
+
+
+def test_a_validation_error_that_is_not_about_updating_is_not_retryable() -> None:
+    # Given an endpoint that refuses the new config for another reason
+    class RefusingSageMaker(FakeSageMaker):
+        def create_endpoint_config(self, **request: Any) -> dict[str, Any]:
+            message = {"Error": {"Code": "ValidationException", "Message": "not an instance type"}}
+            raise ClientError(message, "CreateEndpointConfig")
+
+    target, _ = _target(RefusingSageMaker())
+    begun = start(serving(), None, ref(2), now=T0, actor="cli:ana")
+    shadow = start_shadow(begun.state, begun.promotion, now=T0, actor="promotion")
+    # When the candidate starts shadowing
+    # Then the step fails with a target error the state machine does not retry
+    with pytest.raises(TargetError) as raised:
+        target.apply(begun.state, shadow.state, updated_by="promotion")
+    assert not isinstance(raised.value, EndpointBusyError)

@@ -11,19 +11,10 @@ from typing import Any
 
 import pytest
 
-from shared.exceptions import GateFailedError, ModelIntegrityError, RegistryError
-from shared.registry.service import (
-    GateThresholds,
-    Lineage,
-    PackageInputs,
-    RegistrationRequest,
-    TrainingMetrics,
-    extract_model_files,
-    gate,
-    model_package_request,
-    package_version,
-    register_trained_model,
-)
+from shared.registry.exceptions import GateFailedError, ModelIntegrityError, RegistryError
+from shared.registry.gate import GateThresholds, TrainingMetrics, gate
+from shared.registry.package import Lineage, PackageInputs, extract_model_files, model_package_request, package_version
+from shared.registry.service import RegistrationRequest, register_trained_model
 from tests.fakes import InMemoryObjectStore
 
 THRESHOLDS = GateThresholds(min_auc=0.7, max_ece=0.1)

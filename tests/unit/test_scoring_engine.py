@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shared.deployment.store import DeploymentState, ModelRef
+from shared.deployment.state import DeploymentState, ModelRef
 from shared.scoring.breaker import CircuitBreaker
 from shared.scoring.endpoint import EndpointScorer
 from shared.scoring.engine import ScoringEngine

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from shared.lake import layout as lake
 from shared.scoring.exceptions import InvalidFeedbackError
 from shared.scoring.feedback import FeedbackRequest, record_feedback
-from shared.scoring.prediction_log_lake import PredictionLogRecord, parse_message, write_prediction_log
+from shared.scoring.prediction_log_lake import PredictionLogRecord, logged_records, parse_message, write_prediction_log
 from shared.usecase.settings import UseCase
 from tests.scoring_fakes import InMemoryModelFiles
 
@@ -139,3 +139,26 @@ def test_a_log_message_is_read_back_one_line_a_prediction_and_a_torn_one_is_refu
         parse_message(json.dumps({**block, "score": [0.1]}))
     with pytest.raises(ValueError, match="one entry per prediction"):
         parse_message(json.dumps({**block, "features": {"tenure": [1], "contract": ["One year", "Two year"]}}))
+
+
+def test_a_lake_object_is_read_back_as_records_leaving_out_lines_that_are_not_records() -> None:
+    # Given a prediction-log object as the consumer writes it, and a line in another shape
+    record = PredictionLogRecord(
+        usecase="telco_churn",
+        request_id="r1",
+        features={"tenure": 3},
+        score=0.4,
+        threshold=0.5,
+        model_version=2,
+        variant="champion",
+        served=True,
+        time=datetime(2026, 1, 5, 12, tzinfo=UTC),
+    )
+    body = record.model_dump_json() + "\n" + json.dumps({"note": "not a record"}) + "\n\n"
+    # When it is read back
+    records = logged_records(body)
+    # Then only the record comes back, as it was written
+    assert records == [record]
+    # And a line that is not JSON is an error
+    with pytest.raises(json.JSONDecodeError):
+        logged_records(body + "{torn")

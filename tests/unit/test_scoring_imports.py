@@ -16,7 +16,7 @@ def test_importing_the_score_handler_loads_no_training_libraries() -> None:
     script = (
         "import json, sys\n"
         "import functions.score.handler, functions.prediction_log.handler\n"
-        "import shared.scoring.engine, shared.scoring.models, shared.scoring.telemetry, shared.deployment.store\n"
+        "import shared.scoring.engine, shared.scoring.models, shared.scoring.telemetry, shared.deployment.adapters\n"
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
     )
     # When it imports the score handler and the scoring domain

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.deployment.store import DeploymentState, ModelRef
+from shared.deployment.state import DeploymentState, ModelRef
 from shared.scoring.engine import ScoringEngine
 from shared.scoring.models import PROBABILITIES_OUTPUT, ModelCache
 from shared.usecase.settings import load_usecase

@@ -11,10 +11,10 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from shared.exceptions import TrainingSetError
 from shared.ingest.service import SourceObject, ingest_object
 from shared.lake import layout as lake
 from shared.lake.manifest import Manifest
+from shared.training.exceptions import TrainingSetError
 from shared.training.training_set import build_training_set, holdout_mask, training_set_sha256
 from shared.usecase.settings import UseCase
 from tests.fakes import InMemoryObjectStore

@@ -1,10 +1,11 @@
-"""Which models serve a use case: the deployment state, and its DynamoDB adapter.
+"""The deployment state on DynamoDB: the table's item codec and :class:`DeploymentStore`.
 
 The table has partition key ``usecase`` (S) and sort key ``sk`` (S). The current state is the item
-``sk = "state"``; audit events are items ``sk = "event#<ISO time>#<uuid>"``. Every write of the state is
+``sk = "state"``; audit events are items ``sk = "event#<ISO time>#<uuid>"`` (the promotion record,
+``sk = "promotion"``, is :class:`~shared.promotion.adapters.PromotionStore`'s). Every write of the state is
 conditional on the ``revision`` it was read at, so two writers never overwrite each other silently
-(:class:`~shared.exceptions.ConcurrentUpdateError`). A use case with no state item has the empty state
-(no champion, revision 0).
+(:class:`~shared.deployment.exceptions.ConcurrentUpdateError`). A use case with no state item has the empty
+state (no champion, revision 0).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from shared.exceptions import ConcurrentUpdateError, DeploymentError, RegistryError
+from shared.deployment.exceptions import ConcurrentUpdateError, DeploymentError
+from shared.deployment.state import DeploymentState
 
 STATE_SORT_KEY = "state"
 EVENT_SORT_KEY_PREFIX = "event#"
@@ -26,43 +28,9 @@ PARTITION_KEY = "usecase"
 SORT_KEY = "sk"
 
 
-class ModelRef(BaseModel):
-    """One registered model, as the score function needs it."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    version: int = Field(ge=1)
-    package_arn: str = Field(min_length=1)
-    run_id: str = Field(min_length=1)
-    onnx_key: str = Field(min_length=1)
-    """The ONNX file's key in the lake bucket (``models/{usecase}/{run_id}/model.onnx``)."""
-    onnx_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    """The registry's sha256 of the ONNX file: a file that does not match is never served."""
-    threshold: float
-    """The cost-optimal decision threshold (label positive when score >= threshold)."""
-
-
-class DeploymentState(BaseModel):
-    """What serves a use case now: the champion, a challenger (canary or shadow) and how traffic is split."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    usecase: str = Field(min_length=1)
-    champion: ModelRef | None = None
-    challenger: ModelRef | None = None
-    challenger_weight: float = Field(default=0.0, ge=0, le=1)
-    """Share of entities the challenger serves (canary); 0 when it only shadows or is absent."""
-    shadow: bool = False
-    """Score sampled requests with the challenger too, never returning its answer."""
-    previous_champion: ModelRef | None = None
-    stage: str = "idle"
-    revision: int = Field(default=0, ge=0)
-    updated_at: datetime | None = None
-    updated_by: str = ""
-    reason: str = ""
-
-
-def _to_item(document: Mapping[str, Any]) -> dict[str, Any]:
+def to_item(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON-like document as a DynamoDB item (boto3's ``TypeSerializer``; numbers as Decimals, other values
+    JSON-encoded first, so datetimes become ISO strings and floats exact decimals)."""
     from boto3.dynamodb.types import TypeSerializer
 
     serializer = TypeSerializer()
@@ -70,7 +38,8 @@ def _to_item(document: Mapping[str, Any]) -> dict[str, Any]:
     return {key: serializer.serialize(value) for key, value in plain.items()}
 
 
-def _from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item as a document (boto3's ``TypeDeserializer``: numbers come back as Decimals)."""
     from boto3.dynamodb.types import TypeDeserializer
 
     deserializer = TypeDeserializer()
@@ -107,7 +76,7 @@ class DeploymentStore:
             raise DeploymentError(f"cannot read the deployment state of {usecase!r}: {exc}") from exc
         if "Item" not in response:
             return DeploymentState(usecase=usecase)
-        document = _from_item(response["Item"])
+        document = from_item(response["Item"])
         document.pop(SORT_KEY, None)
         try:
             return DeploymentState.model_validate(document)
@@ -130,7 +99,7 @@ class DeploymentStore:
                 "reason": reason or state.reason,
             }
         )
-        item = _to_item({**written.model_dump(mode="json"), SORT_KEY: STATE_SORT_KEY})
+        item = to_item({**written.model_dump(mode="json"), SORT_KEY: STATE_SORT_KEY})
         if expected_revision == 0:
             condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(#pk)"}
             condition["ExpressionAttributeNames"] = {"#pk": PARTITION_KEY}
@@ -152,38 +121,23 @@ class DeploymentStore:
         """Record an audit event (``event#<ISO time>#<uuid>``); returns its sort key."""
         when = (at or datetime.now(UTC)).astimezone(UTC)
         sort_key = f"{EVENT_SORT_KEY_PREFIX}{when.isoformat()}#{uuid.uuid4()}"
-        item = _to_item({**event, PARTITION_KEY: usecase, SORT_KEY: sort_key, "at": when.isoformat()})
+        item = to_item({**event, PARTITION_KEY: usecase, SORT_KEY: sort_key, "at": when.isoformat()})
         try:
             self._client.put_item(TableName=self._table, Item=item)
         except _client_errors() as exc:
             raise DeploymentError(f"cannot record a deployment event of {usecase!r}: {exc}") from exc
         return sort_key
 
-
-def model_ref_from_package(package: Mapping[str, Any], metrics: Mapping[str, Any]) -> ModelRef:
-    """The :class:`ModelRef` of a registered package (a ``DescribeModelPackage`` response and its metrics.json)."""
-    properties = package.get("CustomerMetadataProperties") or {}
-    arn = package.get("ModelPackageArn", "")
-    try:
-        threshold = float(metrics["threshold"]["threshold"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise RegistryError(f"the metrics of {arn or 'the package'} have no threshold.threshold") from exc
-    from shared.registry.service import package_version  # the registry module is not needed on the scoring path
-
-    version = package.get("ModelPackageVersion") or package_version(arn)
-    try:
-        return ModelRef(
-            version=int(version),
-            package_arn=arn,
-            run_id=properties.get("run_id", ""),
-            onnx_key=properties.get("onnx_s3_key", ""),
-            onnx_sha256=properties.get("onnx_sha256", ""),
-            threshold=threshold,
-        )
-    except ValidationError as exc:
-        raise RegistryError(f"model package {arn!r} lacks what serving needs:\n{exc}") from exc
-
-
-def variant_name(ref: ModelRef) -> str:
-    """The production variant that serves ``ref`` on a heavy use case's endpoint during a promotion."""
-    return f"v{ref.version}"
+    def latest_events(self, usecase: str, *, limit: int) -> list[dict[str, Any]]:
+        """The ``limit`` most recent audit events (``event#…`` items) as documents, newest first."""
+        try:
+            response = self._client.query(
+                TableName=self._table,
+                KeyConditionExpression="usecase = :u AND begins_with(sk, :p)",
+                ExpressionAttributeValues={":u": {"S": usecase}, ":p": {"S": EVENT_SORT_KEY_PREFIX}},
+                ScanIndexForward=False,
+                Limit=limit,
+            )
+        except _client_errors() as exc:
+            raise DeploymentError(f"cannot read the deployment events of {usecase!r}: {exc}") from exc
+        return [from_item(item) for item in response.get("Items", [])]

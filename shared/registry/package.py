@@ -1,0 +1,152 @@
+"""A trained model's package: its files (``model.tar.gz`` → model.onnx, metrics.json, lineage.json), their
+checks, and the ``CreateModelPackage`` request that registers it (pure, apart from reading local files).
+
+``lineage.json`` holds ``onnx_sha256``, ``training_set_hash``, ``contract_version``, ``code_version``;
+other keys are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tarfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.lake import layout as lake
+from shared.registry.exceptions import ModelIntegrityError, RegistryError
+from shared.registry.gate import TrainingMetrics
+
+CONTENT_TYPES = {"model.onnx": "application/octet-stream", "metrics.json": "application/json"}
+APPROVAL_STATUS = {"manual": "PendingManualApproval", "automatic": "Approved"}
+INFERENCE_CONTENT_TYPE = "application/json"
+
+
+class Lineage(BaseModel):
+    """``lineage.json``: where a model came from."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    onnx_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    training_set_hash: str = Field(min_length=1)
+    contract_version: str = Field(min_length=1)
+    code_version: str = Field(min_length=1)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_onnx(onnx_file: Path, lineage: Lineage) -> str:
+    """The ONNX file's sha256, if it is the one the lineage names; else :class:`ModelIntegrityError`."""
+    actual = sha256_of(onnx_file)
+    if actual != lineage.onnx_sha256:
+        raise ModelIntegrityError(f"model.onnx has sha256 {actual}, but lineage.json says {lineage.onnx_sha256}")
+    return actual
+
+
+def extract_model_files(archive: Path, into: Path) -> dict[str, Path]:
+    """The model files of a SageMaker ``model.tar.gz`` (at its root or in one folder), extracted into ``into``."""
+    found: dict[str, Path] = {}
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar.getmembers():
+                name = Path(member.name).name
+                if not member.isfile() or name not in lake.MODEL_FILES or name in found:
+                    continue
+                source = tar.extractfile(member)
+                if source is None:
+                    continue
+                target = into / name
+                with source, target.open("wb") as out:
+                    shutil.copyfileobj(source, out)
+                found[name] = target
+    except (tarfile.TarError, OSError) as exc:
+        raise ModelIntegrityError(f"cannot read the model archive: {exc}") from exc
+    missing = [name for name in lake.MODEL_FILES if name not in found]
+    if missing:
+        raise ModelIntegrityError(f"the model archive lacks {missing}")
+    return found
+
+
+def parse_model_files(files: dict[str, Path]) -> tuple[TrainingMetrics, Lineage]:
+    try:
+        metrics = TrainingMetrics.model_validate_json(files["metrics.json"].read_bytes())
+        lineage = Lineage.model_validate_json(files["lineage.json"].read_bytes())
+    except ValidationError as exc:
+        raise ModelIntegrityError(f"metrics.json or lineage.json is invalid:\n{exc}") from exc
+    return metrics, lineage
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackageInputs:
+    """Everything a model package records about one trained model."""
+
+    group_name: str
+    usecase: str
+    run_id: str
+    job_name: str
+    lake_bucket: str
+    model_data_url: str
+    image_uri: str
+    approval: Literal["manual", "automatic"]
+    onnx_sha256: str
+    lineage: Lineage
+
+
+def model_package_request(inputs: PackageInputs) -> dict[str, Any]:
+    """The ``CreateModelPackage`` request of a model that passed the gate."""
+    prefix = lake.model_prefix(inputs.usecase, inputs.run_id)
+    lineage = inputs.lineage
+    return {
+        "ModelPackageGroupName": inputs.group_name,
+        "ModelPackageDescription": f"{inputs.usecase} run {inputs.run_id} (training job {inputs.job_name})",
+        "ModelApprovalStatus": APPROVAL_STATUS[inputs.approval],
+        "InferenceSpecification": {
+            "Containers": [{"Image": inputs.image_uri, "ModelDataUrl": inputs.model_data_url}],
+            "SupportedContentTypes": [INFERENCE_CONTENT_TYPE],
+            "SupportedResponseMIMETypes": [INFERENCE_CONTENT_TYPE],
+        },
+        "ModelMetrics": {
+            "ModelQuality": {
+                "Statistics": {
+                    "ContentType": "application/json",
+                    "S3Uri": f"s3://{inputs.lake_bucket}/{prefix}metrics.json",
+                }
+            }
+        },
+        "CustomerMetadataProperties": {
+            "contract_version": lineage.contract_version,
+            "training_set_hash": lineage.training_set_hash,
+            "code_version": lineage.code_version,
+            "onnx_sha256": inputs.onnx_sha256,
+            "onnx_s3_key": f"{prefix}model.onnx",
+            "lineage_s3_key": f"{prefix}lineage.json",
+            "run_id": inputs.run_id,
+            "training_job_name": inputs.job_name,
+        },
+    }
+
+
+def package_version(package_arn: str) -> int:
+    """``arn:...:model-package/<group>/<version>`` → ``<version>``."""
+    try:
+        return int(package_arn.rsplit("/", 1)[1])
+    except (IndexError, ValueError) as exc:
+        raise RegistryError(f"{package_arn!r} is not a versioned model package ARN") from exc
+
+
+def metrics_uri(package: Mapping[str, Any]) -> str:
+    """``ModelMetrics.ModelQuality.Statistics.S3Uri`` of a described package (its metrics.json)."""
+    try:
+        return str(package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"])
+    except (KeyError, TypeError) as exc:
+        raise RegistryError(f"model package {package.get('ModelPackageArn')!r} names no metrics.json") from exc
