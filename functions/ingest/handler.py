@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -19,9 +18,9 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Field
 
-from shared.environment import UseCaseEnvironment, read_environment
+from shared.environment import read_environment
+from shared.ingest.environment import IngestEnvironment
 from shared.ingest.service import SourceObject, ingest_object
 from shared.lake.adapters import S3ObjectStore
 from shared.lake.manifest import IngestStatus, Manifest
@@ -34,17 +33,9 @@ tracer = Tracer()
 metrics = Metrics()
 
 
-class IngestSettings(UseCaseEnvironment):
-    """The ingest function's environment."""
-
-    lake_bucket: str = Field(min_length=3, alias="LAKE_BUCKET")
-    idempotency_table: str = Field(min_length=3, alias="IDEMPOTENCY_TABLE")
-    workdir: Path = Field(default=Path("/tmp"), alias="SLUICE_WORKDIR")  # noqa: S108 - Lambda's scratch space
-
-
 @lru_cache(maxsize=1)
-def settings() -> IngestSettings:
-    return read_environment(IngestSettings, "ingest")
+def settings() -> IngestEnvironment:
+    return read_environment(IngestEnvironment, "ingest")
 
 
 @lru_cache(maxsize=1)

@@ -28,7 +28,6 @@ from shared.promotion.adapters import (
     metrics_uri,
 )
 from shared.promotion.alarms import AlarmStateChange, is_candidate_alarm, is_watch_alarm
-from shared.promotion.analysis import Outcome as Verdict
 from shared.promotion.exceptions import (
     ForeignPackageError,
     InvalidTransitionError,
@@ -43,12 +42,14 @@ from shared.promotion.timeline import render
 from shared.promotion.transitions import (
     LIVE_STAGES,
     PRE_PROMOTION_STAGES,
+    ROLLED_BACK,
     Action,
     AuditEvent,
-    Outcome,
     Promotion,
+    PromotionOutcome,
     Stage,
     Transition,
+    Verdict,
     await_human,
     end_watch,
     enter_stage,
@@ -131,7 +132,7 @@ class PromotionService:
 
     def _running(self) -> tuple[DeploymentState, Promotion]:
         state, promotion = self._read()
-        if promotion is None or promotion.outcome is not Outcome.RUNNING:
+        if promotion is None or promotion.outcome is not PromotionOutcome.RUNNING:
             raise NoPromotionError(f"no promotion of {self.name!r} is running")
         return state, promotion
 
@@ -331,7 +332,7 @@ class PromotionService:
         """
         now = self.clock()
         state, promotion = self._read()
-        if promotion is None or promotion.outcome is not Outcome.RUNNING:
+        if promotion is None or promotion.outcome is not PromotionOutcome.RUNNING:
             already = promotion.reason if promotion is not None else "no promotion"
             return StepResult(Verdict.FAIL, f"already rolled back: {already}", extra={"already": True})
         if execution_arn and promotion.execution_arn and execution_arn != promotion.execution_arn:
@@ -429,7 +430,7 @@ class PromotionService:
             raise NoPromotionError(f"no promotion of {self.name!r} to finish")
         promotion = self._end_watch_if_over(state, promotion)
         keys = self._write_timeline(promotion)
-        verdict = Verdict.FAIL if promotion.outcome is Outcome.ROLLED_BACK else Verdict.PASS
+        verdict = Verdict.FAIL if promotion.outcome is PromotionOutcome.ROLLED_BACK else Verdict.PASS
         return StepResult(
             verdict, promotion.reason or promotion.outcome.value, extra={"outcome": promotion.outcome.value, **keys}
         )
@@ -440,16 +441,16 @@ class PromotionService:
         if promotion is None or state.stage != Stage.WATCH:
             return StepResult(Verdict.PASS, f"nothing to end (stage {state.stage!r})", extra={"ended": False})
         ended = self._end_watch_if_over(state, promotion)
-        if ended.outcome is Outcome.PROMOTED:
+        if ended.outcome is PromotionOutcome.PROMOTED:
             self._write_timeline(ended)
-        done = ended.outcome is Outcome.PROMOTED
+        done = ended.outcome is PromotionOutcome.PROMOTED
         why = "watch window over; promotion final" if done else f"watching until {ended.watch_until}"
         return StepResult(Verdict.PASS, why, extra={"ended": done})
 
     def _end_watch_if_over(self, state: DeploymentState, promotion: Promotion) -> Promotion:
         now = self.clock()
         if (
-            promotion.outcome is Outcome.RUNNING
+            promotion.outcome is PromotionOutcome.RUNNING
             and state.stage == Stage.WATCH
             and not in_watch_window(state, promotion, now)
         ):
@@ -495,11 +496,11 @@ class PromotionService:
         state, promotion = self._read()
         actor = f"rollback-alarm:{alarm.alarm_name}"
         reason = f"alarm {alarm.alarm_name}: {alarm.reason}".strip()
-        running = promotion is not None and promotion.outcome is Outcome.RUNNING
+        running = promotion is not None and promotion.outcome is PromotionOutcome.RUNNING
         watch_alarm = is_watch_alarm(self.name, alarm.alarm_name)
         if running and state.stage in LIVE_STAGES and not watch_alarm:
             transition = rollback(state, promotion, now=now, actor=actor, reason=reason)
-            action = "rolled_back"
+            action = ROLLED_BACK
         elif running and in_watch_window(state, promotion, now):
             try:
                 transition = rollback_to_previous(state, promotion, now=now, actor=actor, reason=reason)
