@@ -17,6 +17,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.environment import USECASE_VARIABLE
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTDIR = ROOT / "cdk.out"
 DEFAULT_USECASE = ROOT / "usecases" / "telco_churn.toml"
@@ -125,7 +127,7 @@ def synthesize(
 
 def main() -> None:
     assembly = synthesize(
-        usecase=Path(os.environ.get("SLUICE_USECASE", DEFAULT_USECASE)),
+        usecase=Path(os.environ.get(USECASE_VARIABLE, DEFAULT_USECASE)),
         force="--force" in sys.argv,
     )
     for name, template in assembly.stacks.items():

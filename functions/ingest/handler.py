@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idemp
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.environment import read_environment
+from shared.ingest import telemetry as ingest_metrics
 from shared.ingest.environment import IngestEnvironment
 from shared.ingest.service import SourceObject, ingest_object
 from shared.lake.adapters import S3ObjectStore
@@ -101,11 +102,11 @@ def _received_at(record: S3EventRecord) -> str:
 
 
 def _record_metrics(manifest: Manifest) -> None:
-    metrics.add_metric(name="RowsIn", unit=MetricUnit.Count, value=manifest.rows_in)
-    metrics.add_metric(name="RowsCurated", unit=MetricUnit.Count, value=manifest.rows_curated)
-    metrics.add_metric(name="RowsQuarantined", unit=MetricUnit.Count, value=manifest.rows_quarantined)
+    metrics.add_metric(name=ingest_metrics.ROWS_IN, unit=MetricUnit.Count, value=manifest.rows_in)
+    metrics.add_metric(name=ingest_metrics.ROWS_CURATED, unit=MetricUnit.Count, value=manifest.rows_curated)
+    metrics.add_metric(name=ingest_metrics.ROWS_QUARANTINED, unit=MetricUnit.Count, value=manifest.rows_quarantined)
     rejected = 1 if manifest.status is IngestStatus.REJECTED else 0
-    metrics.add_metric(name="ObjectsRejected", unit=MetricUnit.Count, value=rejected)
+    metrics.add_metric(name=ingest_metrics.OBJECTS_REJECTED, unit=MetricUnit.Count, value=rejected)
 
 
 @logger.inject_lambda_context
@@ -113,7 +114,7 @@ def _record_metrics(manifest: Manifest) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency_config().register_lambda_context(context)
-    metrics.add_dimension(name="usecase", value=usecase().name)
+    metrics.add_dimension(name=ingest_metrics.DIMENSION_USECASE, value=usecase().name)
     results = []
     for record in S3Event(event).records:
         source = source_object(record)

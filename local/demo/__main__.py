@@ -34,6 +34,7 @@ from local.demo.observe import first_breach, latest_execution, logged_prediction
 from local.demo.sample_data import damaged_csv, load_sample_rows, renamed_column_csv, to_csv
 from local.demo.traffic import Traffic
 from local.launcher import ROOT, RunningCloud, launch
+from shared.environment import USECASE_VARIABLE
 from shared.lake import layout as lake_keys
 from shared.lake.layout import manifest_prefix
 from shared.promotion.transitions import PromotionOutcome, Stage
@@ -491,7 +492,7 @@ def run(usecase_file: Path, timeout: float) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
-    parser.add_argument("--usecase", type=Path, default=Path(os.environ.get("SLUICE_USECASE", DEFAULT_USECASE)))
+    parser.add_argument("--usecase", type=Path, default=Path(os.environ.get(USECASE_VARIABLE, DEFAULT_USECASE)))
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each stage")
     args = parser.parse_args(argv)
     try:

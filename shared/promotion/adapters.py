@@ -33,7 +33,7 @@ from shared.registry.service import parse_s3_uri
 from shared.scoring import telemetry
 
 PROMOTION_SORT_KEY = "promotion"
-SCORE_DELTA = getattr(telemetry, "SCORE_DELTA", "ScoreDelta")
+SCORE_DELTA = telemetry.SCORE_DELTA
 """|candidate - champion| per shadow-scored request (emitted by the score function with variant=shadow)."""
 
 
