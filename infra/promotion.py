@@ -945,7 +945,7 @@ class Promotion(Construct):
         dashboard.add_widgets(
             graph(
                 "Shadow vs champion: mean |score delta|",
-                [self._metric(t.SCORE_DELTA, t.SHADOW, avg).with_(label="shadow")],
+                [self._metric(t.SCORE_DELTA, t.SHADOW, avg).with_(label=t.SHADOW)],
                 left_annotations=[cloudwatch.HorizontalAnnotation(value=settings.max_divergence, label="max")],
             ),
             graph(
