@@ -4,9 +4,8 @@ Actions (input → output; every output has ``verdict`` pass|fail|inconclusive, 
 ``prepare`` {model_package_arn, requested_by, execution_arn?}, ``offline_gate``, ``replay``,
 ``start_shadow``, ``analyze`` {stage: shadow|canary, window_start?}, ``set_weight`` {step},
 ``promote``, ``rollback`` {reason?, error?}, ``wait_for_human`` {task_token, reason?}, ``finish``
-(the timeline), ``end_watch`` (the schedule: a watch window that is over → idle).
-Extra fields are ignored; the requests are
-:mod:`shared.promotion.steps`.
+(the timeline), ``end_watch`` (the schedule: a watch window that is over → idle). Extra fields are
+ignored; the requests, and the service call of each, are :mod:`shared.promotion.steps`.
 Typed errors (``PromotionInProgressError``, ``EndpointBusyError``, ...) surface as the task's
 ``Error`` for the state machine to catch or retry.
 
@@ -22,23 +21,8 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.promotion.runtime import service_from_environment
-from shared.promotion.service import PromotionService, StepResult
-from shared.promotion.steps import (
-    Analyze,
-    EndWatch,
-    Finish,
-    OfflineGate,
-    Prepare,
-    Promote,
-    Replay,
-    Rollback,
-    SetWeight,
-    StartShadow,
-    StepRequest,
-    WaitForHuman,
-    parse_step,
-)
-from shared.promotion.transitions import Stage
+from shared.promotion.service import PromotionService
+from shared.promotion.steps import parse_step, run_step
 
 logger = Logger()
 tracer = Tracer()
@@ -47,36 +31,6 @@ tracer = Tracer()
 @lru_cache(maxsize=1)
 def service() -> PromotionService:
     return service_from_environment("promotion step")
-
-
-def run_step(request: StepRequest, promotion: PromotionService) -> StepResult:  # noqa: PLR0911 - one branch per action
-    match request:
-        case Prepare():
-            return promotion.prepare(
-                model_package_arn=request.model_package_arn,
-                requested_by=request.requested_by,
-                execution_arn=request.execution_arn,
-            )
-        case OfflineGate():
-            return promotion.offline_gate()
-        case Replay():
-            return promotion.replay()
-        case StartShadow():
-            return promotion.start_shadow()
-        case Analyze():
-            return promotion.analyze(Stage(request.stage), request.window_start)
-        case SetWeight():
-            return promotion.set_weight(request.step)
-        case Promote():
-            return promotion.promote()
-        case Rollback():
-            return promotion.rollback(request.why, execution_arn=request.execution_arn)
-        case WaitForHuman():
-            return promotion.wait_for_human(request.task_token, request.reason)
-        case Finish():
-            return promotion.finish()
-        case EndWatch():
-            return promotion.end_watch()
 
 
 @logger.inject_lambda_context

@@ -37,6 +37,7 @@ from shared.promotion.exceptions import (
     NotificationError,
     NotInWatchWindowError,
 )
+from shared.promotion.steps import DECISION_APPROVE
 from shared.promotion.targets import TrafficTarget
 from shared.promotion.timeline import render
 from shared.promotion.transitions import (
@@ -402,7 +403,7 @@ class PromotionService:
         self.promotions.put(promotion.model_copy(update={"task_token": None}))
         try:
             if approve:
-                self.executions.send_task_success(promotion.task_token, {"decision": "approve", "actor": actor})
+                self.executions.send_task_success(promotion.task_token, {"decision": DECISION_APPROVE, "actor": actor})
             else:
                 self.executions.send_task_failure(promotion.task_token, error=ABORT_ERROR, cause=why)
         except NotificationError:

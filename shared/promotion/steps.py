@@ -1,4 +1,5 @@
-"""The promotion step function's contract: the actions the state machine invokes it with, and their inputs.
+"""The promotion step function's contract: the actions the state machine invokes it with, their inputs, and
+which service call each one is (:func:`run_step`).
 
 The state machine (``infra/promotion.py``) sends ``{"action": ..., ...}``; the function
 (``functions/promotion_step``) parses it into one of the requests below. Both import the names from here.
@@ -8,11 +9,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from shared.promotion.transitions import Stage
+
+if TYPE_CHECKING:
+    from shared.promotion.service import PromotionService, StepResult
 
 
 class StepAction(StrEnum):
@@ -124,3 +128,33 @@ _requests: TypeAdapter[StepRequest] = TypeAdapter(StepRequest)
 def parse_step(event: Any) -> StepRequest:
     """The request in a step function event (pydantic's ``ValidationError`` when it is none)."""
     return _requests.validate_python(event)
+
+
+def run_step(request: StepRequest, promotion: PromotionService) -> StepResult:  # noqa: PLR0911 - one branch per action
+    match request:
+        case Prepare():
+            return promotion.prepare(
+                model_package_arn=request.model_package_arn,
+                requested_by=request.requested_by,
+                execution_arn=request.execution_arn,
+            )
+        case OfflineGate():
+            return promotion.offline_gate()
+        case Replay():
+            return promotion.replay()
+        case StartShadow():
+            return promotion.start_shadow()
+        case Analyze():
+            return promotion.analyze(Stage(request.stage), request.window_start)
+        case SetWeight():
+            return promotion.set_weight(request.step)
+        case Promote():
+            return promotion.promote()
+        case Rollback():
+            return promotion.rollback(request.why, execution_arn=request.execution_arn)
+        case WaitForHuman():
+            return promotion.wait_for_human(request.task_token, request.reason)
+        case Finish():
+            return promotion.finish()
+        case EndWatch():
+            return promotion.end_watch()
