@@ -18,10 +18,10 @@ from cdk_nag import AwsSolutionsChecks
 
 from infra.settings import ROOT, SluiceSettings
 from infra.stack import SluiceStack
+from shared.environment import USECASE_VARIABLE
 from shared.usecase.settings import load_usecase
 
 USECASE_CONTEXT_KEY = "usecase"
-USECASE_ENV_VAR = "SLUICE_USECASE"
 DEFAULT_USECASE = "telco_churn"
 INITIAL_MODEL_DATA_CONTEXT_KEY = "initial_model_data"
 """``s3://.../model.tar.gz`` of a registered model; a heavy use case gets its endpoint once this is set."""
@@ -43,7 +43,7 @@ def cdk_json_context() -> dict[str, Any]:
 
 def main() -> None:
     app = cdk.App(context=cdk_json_context())
-    reference = app.node.try_get_context(USECASE_CONTEXT_KEY) or os.environ.get(USECASE_ENV_VAR) or DEFAULT_USECASE
+    reference = app.node.try_get_context(USECASE_CONTEXT_KEY) or os.environ.get(USECASE_VARIABLE) or DEFAULT_USECASE
     usecase_file = resolve_usecase_file(str(reference))
     settings = SluiceSettings.from_usecase(
         load_usecase(usecase_file),

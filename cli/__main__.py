@@ -20,12 +20,13 @@ from pathlib import Path
 
 from cli import commands
 from cli.context import DEFAULT_USECASE, CliError, load_context
+from shared.environment import USECASE_VARIABLE
 from shared.exceptions import SluiceError
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m cli", description=__doc__.splitlines()[0])
-    root.add_argument("--usecase", type=Path, default=Path(os.environ.get("SLUICE_USECASE", DEFAULT_USECASE)))
+    root.add_argument("--usecase", type=Path, default=Path(os.environ.get(USECASE_VARIABLE, DEFAULT_USECASE)))
     root.add_argument("--endpoint-url", default=os.environ.get("SLUICE_ENDPOINT_URL"), help="the embedded cloud")
     root.add_argument("--outputs-file", type=Path, help="stack outputs (cdk deploy --outputs-file / .local)")
     root.add_argument("--stack", help="read the outputs from this CloudFormation stack")

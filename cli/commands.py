@@ -18,7 +18,7 @@ from shared.lake import layout as lake
 from shared.lake.adapters import S3ObjectStore
 from shared.promotion.adapters import PromotionStore
 from shared.promotion.service import PromotionService, build_service, cli_command
-from shared.promotion.transitions import Outcome, Promotion
+from shared.promotion.transitions import Promotion, PromotionOutcome, Stage
 from shared.registry.adapters import SageMakerRegistry
 from shared.registry.package import metrics_uri
 
@@ -58,11 +58,11 @@ def _describe_promotion(promotion: Promotion) -> list[str]:
         f"promotion    v{promotion.candidate.version} {promotion.outcome.value} ({promotion.execution_name}, "
         f"requested by {promotion.requested_by}, started {promotion.started_at:%Y-%m-%d %H:%M:%S})"
     ]
-    if promotion.outcome is Outcome.RUNNING and promotion.extensions:
+    if promotion.outcome is PromotionOutcome.RUNNING and promotion.extensions:
         lines.append(f"             {promotion.extensions} inconclusive bake(s) in this stage")
     if promotion.task_token:
         lines.append("             waiting for a human decision: `approve` or `abort`")
-    if promotion.watch_until is not None and promotion.outcome is Outcome.RUNNING:
+    if promotion.watch_until is not None and promotion.outcome is PromotionOutcome.RUNNING:
         lines.append(f"             watch window until {promotion.watch_until:%Y-%m-%d %H:%M:%S} (alarms armed)")
     if promotion.reason:
         lines.append(f"             {promotion.reason}")
@@ -76,7 +76,11 @@ def status(ctx: StackContext) -> DeploymentState:
     print(f"stage        {state.stage}")
     print(f"champion     {_describe(state.champion)}")
     if state.challenger is not None:
-        mode = "shadow" if state.shadow and state.challenger_weight == 0 else f"{state.challenger_weight:.0%} canary"
+        mode = (
+            Stage.SHADOW.value
+            if state.shadow and state.challenger_weight == 0
+            else f"{state.challenger_weight:.0%} canary"
+        )
         shadow = " + shadow" if state.shadow and state.challenger_weight > 0 else ""
         print(f"challenger   {_describe(state.challenger)}: {mode}{shadow}")
     if state.previous_champion is not None:
@@ -132,7 +136,7 @@ def deploy(ctx: StackContext, version: int, *, reason: str) -> DeploymentState:
         )
     package, metrics = package_by_version(ctx, version)
     ref = model_ref_from_package(package, metrics)
-    new_state = state.model_copy(update={"champion": ref, "stage": "idle"})
+    new_state = state.model_copy(update={"champion": ref, "stage": Stage.IDLE.value})
     try:
         written = store.put(new_state, expected_revision=state.revision, updated_by=actor(), reason=reason)
     except ConcurrentUpdateError as exc:

@@ -23,14 +23,7 @@ from infra.layers import dependency_layer
 from infra.nag import acknowledge, logical_id
 from infra.python_function import python_function
 from infra.settings import USECASE_FILE_IN_BUNDLE, DataPipelineSettings
-
-# The environment contract of functions/ingest (its settings model reads these names).
-ENV_USECASE_FILE = "SLUICE_USECASE_FILE"
-ENV_LAKE_BUCKET = "LAKE_BUCKET"
-ENV_IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
-ENV_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
-ENV_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
-ENV_LOG_LEVEL = "LOG_LEVEL"
+from shared.ingest.environment import IngestEnvironment
 
 # The layout aws_lambda_powertools.utilities.idempotency.DynamoDBPersistenceLayer expects by default.
 IDEMPOTENCY_KEY_ATTRIBUTE = "id"
@@ -156,21 +149,21 @@ class DataPipeline(Construct):
                 dependency_layer(self, "IngestDependencies", requirements_file=ingest.requirements_file),
                 shared_code_layer,
             ],
-            environment={
-                ENV_USECASE_FILE: USECASE_FILE_IN_BUNDLE,
-                ENV_LAKE_BUCKET: self.lake_bucket.bucket_name,
-                ENV_IDEMPOTENCY_TABLE: self.idempotency_table.table_name,
-                ENV_SERVICE_NAME: ingest.service_name,
-                ENV_METRICS_NAMESPACE: ingest.metrics_namespace,
-                ENV_LOG_LEVEL: ingest.log_level,
-            },
+            environment=IngestEnvironment.lambda_environment(
+                usecase_file=USECASE_FILE_IN_BUNDLE,
+                lake_bucket=self.lake_bucket.bucket_name,
+                idempotency_table=self.idempotency_table.table_name,
+                service_name=ingest.service_name,
+                metrics_namespace=ingest.metrics_namespace,
+                log_level=ingest.log_level,
+            ),
             retry_attempts=ingest.retry_attempts,
             max_event_age=ingest.max_event_age,
             on_failure=destinations.SqsDestination(self.dead_letter_queue),
         )
 
     def _grant_ingest_least_privilege(self) -> None:
-        lake = self.settings.lake
+        settings = self.settings
         role = self.ingest_role
         role.add_to_policy(
             iam.PolicyStatement(
@@ -183,17 +176,14 @@ class DataPipeline(Construct):
             iam.PolicyStatement(
                 sid="WriteLakePrefixes",
                 actions=["s3:PutObject"],
-                resources=[
-                    self.lake_bucket.arn_for_objects(f"{prefix}*")
-                    for prefix in (lake.curated, lake.quarantine, lake.manifests)
-                ],
+                resources=[self.lake_bucket.arn_for_objects(f"{prefix}*") for prefix in settings.lake_write_prefixes],
             )
         )
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="ReadLakeManifests",
                 actions=["s3:GetObject"],
-                resources=[self.lake_bucket.arn_for_objects(f"{lake.manifests}*")],
+                resources=[self.lake_bucket.arn_for_objects(f"{settings.manifests_area_prefix}*")],
             )
         )
         # Without s3:ListBucket, S3 answers HeadObject/GetObject on a missing key with 403, not 404, and
@@ -219,7 +209,7 @@ class DataPipeline(Construct):
             f"AwsSolutions-IAM5[Resource::<{logical_id(self.raw_bucket)}.Arn>/*]",
             "Uploads arrive under any key of the raw bucket; the function may only read them (Get, GetVersion).",
         )
-        for prefix in (lake.curated, lake.quarantine, lake.manifests):
+        for prefix in settings.lake_write_prefixes:
             acknowledge(
                 policy,
                 f"AwsSolutions-IAM5[Resource::<{logical_id(self.lake_bucket)}.Arn>/{prefix}*]",
@@ -254,8 +244,10 @@ class DataPipeline(Construct):
         A manifest is the last object ingest writes for an upload, so its arrival means new curated
         data (the training pipeline's retraining trigger). The raw bucket's notification is unaffected.
         """
-        if not prefix.startswith(self.settings.lake.manifests):
-            raise ValueError(f"{prefix!r} is not under the lake's manifests prefix {self.settings.lake.manifests!r}")
+        if not prefix.startswith(self.settings.manifests_area_prefix):
+            raise ValueError(
+                f"{prefix!r} is not under the lake's manifests prefix {self.settings.manifests_area_prefix!r}"
+            )
         self.lake_bucket.add_event_notification(
             s3.EventType.OBJECT_CREATED, s3_notifications.SqsDestination(queue), s3.NotificationKeyFilter(prefix=prefix)
         )

@@ -94,43 +94,10 @@ from infra.python_function import python_function
 from infra.settings import USECASE_FILE_IN_BUNDLE, PromotionFunctionSettings, PromotionSettings
 from infra.training_pipeline import LAMBDA_SERVICE_ERRORS
 from shared.promotion import alarms as alarm_names
+from shared.promotion.environment import PromotionEnvironment, RollbackEnvironment
+from shared.promotion.steps import DECISION_APPROVE, StepAction
+from shared.promotion.transitions import PromotionOutcome, Stage, Verdict
 from shared.scoring import telemetry
-
-# The environment contracts of functions/promotion_step and functions/rollback.
-ENV_USECASE_FILE = "SLUICE_USECASE_FILE"
-ENV_DEPLOYMENT_TABLE = "DEPLOYMENT_TABLE"
-ENV_LAKE_BUCKET = "LAKE_BUCKET"
-ENV_ALARM_TOPIC_ARN = "ALARM_TOPIC_ARN"
-ENV_MODEL_PACKAGE_GROUP = "MODEL_PACKAGE_GROUP"
-ENV_SAGEMAKER_ENDPOINT_NAME = "SAGEMAKER_ENDPOINT_NAME"
-ENV_SAGEMAKER_EXECUTION_ROLE_ARN = "SAGEMAKER_EXECUTION_ROLE_ARN"
-ENV_STATE_MACHINE_ARN = "PROMOTION_STATE_MACHINE_ARN"
-ENV_CANDIDATE_ALARM_PREFIX = "CANDIDATE_ALARM_PREFIX"
-ENV_WATCH_ALARM_PREFIX = "WATCH_ALARM_PREFIX"
-ENV_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
-ENV_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
-ENV_LOG_LEVEL = "LOG_LEVEL"
-
-# The promotion step function's actions (its event's "action" field).
-ACTION_PREPARE = "prepare"
-ACTION_OFFLINE_GATE = "offline_gate"
-ACTION_REPLAY = "replay"
-ACTION_START_SHADOW = "start_shadow"
-ACTION_SET_WEIGHT = "set_weight"
-ACTION_ANALYZE = "analyze"
-ACTION_WAIT_FOR_HUMAN = "wait_for_human"
-ACTION_PROMOTE = "promote"
-ACTION_FINISH = "finish"
-ACTION_ROLLBACK = "rollback"
-ACTION_END_WATCH = "end_watch"
-
-STAGE_OFFLINE_GATE = "offline_gate"
-STAGE_REPLAY = "replay"
-STAGE_SHADOW = "shadow"
-STAGE_CANARY = "canary"
-VERDICT_PASS = "pass"  # noqa: S105 - a verdict, not a password
-VERDICT_INCONCLUSIVE = "inconclusive"
-DECISION_APPROVE = "approve"
 
 # Where the state machine keeps what flows between states.
 VERDICT_PATH = "$.verdict"
@@ -338,20 +305,13 @@ class Promotion(Construct):
         *,
         fn: PromotionFunctionSettings,
         description: str,
-        environment: dict[str, str],
+        environment: type[PromotionEnvironment] = PromotionEnvironment,
+        variables: dict[str, str] | None = None,
         **options: Any,
     ) -> lambda_.Function:
+        """``variables``: the function's own, by ``environment``'s field names, after the promotion's."""
         settings = self.settings
-        common = {
-            ENV_USECASE_FILE: USECASE_FILE_IN_BUNDLE,
-            ENV_DEPLOYMENT_TABLE: self.deployment_table.table_name,
-            ENV_LAKE_BUCKET: self.lake_bucket.bucket_name,
-            ENV_ALARM_TOPIC_ARN: self.alerting.topic.topic_arn,
-            ENV_MODEL_PACKAGE_GROUP: settings.model_package_group_name,
-        }
-        if settings.endpoint_name is not None and self.endpoint_role is not None:
-            common[ENV_SAGEMAKER_ENDPOINT_NAME] = settings.endpoint_name
-            common[ENV_SAGEMAKER_EXECUTION_ROLE_ARN] = self.endpoint_role.role_arn
+        heavy = settings.endpoint_name is not None and self.endpoint_role is not None
         function = python_function(
             self,
             construct_id,
@@ -362,13 +322,19 @@ class Promotion(Construct):
             timeout=fn.timeout,
             layers=self.layers,
             log_retention=settings.log_retention,
-            environment={
-                **common,
-                **environment,
-                ENV_SERVICE_NAME: fn.service_name,
-                ENV_METRICS_NAMESPACE: telemetry.NAMESPACE,
-                ENV_LOG_LEVEL: settings.log_level,
-            },
+            environment=environment.lambda_environment(
+                usecase_file=USECASE_FILE_IN_BUNDLE,
+                deployment_table=self.deployment_table.table_name,
+                lake_bucket=self.lake_bucket.bucket_name,
+                alarm_topic_arn=self.alerting.topic.topic_arn,
+                model_package_group=settings.model_package_group_name,
+                endpoint_name=settings.endpoint_name if heavy else None,
+                endpoint_role_arn=self.endpoint_role.role_arn if heavy and self.endpoint_role is not None else None,
+                **(variables or {}),
+                service_name=fn.service_name,
+                metrics_namespace=telemetry.NAMESPACE,
+                log_level=settings.log_level,
+            ),
             **options,
         )
         role = function.role
@@ -408,7 +374,6 @@ class Promotion(Construct):
             "StepFunction",
             fn=settings.step,
             description=f"Run one step of a {settings.usecase_name} promotion (gate, replay, analyze, weights)",
-            environment={},
         )
         # Models and their metrics.json (the offline gate), the prediction log (replay).
         read_prefixes = (settings.models_prefix, settings.predictions_prefix)
@@ -454,10 +419,11 @@ class Promotion(Construct):
             "RollbackFunction",
             fn=settings.rollback,
             description=f"Roll a {settings.usecase_name} promotion back when a candidate alarm fires",
-            environment={
-                ENV_STATE_MACHINE_ARN: self.state_machine.state_machine_arn,
-                ENV_CANDIDATE_ALARM_PREFIX: settings.alarm_name_prefix,
-                ENV_WATCH_ALARM_PREFIX: settings.watch_alarm_name_prefix,
+            environment=RollbackEnvironment,
+            variables={
+                "promotion_state_machine_arn": self.state_machine.state_machine_arn,
+                "candidate_alarm_prefix": settings.alarm_name_prefix,
+                "watch_alarm_prefix": settings.watch_alarm_name_prefix,
             },
             on_failure=destinations.SqsDestination(self.dead_letter_queue),
             retry_attempts=2,
@@ -629,7 +595,7 @@ class Promotion(Construct):
             integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
             payload=sfn.TaskInput.from_object(
                 self._payload(
-                    ACTION_WAIT_FOR_HUMAN,
+                    StepAction.WAIT_FOR_HUMAN.value,
                     stage=stage,
                     reason=sfn.JsonPath.string_at(f"{VERDICT_PATH}.reason"),
                     task_token=sfn.JsonPath.task_token,
@@ -693,7 +659,7 @@ class Promotion(Construct):
         notify_failed.next(rollback_failed)
         rollback = self._task(
             "Rollback",
-            ACTION_ROLLBACK,
+            StepAction.ROLLBACK.value,
             fields={
                 "error": sfn.JsonPath.object_at(FAILURE_PATH),
                 "reason": sfn.JsonPath.string_at(f"{FAILURE_PATH}.Cause"),
@@ -726,19 +692,19 @@ class Promotion(Construct):
         ).next(rollback)
 
         # --- gates, then shadow ---
-        prepare = self._task("Prepare", ACTION_PREPARE)
-        offline_gate = self._verdict_task("OfflineGate", ACTION_OFFLINE_GATE, STAGE_OFFLINE_GATE)
-        replay = self._verdict_task("Replay", ACTION_REPLAY, STAGE_REPLAY)
-        start_shadow = self._bake_start_task("StartShadow", ACTION_START_SHADOW)
+        prepare = self._task("Prepare", StepAction.PREPARE.value)
+        offline_gate = self._verdict_task("OfflineGate", StepAction.OFFLINE_GATE.value, Stage.OFFLINE_GATE.value)
+        replay = self._verdict_task("Replay", StepAction.REPLAY.value, Stage.REPLAY.value)
+        start_shadow = self._bake_start_task("StartShadow", StepAction.START_SHADOW.value)
         bake_shadow = sfn.Wait(self, "BakeShadow", time=sfn.WaitTime.duration(settings.shadow_bake))
         analyze_shadow = self._verdict_task(
             "AnalyzeShadow",
-            ACTION_ANALYZE,
-            STAGE_SHADOW,
+            StepAction.ANALYZE.value,
+            Stage.SHADOW.value,
             weight=0,
             extensions=sfn.JsonPath.number_at(f"{BAKE_PATH}.extensions"),
         )
-        ask_about_shadow = self._ask_human("AskHumanAboutShadow", STAGE_SHADOW)
+        ask_about_shadow = self._ask_human("AskHumanAboutShadow", Stage.SHADOW.value)
 
         # --- the canary loop ---
         start_canary = sfn.Pass(
@@ -751,17 +717,19 @@ class Promotion(Construct):
             sfn.JsonPath.list_at(f"{CANARY_PATH}.steps"), sfn.JsonPath.number_at(f"{CANARY_PATH}.index")
         )
         step = sfn.JsonPath.number_at(f"{CANARY_PATH}.index")
-        set_weight = self._bake_start_task("SetWeight", ACTION_SET_WEIGHT, stage=STAGE_CANARY, step=step, weight=weight)
+        set_weight = self._bake_start_task(
+            "SetWeight", StepAction.SET_WEIGHT.value, stage=Stage.CANARY.value, step=step, weight=weight
+        )
         bake_canary = sfn.Wait(self, "BakeCanary", time=sfn.WaitTime.duration(settings.canary_bake))
         analyze_canary = self._verdict_task(
             "AnalyzeCanary",
-            ACTION_ANALYZE,
-            STAGE_CANARY,
+            StepAction.ANALYZE.value,
+            Stage.CANARY.value,
             step=step,
             weight=weight,
             extensions=sfn.JsonPath.number_at(f"{BAKE_PATH}.extensions"),
         )
-        ask_about_canary = self._ask_human("AskHumanAboutCanary", STAGE_CANARY)
+        ask_about_canary = self._ask_human("AskHumanAboutCanary", Stage.CANARY.value)
         next_step = sfn.Pass(
             self,
             "NextCanaryStep",
@@ -771,8 +739,8 @@ class Promotion(Construct):
             },
             result_path=CANARY_PATH,
         )
-        promote = self._task("Promote", ACTION_PROMOTE)
-        finish = self._task("Finish", ACTION_FINISH)
+        promote = self._task("Promote", StepAction.PROMOTE.value)
+        finish = self._task("Finish", StepAction.FINISH.value)
         promoted = sfn.Succeed(self, "Promoted")
 
         for task in (
@@ -791,8 +759,8 @@ class Promotion(Construct):
         finish.add_catch(promoted, errors=[sfn.Errors.ALL], result_path="$.timeline_error")
 
         verdict = f"{VERDICT_PATH}.verdict"
-        passed = sfn.Condition.string_equals(verdict, VERDICT_PASS)
-        inconclusive = sfn.Condition.string_equals(verdict, VERDICT_INCONCLUSIVE)
+        passed = sfn.Condition.string_equals(verdict, Verdict.PASS.value)
+        inconclusive = sfn.Condition.string_equals(verdict, Verdict.INCONCLUSIVE.value)
         approved = sfn.Condition.string_equals(f"{HUMAN_PATH}.decision", DECISION_APPROVE)
         may_extend = sfn.Condition.number_less_than(f"{BAKE_PATH}.extensions", settings.max_bake_extensions)
         last_step = sfn.Condition.number_greater_than_equals(f"{CANARY_PATH}.index", len(settings.canary_steps) - 1)
@@ -912,7 +880,7 @@ class Promotion(Construct):
                 targets.LambdaFunction(
                     self.step_function,
                     event=events.RuleTargetInput.from_object(
-                        {"action": ACTION_END_WATCH, "usecase": settings.usecase_name}
+                        {"action": StepAction.END_WATCH.value, "usecase": settings.usecase_name}
                     ),
                     dead_letter_queue=self.dead_letter_queue,
                     retry_attempts=2,
@@ -977,14 +945,14 @@ class Promotion(Construct):
         dashboard.add_widgets(
             graph(
                 "Shadow vs champion: mean |score delta|",
-                [self._metric(t.SCORE_DELTA, t.SHADOW, avg).with_(label="shadow")],
+                [self._metric(t.SCORE_DELTA, t.SHADOW, avg).with_(label=t.SHADOW)],
                 left_annotations=[cloudwatch.HorizontalAnnotation(value=settings.max_divergence, label="max")],
             ),
             graph(
                 "Promotion executions",
                 [
                     machine.metric_started(label="started"),
-                    machine.metric_succeeded(label="promoted"),
+                    machine.metric_succeeded(label=PromotionOutcome.PROMOTED.value),
                     machine.metric_failed(label="rolled back"),
                     machine.metric_aborted(label="aborted"),
                     machine.metric_timed_out(label="timed out"),

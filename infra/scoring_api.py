@@ -46,18 +46,8 @@ from infra.layers import dependency_layer
 from infra.nag import acknowledge, logical_id
 from infra.python_function import python_function
 from infra.settings import USECASE_FILE_IN_BUNDLE, PredictionLogSettings, ScoreFunctionSettings, ScoringApiSettings
-
-# The environment contract of functions/score (the interfaces of issue 4).
-ENV_USECASE_FILE = "SLUICE_USECASE_FILE"
-ENV_DEPLOYMENT_TABLE = "DEPLOYMENT_TABLE"
-ENV_LAKE_BUCKET = "LAKE_BUCKET"
-ENV_PREDICTION_LOG_QUEUE_URL = "PREDICTION_LOG_QUEUE_URL"
-ENV_REVIEW_QUEUE_URL = "REVIEW_QUEUE_URL"
-ENV_IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
-ENV_SAGEMAKER_ENDPOINT_NAME = "SAGEMAKER_ENDPOINT_NAME"
-ENV_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
-ENV_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
-ENV_LOG_LEVEL = "LOG_LEVEL"
+from shared.environment import UseCaseEnvironment
+from shared.scoring.environment import PredictionLogEnvironment, ScoreSettings
 
 # shared/deployment/adapters.py's table layout: the state is the item sk = "state", audit events sk = "event#...".
 DEPLOYMENT_PARTITION_KEY = "usecase"
@@ -189,8 +179,10 @@ class ScoringApi(Construct):
         *,
         source: ScoringFunctionSource,
         description: str,
-        environment: dict[str, str],
+        environment: type[UseCaseEnvironment],
+        variables: dict[str, str | None] | None = None,
     ) -> lambda_.Function:
+        """``variables``: the function's own, by ``environment``'s field names."""
         settings = self.settings
         return python_function(
             self,
@@ -202,31 +194,30 @@ class ScoringApi(Construct):
             timeout=source.timeout,
             layers=self.layers,
             log_retention=settings.log_retention,
-            environment={
-                ENV_USECASE_FILE: USECASE_FILE_IN_BUNDLE,
-                ENV_LAKE_BUCKET: self.lake_bucket.bucket_name,
-                **environment,
-                ENV_SERVICE_NAME: source.service_name,
-                ENV_METRICS_NAMESPACE: settings.metrics_namespace,
-                ENV_LOG_LEVEL: settings.log_level,
-            },
+            environment=environment.lambda_environment(
+                usecase_file=USECASE_FILE_IN_BUNDLE,
+                lake_bucket=self.lake_bucket.bucket_name,
+                **(variables or {}),
+                service_name=source.service_name,
+                metrics_namespace=settings.metrics_namespace,
+                log_level=settings.log_level,
+            ),
         )
 
     def _build_score_function(self) -> lambda_.Function:
         settings = self.settings
-        environment = {
-            ENV_DEPLOYMENT_TABLE: self.deployment_table.table_name,
-            ENV_PREDICTION_LOG_QUEUE_URL: self.prediction_log_queue.queue_url,
-            ENV_REVIEW_QUEUE_URL: self.review_queue.queue_url,
-            ENV_IDEMPOTENCY_TABLE: self.idempotency_table.table_name,
-        }
-        if settings.endpoint_name is not None:
-            environment[ENV_SAGEMAKER_ENDPOINT_NAME] = settings.endpoint_name
         return self._build_function(
             "ScoreFunction",
             source=settings.score,
             description=f"Score {settings.usecase_name} requests with the deployed champion (and challenger)",
-            environment=environment,
+            environment=ScoreSettings,
+            variables={
+                "deployment_table": self.deployment_table.table_name,
+                "prediction_log_queue_url": self.prediction_log_queue.queue_url,
+                "review_queue_url": self.review_queue.queue_url,
+                "idempotency_table": self.idempotency_table.table_name,
+                "sagemaker_endpoint_name": settings.endpoint_name,
+            },
         )
 
     def _grant_score_least_privilege(self) -> None:
@@ -304,7 +295,7 @@ class ScoringApi(Construct):
             "PredictionLogFunction",
             source=log,
             description=f"Write {settings.usecase_name} predictions from the prediction-log queue to the lake",
-            environment={},
+            environment=PredictionLogEnvironment,
         )
         function.add_event_source(
             event_sources.SqsEventSource(

@@ -26,6 +26,7 @@ from constructs import Construct
 
 from infra.nag import acknowledge
 from infra.settings import USECASE_FILE_IN_BUNDLE, ServingEndpointSettings
+from shared.environment import USECASE_FILE_VARIABLE
 from shared.lake import layout as lake_keys
 
 SAGEMAKER_NAMESPACE = "AWS/SageMaker"
@@ -73,7 +74,7 @@ class ServingEndpoint(Construct):
                     "SAGEMAKER_PROGRAM": settings.inference_program,
                     "SAGEMAKER_SUBMIT_DIRECTORY": inference_code.s3_object_url,
                     "SAGEMAKER_REGION": Aws.REGION,
-                    "SLUICE_USECASE_FILE": USECASE_FILE_IN_BUNDLE,
+                    USECASE_FILE_VARIABLE: USECASE_FILE_IN_BUNDLE,
                 },
             ),
         )

@@ -14,6 +14,7 @@ from aws_cdk import aws_logs as logs
 
 from shared.lake import layout as lake_keys
 from shared.promotion import alarms
+from shared.scoring import telemetry
 from shared.usecase.settings import ModelKind, UseCase
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,20 +25,6 @@ CONSTRAINTS_FILE = ROOT / "requirements.txt"
 
 USECASE_FILE_IN_BUNDLE = "usecase.toml"
 """Name of the use-case file inside every function bundle (read through ``SLUICE_USECASE_FILE``)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class LakeLayout:
-    """Where the ingest function writes in the lake bucket (each a key prefix ending in ``/``)."""
-
-    curated: str = "curated/"
-    quarantine: str = "quarantine/"
-    manifests: str = "manifests/"
-
-    def __post_init__(self) -> None:
-        for prefix in (self.curated, self.quarantine, self.manifests):
-            if not prefix.endswith("/") or prefix.startswith("/") or "*" in prefix:
-                raise ValueError(f"lake prefix {prefix!r} must be a relative key prefix ending in '/'")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,7 +42,7 @@ class IngestFunctionSettings:
     max_event_age: Duration = field(default_factory=lambda: Duration.hours(6))
     dead_letter_retention: Duration = field(default_factory=lambda: Duration.days(14))
     service_name: str = "ingest"
-    metrics_namespace: str = "Sluice"
+    metrics_namespace: str = telemetry.NAMESPACE
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,7 +52,6 @@ class DataPipelineSettings:
     usecase_name: str
     usecase_file: Path
     """The use-case TOML copied into the function bundle as :data:`USECASE_FILE_IN_BUNDLE`."""
-    lake: LakeLayout = field(default_factory=LakeLayout)
     ingest: IngestFunctionSettings = field(default_factory=IngestFunctionSettings)
     access_log_retention: Duration = field(default_factory=lambda: Duration.days(365))
     noncurrent_version_retention: Duration = field(default_factory=lambda: Duration.days(90))
@@ -73,6 +59,16 @@ class DataPipelineSettings:
     @classmethod
     def from_usecase(cls, usecase: UseCase, *, usecase_file: Path) -> DataPipelineSettings:
         return cls(usecase_name=usecase.name, usecase_file=usecase_file.resolve())
+
+    @property
+    def lake_write_prefixes(self) -> tuple[str, ...]:
+        """Where ingest writes in the lake, for every use case (:data:`shared.lake.layout.INGEST_AREAS`)."""
+        return tuple(lake_keys.area_prefix(area) for area in lake_keys.INGEST_AREAS)
+
+    @property
+    def manifests_area_prefix(self) -> str:
+        """Every use case's manifests (``manifests/``)."""
+        return lake_keys.area_prefix(lake_keys.MANIFESTS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,7 +148,7 @@ class TrainingPipelineSettings:
     """The dependency layer of the pipeline's functions (powertools, pydantic, pyarrow, numpy, boto3)."""
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
     log_level: str = "INFO"
-    metrics_namespace: str = "Sluice"
+    metrics_namespace: str = telemetry.NAMESPACE
     queue_retention: Duration = field(default_factory=lambda: Duration.days(4))
     dead_letter_retention: Duration = field(default_factory=lambda: Duration.days(14))
     max_receive_count: int = 5
@@ -172,6 +168,14 @@ class TrainingPipelineSettings:
     @property
     def manifests_prefix(self) -> str:
         return lake_keys.manifest_prefix(self.usecase_name)
+
+    @property
+    def curated_prefix(self) -> str:
+        return lake_keys.curated_prefix(self.usecase_name)
+
+    @property
+    def training_output_prefix(self) -> str:
+        return lake_keys.training_output_prefix(self.usecase_name)
 
     @classmethod
     def from_usecase(cls, usecase: UseCase, *, usecase_file: Path) -> TrainingPipelineSettings:
@@ -281,7 +285,7 @@ class ScoringApiSettings:
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
     access_log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR
     log_level: str = "INFO"
-    metrics_namespace: str = "Sluice"
+    metrics_namespace: str = telemetry.NAMESPACE
 
     @property
     def models_prefix(self) -> str:
@@ -376,7 +380,7 @@ class PromotionSettings:
     dead_letter_retention: Duration = field(default_factory=lambda: Duration.days(14))
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
     log_level: str = "INFO"
-    metrics_namespace: str = "Sluice"
+    metrics_namespace: str = telemetry.NAMESPACE
 
     def __post_init__(self) -> None:
         period = int(self.alarm_period.to_seconds())

@@ -52,18 +52,8 @@ from infra.layers import dependency_layer
 from infra.nag import acknowledge, logical_id
 from infra.python_function import python_function
 from infra.settings import USECASE_FILE_IN_BUNDLE, TrainingFunctionSettings, TrainingPipelineSettings
-
-# The environment contracts of functions/training_set, training_register and training_trigger.
-ENV_USECASE_FILE = "SLUICE_USECASE_FILE"
-ENV_USECASE = "SLUICE_USECASE"
-ENV_LAKE_BUCKET = "LAKE_BUCKET"
-ENV_MODEL_PACKAGE_GROUP = "MODEL_PACKAGE_GROUP"
-ENV_INFERENCE_IMAGE = "INFERENCE_IMAGE"
-ENV_STATE_MACHINE_ARN = "STATE_MACHINE_ARN"
-ENV_DEBOUNCE_SECONDS = "DEBOUNCE_SECONDS"
-ENV_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
-ENV_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
-ENV_LOG_LEVEL = "LOG_LEVEL"
+from shared.environment import USECASE_FILE_VARIABLE, FunctionEnvironment
+from shared.training.environment import RegisterEnvironment, TrainingSetEnvironment, TriggerEnvironment
 
 SKLEARN_REPOSITORY = "sagemaker-scikit-learn"
 SKLEARN_IMAGE_TAG = "1.2-1-cpu-py3"
@@ -311,8 +301,15 @@ class TrainingPipeline(Construct):
     # --- functions -----------------------------------------------------------------------------
 
     def _build_function(
-        self, construct_id: str, *, fn: TrainingFunctionSettings, description: str, environment: dict[str, str]
+        self,
+        construct_id: str,
+        *,
+        fn: TrainingFunctionSettings,
+        description: str,
+        environment: type[FunctionEnvironment],
+        variables: dict[str, str],
     ) -> lambda_.Function:
+        """``variables``: the function's own, by ``environment``'s field names, after powertools'."""
         return python_function(
             self,
             construct_id,
@@ -324,12 +321,12 @@ class TrainingPipeline(Construct):
             ephemeral_storage_size=fn.ephemeral_storage,
             layers=self.layers,
             log_retention=self.settings.log_retention,
-            environment={
-                ENV_SERVICE_NAME: fn.service_name,
-                ENV_METRICS_NAMESPACE: self.settings.metrics_namespace,
-                ENV_LOG_LEVEL: self.settings.log_level,
-                **environment,
-            },
+            environment=environment.lambda_environment(
+                service_name=fn.service_name,
+                metrics_namespace=self.settings.metrics_namespace,
+                log_level=self.settings.log_level,
+                **variables,
+            ),
         )
 
     def _acknowledge_function_policy(self, function: lambda_.Function, prefixes: list[str]) -> None:
@@ -356,9 +353,10 @@ class TrainingPipeline(Construct):
             "TrainingSetFunction",
             fn=settings.training_set,
             description=f"Build a training set of {settings.usecase_name} from the lake's curated data",
-            environment={ENV_USECASE_FILE: USECASE_FILE_IN_BUNDLE, ENV_LAKE_BUCKET: lake.bucket_name},
+            environment=TrainingSetEnvironment,
+            variables={"usecase_file": USECASE_FILE_IN_BUNDLE, "lake_bucket": lake.bucket_name},
         )
-        curated = f"curated/{settings.usecase_name}/"
+        curated = settings.curated_prefix
         role = function.role
         assert role is not None
         role.add_to_principal_policy(
@@ -391,11 +389,12 @@ class TrainingPipeline(Construct):
             "RegisterFunction",
             fn=settings.register,
             description=f"Gate a trained {settings.usecase_name} model and register it in its model package group",
-            environment={
-                ENV_USECASE_FILE: USECASE_FILE_IN_BUNDLE,
-                ENV_LAKE_BUCKET: lake.bucket_name,
-                ENV_MODEL_PACKAGE_GROUP: settings.model_package_group_name,
-                ENV_INFERENCE_IMAGE: self.image_uri,
+            environment=RegisterEnvironment,
+            variables={
+                "usecase_file": USECASE_FILE_IN_BUNDLE,
+                "lake_bucket": lake.bucket_name,
+                "model_package_group": settings.model_package_group_name,
+                "inference_image": self.image_uri,
             },
         )
         role = function.role
@@ -478,7 +477,7 @@ class TrainingPipeline(Construct):
                 }
             ],
             "OutputDataConfig": {
-                "S3OutputPath": f"s3://{lake.bucket_name}/{settings.sagemaker_prefix}jobs/",
+                "S3OutputPath": f"s3://{lake.bucket_name}/{settings.training_output_prefix}",
             },
             "ResourceConfig": {
                 "InstanceType": job.instance_type,
@@ -486,7 +485,7 @@ class TrainingPipeline(Construct):
                 "VolumeSizeInGB": job.volume_size_gb,
             },
             "StoppingCondition": stopping,
-            "Environment": {ENV_USECASE_FILE: USECASE_FILE_IN_BUNDLE},
+            "Environment": {USECASE_FILE_VARIABLE: USECASE_FILE_IN_BUNDLE},
         }
         if job.use_spot:
             stopping["MaxWaitTimeInSeconds"] = int(job.max_wait.to_seconds())
@@ -723,10 +722,11 @@ class TrainingPipeline(Construct):
             "TriggerFunction",
             fn=settings.trigger,
             description=f"Start one training run of {settings.usecase_name} for a batch of new curated data",
-            environment={
-                ENV_USECASE: settings.usecase_name,
-                ENV_STATE_MACHINE_ARN: self.state_machine.state_machine_arn,
-                ENV_DEBOUNCE_SECONDS: str(int(settings.debounce.to_seconds())),
+            environment=TriggerEnvironment,
+            variables={
+                "usecase": settings.usecase_name,
+                "state_machine_arn": self.state_machine.state_machine_arn,
+                "debounce_seconds": str(int(settings.debounce.to_seconds())),
             },
         )
         role = function.role

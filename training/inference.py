@@ -18,6 +18,7 @@ from typing import Any
 if __package__ in (None, ""):  # run from the source bundle, as SageMaker does
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from shared.environment import USECASE_FILE_VARIABLE
 from shared.scoring.checks import RecordChecker
 from shared.usecase.features import onnx_feed
 from shared.usecase.settings import UseCase, load_usecase
@@ -41,7 +42,7 @@ class LoadedModel:
 def model_fn(model_dir: str) -> LoadedModel:
     import onnxruntime as ort
 
-    usecase_file = Path(os.environ.get("SLUICE_USECASE_FILE", Path(__file__).resolve().parent.parent / "usecase.toml"))
+    usecase_file = Path(os.environ.get(USECASE_FILE_VARIABLE, Path(__file__).resolve().parent.parent / "usecase.toml"))
     session = ort.InferenceSession(str(Path(model_dir) / "model.onnx"), providers=["CPUExecutionProvider"])
     usecase = load_usecase(usecase_file)
     return LoadedModel(session=session, usecase=usecase, checker=RecordChecker(usecase.contract))

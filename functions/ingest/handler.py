@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -19,9 +18,10 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Field
 
-from shared.environment import UseCaseEnvironment, read_environment
+from shared.environment import read_environment
+from shared.ingest import telemetry as ingest_metrics
+from shared.ingest.environment import IngestEnvironment
 from shared.ingest.service import SourceObject, ingest_object
 from shared.lake.adapters import S3ObjectStore
 from shared.lake.manifest import IngestStatus, Manifest
@@ -34,17 +34,9 @@ tracer = Tracer()
 metrics = Metrics()
 
 
-class IngestSettings(UseCaseEnvironment):
-    """The ingest function's environment."""
-
-    lake_bucket: str = Field(min_length=3, alias="LAKE_BUCKET")
-    idempotency_table: str = Field(min_length=3, alias="IDEMPOTENCY_TABLE")
-    workdir: Path = Field(default=Path("/tmp"), alias="SLUICE_WORKDIR")  # noqa: S108 - Lambda's scratch space
-
-
 @lru_cache(maxsize=1)
-def settings() -> IngestSettings:
-    return read_environment(IngestSettings, "ingest")
+def settings() -> IngestEnvironment:
+    return read_environment(IngestEnvironment, "ingest")
 
 
 @lru_cache(maxsize=1)
@@ -110,11 +102,11 @@ def _received_at(record: S3EventRecord) -> str:
 
 
 def _record_metrics(manifest: Manifest) -> None:
-    metrics.add_metric(name="RowsIn", unit=MetricUnit.Count, value=manifest.rows_in)
-    metrics.add_metric(name="RowsCurated", unit=MetricUnit.Count, value=manifest.rows_curated)
-    metrics.add_metric(name="RowsQuarantined", unit=MetricUnit.Count, value=manifest.rows_quarantined)
+    metrics.add_metric(name=ingest_metrics.ROWS_IN, unit=MetricUnit.Count, value=manifest.rows_in)
+    metrics.add_metric(name=ingest_metrics.ROWS_CURATED, unit=MetricUnit.Count, value=manifest.rows_curated)
+    metrics.add_metric(name=ingest_metrics.ROWS_QUARANTINED, unit=MetricUnit.Count, value=manifest.rows_quarantined)
     rejected = 1 if manifest.status is IngestStatus.REJECTED else 0
-    metrics.add_metric(name="ObjectsRejected", unit=MetricUnit.Count, value=rejected)
+    metrics.add_metric(name=ingest_metrics.OBJECTS_REJECTED, unit=MetricUnit.Count, value=rejected)
 
 
 @logger.inject_lambda_context
@@ -122,7 +114,7 @@ def _record_metrics(manifest: Manifest) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency_config().register_lambda_context(context)
-    metrics.add_dimension(name="usecase", value=usecase().name)
+    metrics.add_dimension(name=ingest_metrics.DIMENSION_USECASE, value=usecase().name)
     results = []
     for record in S3Event(event).records:
         source = source_object(record)

@@ -18,23 +18,19 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Field
 
-from shared.environment import FunctionEnvironment, read_environment
+from shared.environment import read_environment
 from shared.lake.adapters import S3ObjectStore
+from shared.scoring.environment import PredictionLogEnvironment
 from shared.scoring.prediction_log_lake import PredictionLogRecord, parse_message, write_prediction_log
 
 logger = Logger()
 tracer = Tracer()
 
 
-class PredictionLogSettings(FunctionEnvironment):
-    lake_bucket: str = Field(min_length=3, alias="LAKE_BUCKET")
-
-
 @lru_cache(maxsize=1)
-def settings() -> PredictionLogSettings:
-    return read_environment(PredictionLogSettings, "prediction-log")
+def settings() -> PredictionLogEnvironment:
+    return read_environment(PredictionLogEnvironment, "prediction-log")
 
 
 @lru_cache(maxsize=1)

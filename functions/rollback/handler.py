@@ -5,7 +5,7 @@ package Rejected, SNS, audit, the promotion execution stopped); during the watch
 previous champion back in one step; otherwise it is logged and ignored. Idempotent: writes are
 conditional on the deployment state's revision, and a state that needs no rollback is left alone.
 
-Environment: see :class:`shared.promotion.runtime.PromotionFunctionSettings`, plus powertools' own.
+Environment: see :class:`shared.promotion.environment.PromotionEnvironment`, plus powertools' own.
 """
 
 from __future__ import annotations

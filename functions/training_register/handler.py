@@ -12,29 +12,22 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.environment import UseCaseEnvironment, read_environment
+from shared.environment import read_environment
 from shared.lake.adapters import S3ObjectStore
 from shared.registry.adapters import SageMakerRegistry
 from shared.registry.gate import GateThresholds
 from shared.registry.service import RegistrationRequest, register_trained_model
+from shared.training.environment import RegisterEnvironment
 from shared.usecase.settings import UseCase, load_usecase
 
 logger = Logger()
 tracer = Tracer()
-
-
-class RegisterSettings(UseCaseEnvironment):
-    lake_bucket: str = Field(min_length=3, alias="LAKE_BUCKET")
-    model_package_group: str = Field(min_length=1, alias="MODEL_PACKAGE_GROUP")
-    inference_image: str = Field(min_length=1, alias="INFERENCE_IMAGE")
-    workdir: Path = Field(default=Path("/tmp"), alias="SLUICE_WORKDIR")  # noqa: S108 - Lambda's scratch space
 
 
 class RegisterEvent(BaseModel):
@@ -46,8 +39,8 @@ class RegisterEvent(BaseModel):
 
 
 @lru_cache(maxsize=1)
-def settings() -> RegisterSettings:
-    return read_environment(RegisterSettings, "register")
+def settings() -> RegisterEnvironment:
+    return read_environment(RegisterEnvironment, "register")
 
 
 @lru_cache(maxsize=1)

@@ -19,17 +19,14 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from shared.environment import UseCaseEnvironment, read_environment
+from shared.environment import read_environment
 from shared.lake import layout as lake
 from shared.lake.adapters import S3ObjectStore
+from shared.training.environment import TrainingSetEnvironment
 from shared.usecase.settings import UseCase, load_usecase
 
 logger = Logger()
 tracer = Tracer()
-
-
-class TrainingSetSettings(UseCaseEnvironment):
-    lake_bucket: str = Field(min_length=3, alias="LAKE_BUCKET")
 
 
 class RunRequest(BaseModel):
@@ -51,8 +48,8 @@ class TrainingSetEvent(BaseModel):
 
 
 @lru_cache(maxsize=1)
-def settings() -> TrainingSetSettings:
-    return read_environment(TrainingSetSettings, "training-set")
+def settings() -> TrainingSetEnvironment:
+    return read_environment(TrainingSetEnvironment, "training-set")
 
 
 @lru_cache(maxsize=1)

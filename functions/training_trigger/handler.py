@@ -14,9 +14,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Field
 
-from shared.environment import FunctionEnvironment, read_environment
+from shared.environment import read_environment
+from shared.training.environment import TriggerEnvironment
 from shared.training.exceptions import TriggerError
 from shared.training.trigger import StepFunctionsRuns, start_for_new_data
 
@@ -24,15 +24,9 @@ logger = Logger()
 tracer = Tracer()
 
 
-class TriggerSettings(FunctionEnvironment):
-    state_machine_arn: str = Field(pattern=r"^arn:", alias="STATE_MACHINE_ARN")
-    usecase: str = Field(min_length=1, alias="SLUICE_USECASE")
-    debounce_seconds: int = Field(default=300, ge=0, alias="DEBOUNCE_SECONDS")
-
-
 @lru_cache(maxsize=1)
-def settings() -> TriggerSettings:
-    return read_environment(TriggerSettings, "training-trigger")
+def settings() -> TriggerEnvironment:
+    return read_environment(TriggerEnvironment, "training-trigger")
 
 
 @lru_cache(maxsize=1)

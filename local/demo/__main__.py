@@ -36,6 +36,7 @@ from local.demo.traffic import Traffic
 from local.launcher import ROOT, RunningCloud, launch
 from shared.lake import layout as lake_keys
 from shared.lake.layout import manifest_prefix
+from shared.promotion.transitions import PromotionOutcome, Stage
 from shared.scoring import telemetry
 from shared.usecase.settings import UseCase, load_usecase
 
@@ -351,7 +352,7 @@ def reject_bad(
     """A very slow candidate, promoted after the watch window: its shadow alarm rolls it back."""
     settings = usecase.promotion
     state = deployment_state(cloud, usecase)
-    if state.stage == "watch":
+    if state.stage == Stage.WATCH:
         say(f"\nThe new champion's alarms stay armed for {settings.watch_window_seconds} s (the watch window) …")
         deadline = time.monotonic() + settings.watch_window_seconds + 2
         while time.monotonic() < deadline:
@@ -380,7 +381,7 @@ def reject_bad(
     if code == 0:
         raise DemoError(f"the bad candidate v{version} was promoted")
     deadline = time.monotonic() + timeout
-    while (state := deployment_state(cloud, usecase)).challenger is not None or state.stage != "idle":
+    while (state := deployment_state(cloud, usecase)).challenger is not None or state.stage != Stage.IDLE:
         if time.monotonic() > deadline:
             raise DemoError("the bad candidate still serves in shadow")
         time.sleep(0.5)
@@ -418,7 +419,7 @@ def promotion(
     for line in shown.stdout.splitlines():
         say(f"  {line[:200]}")
     say("\nTimelines (traffic share, key metrics, stage boundaries, the rollback point)")
-    for label, outcome in (("promoted", good), ("rolled back", bad)):
+    for label, outcome in ((PromotionOutcome.PROMOTED.value, good), ("rolled back", bad)):
         say(f"  v{outcome['version']} {label}: {save_timeline(cloud, usecase, outcome['execution_arn'])}")
     return {"good": good, "bad": bad, "failed_requests": len(failures)}
 

@@ -32,6 +32,7 @@ from types import ModuleType
 from typing import Any
 
 from local.exceptions import LambdaCodeError
+from shared.environment import TASK_ROOT_VARIABLE
 
 Handler = Callable[[Any, Any], Any]
 
@@ -104,7 +105,7 @@ def runtime_environment(spec: FunctionSpec, *, endpoint_url: str, region: str, l
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
         "AWS_LAMBDA_LOG_GROUP_NAME": spec.effective_log_group,
         "AWS_LAMBDA_LOG_STREAM_NAME": log_stream_name,
-        "LAMBDA_TASK_ROOT": str(spec.code_dir or ""),
+        TASK_ROOT_VARIABLE: str(spec.code_dir or ""),
         "_HANDLER": spec.handler,
         "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally
         "AWS_XRAY_SDK_ENABLED": "false",

@@ -57,6 +57,7 @@ from urllib.parse import urlparse
 
 from local.exceptions import LocalCloudError
 from local.services.apigateway import ApiResponse
+from shared.environment import USECASE_FILE_VARIABLE
 
 logger = logging.getLogger(__name__)
 
@@ -280,7 +281,7 @@ class EndpointServer:
 
     def _environment(self, environment: Mapping[str, str], model_dir: Path) -> _PatchedEnviron:
         values = {str(k): str(v) for k, v in environment.items()}
-        configured = values.get("SLUICE_USECASE_FILE")
+        configured = values.get(USECASE_FILE_VARIABLE)
         candidates = (
             [model_dir / configured, self._project_root / configured, Path(configured)]
             if configured
@@ -290,7 +291,7 @@ class EndpointServer:
         if found is None and self._usecase_file is not None:
             found = self._usecase_file
         if found is not None:
-            values["SLUICE_USECASE_FILE"] = str(found)
+            values[USECASE_FILE_VARIABLE] = str(found)
         return _PatchedEnviron(values, self._env_lock)
 
     # -- moto's choke point ---------------------------------------------------------------------

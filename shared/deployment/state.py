@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.registry.exceptions import RegistryError
 
+IDLE_STAGE = "idle"
+"""The stage of a use case no promotion is running for (``shared.promotion.transitions.Stage.IDLE``)."""
+
 
 class ModelRef(BaseModel):
     """One registered model, as the score function needs it."""
@@ -43,7 +46,7 @@ class DeploymentState(BaseModel):
     shadow: bool = False
     """Score sampled requests with the challenger too, never returning its answer."""
     previous_champion: ModelRef | None = None
-    stage: str = "idle"
+    stage: str = IDLE_STAGE
     revision: int = Field(default=0, ge=0)
     updated_at: datetime | None = None
     updated_by: str = ""

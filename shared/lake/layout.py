@@ -32,6 +32,8 @@ MODEL_FILES = ("model.onnx", "metrics.json", "lineage.json")
 TRAIN_FILE = "train.parquet"
 HOLDOUT_FILE = "holdout.parquet"
 TRAINSET_REPORT_FILE = "trainset.json"
+INGEST_AREAS = (CURATED, QUARANTINE, MANIFESTS)
+"""The areas ingest writes (the stack grants its function these prefixes, across use cases)."""
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 """The partition value of rows whose (nullable) event time is null; pyarrow's hive default."""
 
@@ -42,6 +44,11 @@ def object_id(bucket: str, key: str, content: str) -> str:
     """A short, stable id of one object's content (``content``: its ETag; the version id if there is none)."""
     digest = hashlib.sha256(f"{bucket}/{key}/{content}".encode()).hexdigest()
     return digest[:OBJECT_ID_LENGTH]
+
+
+def area_prefix(area: str) -> str:
+    """One area of the lake across use cases (``curated/``): ``area`` is one of the names above."""
+    return f"{area}/"
 
 
 def curated_prefix(usecase: str) -> str:

@@ -9,20 +9,14 @@ inconclusive; else pass.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.promotion.statistics import decision_agreement, psi, psi_from_counts
+from shared.promotion.transitions import Verdict
 from shared.usecase.settings import PromotionSettings
-
-
-class Outcome(StrEnum):
-    PASS = "pass"  # noqa: S105 - not a password
-    FAIL = "fail"
-    INCONCLUSIVE = "inconclusive"
 
 
 class CheckResult(BaseModel):
@@ -31,17 +25,17 @@ class CheckResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str
-    outcome: Outcome
+    outcome: Verdict
     reason: str
     figures: dict[str, float | int | None] = Field(default_factory=dict)
 
 
-class Verdict(BaseModel):
+class AnalysisResult(BaseModel):
     """The outcome of one analysis: the combined outcome and every check behind it."""
 
     model_config = ConfigDict(frozen=True)
 
-    outcome: Outcome
+    outcome: Verdict
     checks: tuple[CheckResult, ...]
 
     @property
@@ -60,17 +54,17 @@ class Verdict(BaseModel):
         return {f"{c.name}.{key}": value for c in self.checks for key, value in c.figures.items()}
 
 
-def combine(checks: Iterable[CheckResult]) -> Verdict:
+def combine(checks: Iterable[CheckResult]) -> AnalysisResult:
     """Any fail → fail; else any inconclusive → inconclusive; else pass (an empty analysis passes)."""
     results = tuple(checks)
     outcomes = {c.outcome for c in results}
-    if Outcome.FAIL in outcomes:
-        outcome = Outcome.FAIL
-    elif Outcome.INCONCLUSIVE in outcomes:
-        outcome = Outcome.INCONCLUSIVE
+    if Verdict.FAIL in outcomes:
+        outcome = Verdict.FAIL
+    elif Verdict.INCONCLUSIVE in outcomes:
+        outcome = Verdict.INCONCLUSIVE
     else:
-        outcome = Outcome.PASS
-    return Verdict(outcome=outcome, checks=results)
+        outcome = Verdict.PASS
+    return AnalysisResult(outcome=outcome, checks=results)
 
 
 def _at_most(name: str, label: str, value: float, limit: float, **figures: float | int | None) -> CheckResult:
@@ -78,7 +72,7 @@ def _at_most(name: str, label: str, value: float, limit: float, **figures: float
     word = "within" if passed else "above"
     return CheckResult(
         name=name,
-        outcome=Outcome.PASS if passed else Outcome.FAIL,
+        outcome=Verdict.PASS if passed else Verdict.FAIL,
         reason=f"{label} {value:.4g} is {word} the limit {limit:.4g}",
         figures={"value": value, "limit": limit, **figures},
     )
@@ -101,7 +95,7 @@ def _latency_check(window: LiveWindow, settings: PromotionSettings) -> CheckResu
         return _latency_ratio(ours, theirs, settings)
     return CheckResult(
         name="latency_ratio",
-        outcome=Outcome.PASS,
+        outcome=Verdict.PASS,
         reason=f"{why}; not compared (the latency alarm still watches)",
         figures={"candidate_p99_ms": ours, "champion_p99_ms": theirs, "champion_samples": window.champion_samples},
     )
@@ -124,7 +118,7 @@ def _latency_ratio(ours: float, theirs: float, settings: PromotionSettings) -> C
         )
     return CheckResult(
         name="latency_ratio",
-        outcome=Outcome.FAIL if failed else Outcome.PASS,
+        outcome=Verdict.FAIL if failed else Verdict.PASS,
         reason=reason,
         figures={
             "value": ratio,
@@ -139,7 +133,7 @@ def _latency_ratio(ours: float, theirs: float, settings: PromotionSettings) -> C
 def _too_few(name: str, samples: int, min_samples: int) -> CheckResult:
     return CheckResult(
         name=name,
-        outcome=Outcome.INCONCLUSIVE,
+        outcome=Verdict.INCONCLUSIVE,
         reason=f"{samples} samples, fewer than the {min_samples} needed to judge",
         figures={"samples": samples, "min_samples": min_samples},
     )
@@ -179,7 +173,7 @@ def _segment_checks(
             checks.append(
                 CheckResult(
                     name=name,
-                    outcome=Outcome.PASS if passed else Outcome.FAIL,
+                    outcome=Verdict.PASS if passed else Verdict.FAIL,
                     reason=(
                         f"AUC on {segment}={value} is {ours_auc:.4f} vs the champion's {theirs_auc:.4f} "
                         f"(drop {drop:.4f}, limit {max_drop:.4f})"
@@ -195,7 +189,7 @@ def offline_gate(
     champion_metrics: Mapping[str, Any] | None,
     candidate_latency_p99_ms: float,
     settings: PromotionSettings,
-) -> Verdict:
+) -> AnalysisResult:
     """The candidate's metrics.json against the champion's (when there is one), and its offline latency.
 
     Relative checks (AUC drop, per-segment AUC drop) need a champion; ECE and latency are absolute.
@@ -211,13 +205,13 @@ def offline_gate(
     if champion_metrics is not None:
         champion_auc = _number(champion_metrics, "auc") or _number(champion_metrics, "holdout", "roc_auc")
         if auc is None or champion_auc is None:
-            checks.append(CheckResult(name="auc", outcome=Outcome.FAIL, reason="AUC missing from metrics.json"))
+            checks.append(CheckResult(name="auc", outcome=Verdict.FAIL, reason="AUC missing from metrics.json"))
         else:
             drop = champion_auc - auc
             checks.append(
                 CheckResult(
                     name="auc",
-                    outcome=Outcome.PASS if drop <= settings.max_auc_drop else Outcome.FAIL,
+                    outcome=Verdict.PASS if drop <= settings.max_auc_drop else Verdict.FAIL,
                     reason=(
                         f"AUC {auc:.4f} vs the champion's {champion_auc:.4f} "
                         f"(drop {drop:.4f}, limit {settings.max_auc_drop:.4f})"
@@ -227,7 +221,7 @@ def offline_gate(
             )
         checks.extend(_segment_checks(candidate_metrics, champion_metrics, settings.max_segment_auc_drop))
     if ece is None:
-        checks.append(CheckResult(name="ece", outcome=Outcome.FAIL, reason="ECE missing from metrics.json"))
+        checks.append(CheckResult(name="ece", outcome=Verdict.FAIL, reason="ECE missing from metrics.json"))
     else:
         checks.append(_at_most("ece", "ECE", ece, settings.max_ece))
     checks.append(_at_most("latency", "offline p99 latency (ms)", candidate_latency_p99_ms, settings.latency_budget_ms))
@@ -242,7 +236,7 @@ def replay(
     champion_scores: Sequence[float] | np.ndarray,
     thresholds: tuple[float, float],
     settings: PromotionSettings,
-) -> Verdict:
+) -> AnalysisResult:
     """Recorded traffic scored by both models: score PSI (champion = baseline) and decision agreement.
 
     ``thresholds`` is (candidate's, champion's). Fewer than ``min_samples`` records → inconclusive.
@@ -262,7 +256,7 @@ def replay(
             _at_most("psi", "score PSI vs the champion", stability, settings.max_psi, samples=samples),
             CheckResult(
                 name="agreement",
-                outcome=Outcome.PASS if agreed else Outcome.FAIL,
+                outcome=Verdict.PASS if agreed else Verdict.FAIL,
                 reason=(
                     f"decisions agree on {agreement:.2%} of {samples} records "
                     f"({'at least' if agreed else 'below'} the minimum {settings.min_agreement:.2%})"
@@ -300,7 +294,7 @@ class LiveWindow(BaseModel):
     so its latency carries the wait for the interpreter and is no like-for-like comparison."""
 
 
-def live(window: LiveWindow, settings: PromotionSettings) -> Verdict:
+def live(window: LiveWindow, settings: PromotionSettings) -> AnalysisResult:
     """Shadow or canary: error rate, latency ratio, fallback rate and divergence, once there are enough samples."""
     samples = window.candidate_samples
     if samples < settings.min_samples:
@@ -343,7 +337,7 @@ def live(window: LiveWindow, settings: PromotionSettings) -> Verdict:
         checks.append(
             CheckResult(
                 name="divergence",
-                outcome=Outcome.PASS,
+                outcome=Verdict.PASS,
                 reason="candidate score distribution not reported; judged by the mean score delta instead",
                 figures={"candidate_scores": 0, "champion_scores": champion_total},
             )
@@ -354,7 +348,7 @@ def live(window: LiveWindow, settings: PromotionSettings) -> Verdict:
         checks.append(
             CheckResult(
                 name="divergence",
-                outcome=Outcome.PASS,
+                outcome=Verdict.PASS,
                 reason="the champion serves no traffic at this step: no score distribution to compare with",
                 figures={"candidate_scores": candidate_total, "champion_scores": champion_total},
             )
@@ -363,7 +357,7 @@ def live(window: LiveWindow, settings: PromotionSettings) -> Verdict:
         checks.append(
             CheckResult(
                 name="divergence",
-                outcome=Outcome.PASS,
+                outcome=Verdict.PASS,
                 reason=f"score PSI not judged below {needed} scores per side (a small sample's PSI is noise)",
                 figures={"candidate_scores": candidate_total, "champion_scores": champion_total, "needed": needed},
             )

@@ -1,31 +1,17 @@
-"""The environment of the promotion functions (one pydantic model, validated once) and the service built from it."""
+"""The promotion service built from a promotion function's environment (:class:`PromotionEnvironment`, read once)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
-
-from shared.environment import UseCaseEnvironment, read_environment
+from shared.environment import read_environment
+from shared.promotion.environment import PromotionEnvironment
 from shared.promotion.service import PromotionService, build_service
 from shared.usecase.settings import load_usecase
 
 
-class PromotionFunctionSettings(UseCaseEnvironment):
-    """``SLUICE_USECASE_FILE`` (relative to ``LAMBDA_TASK_ROOT``), ``DEPLOYMENT_TABLE``, ``LAKE_BUCKET``,
-    ``MODEL_PACKAGE_GROUP``, ``ALARM_TOPIC_ARN``; heavy use cases add ``SAGEMAKER_ENDPOINT_NAME`` and
-    ``SAGEMAKER_EXECUTION_ROLE_ARN`` (the role the endpoint's models run as)."""
-
-    deployment_table: str = Field(min_length=3, alias="DEPLOYMENT_TABLE")
-    lake_bucket: str = Field(min_length=3, alias="LAKE_BUCKET")
-    model_package_group: str = Field(min_length=1, alias="MODEL_PACKAGE_GROUP")
-    alarm_topic_arn: str = Field(pattern=r"^arn:", alias="ALARM_TOPIC_ARN")
-    endpoint_name: str | None = Field(default=None, alias="SAGEMAKER_ENDPOINT_NAME")
-    endpoint_role_arn: str | None = Field(default=None, alias="SAGEMAKER_EXECUTION_ROLE_ARN")
-
-
-def load_settings(function: str) -> PromotionFunctionSettings:
-    return read_environment(PromotionFunctionSettings, function)
+def load_settings(function: str) -> PromotionEnvironment:
+    return read_environment(PromotionEnvironment, function)
 
 
 def service_from_environment(function: str) -> PromotionService:

@@ -29,7 +29,6 @@ from shared.promotion.adapters import (
     metrics_uri,
 )
 from shared.promotion.alarms import AlarmStateChange, is_candidate_alarm, is_watch_alarm
-from shared.promotion.analysis import Outcome as Verdict
 from shared.promotion.exceptions import (
     ForeignPackageError,
     InvalidTransitionError,
@@ -39,17 +38,20 @@ from shared.promotion.exceptions import (
     NotificationError,
     NotInWatchWindowError,
 )
+from shared.promotion.steps import DECISION_APPROVE
 from shared.promotion.targets import TrafficTarget
 from shared.promotion.timeline import render
 from shared.promotion.transitions import (
     LIVE_STAGES,
     PRE_PROMOTION_STAGES,
+    ROLLED_BACK,
     Action,
     AuditEvent,
-    Outcome,
     Promotion,
+    PromotionOutcome,
     Stage,
     Transition,
+    Verdict,
     await_human,
     end_watch,
     enter_stage,
@@ -132,7 +134,7 @@ class PromotionService:
 
     def _running(self) -> tuple[DeploymentState, Promotion]:
         state, promotion = self._read()
-        if promotion is None or promotion.outcome is not Outcome.RUNNING:
+        if promotion is None or promotion.outcome is not PromotionOutcome.RUNNING:
             raise NoPromotionError(f"no promotion of {self.name!r} is running")
         return state, promotion
 
@@ -332,7 +334,7 @@ class PromotionService:
         """
         now = self.clock()
         state, promotion = self._read()
-        if promotion is None or promotion.outcome is not Outcome.RUNNING:
+        if promotion is None or promotion.outcome is not PromotionOutcome.RUNNING:
             already = promotion.reason if promotion is not None else "no promotion"
             return StepResult(Verdict.FAIL, f"already rolled back: {already}", extra={"already": True})
         if execution_arn and promotion.execution_arn and execution_arn != promotion.execution_arn:
@@ -402,7 +404,7 @@ class PromotionService:
         self.promotions.put(promotion.model_copy(update={"task_token": None}))
         try:
             if approve:
-                self.executions.send_task_success(promotion.task_token, {"decision": "approve", "actor": actor})
+                self.executions.send_task_success(promotion.task_token, {"decision": DECISION_APPROVE, "actor": actor})
             else:
                 self.executions.send_task_failure(promotion.task_token, error=ABORT_ERROR, cause=why)
         except NotificationError:
@@ -430,7 +432,7 @@ class PromotionService:
             raise NoPromotionError(f"no promotion of {self.name!r} to finish")
         promotion = self._end_watch_if_over(state, promotion)
         keys = self._write_timeline(promotion)
-        verdict = Verdict.FAIL if promotion.outcome is Outcome.ROLLED_BACK else Verdict.PASS
+        verdict = Verdict.FAIL if promotion.outcome is PromotionOutcome.ROLLED_BACK else Verdict.PASS
         return StepResult(
             verdict, promotion.reason or promotion.outcome.value, extra={"outcome": promotion.outcome.value, **keys}
         )
@@ -441,16 +443,16 @@ class PromotionService:
         if promotion is None or state.stage != Stage.WATCH:
             return StepResult(Verdict.PASS, f"nothing to end (stage {state.stage!r})", extra={"ended": False})
         ended = self._end_watch_if_over(state, promotion)
-        if ended.outcome is Outcome.PROMOTED:
+        if ended.outcome is PromotionOutcome.PROMOTED:
             self._write_timeline(ended)
-        done = ended.outcome is Outcome.PROMOTED
+        done = ended.outcome is PromotionOutcome.PROMOTED
         why = "watch window over; promotion final" if done else f"watching until {ended.watch_until}"
         return StepResult(Verdict.PASS, why, extra={"ended": done})
 
     def _end_watch_if_over(self, state: DeploymentState, promotion: Promotion) -> Promotion:
         now = self.clock()
         if (
-            promotion.outcome is Outcome.RUNNING
+            promotion.outcome is PromotionOutcome.RUNNING
             and state.stage == Stage.WATCH
             and not in_watch_window(state, promotion, now)
         ):
@@ -496,11 +498,11 @@ class PromotionService:
         state, promotion = self._read()
         actor = f"rollback-alarm:{alarm.alarm_name}"
         reason = f"alarm {alarm.alarm_name}: {alarm.reason}".strip()
-        running = promotion is not None and promotion.outcome is Outcome.RUNNING
+        running = promotion is not None and promotion.outcome is PromotionOutcome.RUNNING
         watch_alarm = is_watch_alarm(self.name, alarm.alarm_name)
         if running and state.stage in LIVE_STAGES and not watch_alarm:
             transition = rollback(state, promotion, now=now, actor=actor, reason=reason)
-            action = "rolled_back"
+            action = ROLLED_BACK
         elif running and in_watch_window(state, promotion, now):
             try:
                 transition = rollback_to_previous(state, promotion, now=now, actor=actor, reason=reason)

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.deployment.state import DeploymentState, ModelRef
+from shared.deployment.state import IDLE_STAGE, DeploymentState, ModelRef
 from shared.promotion.exceptions import (
     InvalidTransitionError,
     NoPreviousChampionError,
@@ -31,7 +31,9 @@ from shared.promotion.exceptions import (
 
 
 class Stage(StrEnum):
-    IDLE = "idle"
+    """The stage a use case's deployment is in (``DeploymentState.stage``); a promotion walks them in order."""
+
+    IDLE = IDLE_STAGE
     OFFLINE_GATE = "offline_gate"
     REPLAY = "replay"
     SHADOW = "shadow"
@@ -39,11 +41,16 @@ class Stage(StrEnum):
     WATCH = "watch"
 
 
-ROLLED_BACK = "rolled_back"
-"""Recorded in the audit log (``stage``) when a promotion is rolled back; the state itself returns to idle."""
-
 PRE_PROMOTION_STAGES = frozenset({Stage.OFFLINE_GATE, Stage.REPLAY, Stage.SHADOW, Stage.CANARY})
 LIVE_STAGES = frozenset({Stage.SHADOW, Stage.CANARY})
+
+
+class Verdict(StrEnum):
+    """A stage's verdict (the offline gate, the replay, a shadow or canary analysis) and each of its checks'."""
+
+    PASS = "pass"  # noqa: S105 - not a password
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
 
 
 class Action(StrEnum):
@@ -58,14 +65,20 @@ class Action(StrEnum):
     REJECT = "reject"
     APPROVE = "approve"
     ABORT = "abort"
-    INCONCLUSIVE = "inconclusive"
+    INCONCLUSIVE = Verdict.INCONCLUSIVE.value
     NOTIFY = "notify"
 
 
-class Outcome(StrEnum):
+class PromotionOutcome(StrEnum):
+    """How one promotion run stands (``Promotion.outcome``): running until it is promoted or rolled back."""
+
     RUNNING = "running"
     PROMOTED = "promoted"
     ROLLED_BACK = "rolled_back"
+
+
+ROLLED_BACK = PromotionOutcome.ROLLED_BACK.value
+"""Recorded in the audit log (``stage``) when a promotion is rolled back; the state itself returns to idle."""
 
 
 class Promotion(BaseModel):
@@ -83,7 +96,7 @@ class Promotion(BaseModel):
     promoted_at: datetime | None = None
     watch_until: datetime | None = None
     finished_at: datetime | None = None
-    outcome: Outcome = Outcome.RUNNING
+    outcome: PromotionOutcome = PromotionOutcome.RUNNING
     reason: str = ""
     canary_step: int | None = None
     extensions: int = Field(default=0, ge=0)
@@ -162,7 +175,7 @@ def _require_stage(state: DeploymentState, allowed: frozenset[Stage] | set[Stage
 
 
 def _running(promotion: Promotion | None, state: DeploymentState, doing: str) -> Promotion:
-    if promotion is None or promotion.outcome is not Outcome.RUNNING:
+    if promotion is None or promotion.outcome is not PromotionOutcome.RUNNING:
         raise InvalidTransitionError(f"cannot {doing} for {state.usecase!r}: no promotion is running")
     return promotion
 
@@ -178,7 +191,7 @@ def start(
 ) -> Transition:
     """A new promotion of ``candidate``: stage offline_gate. Refused while another promotion runs or watches."""
     if state.stage != Stage.IDLE:
-        running = current.execution_arn if current is not None and current.outcome is Outcome.RUNNING else ""
+        running = current.execution_arn if current is not None and current.outcome is PromotionOutcome.RUNNING else ""
         raise PromotionInProgressError(
             f"a promotion of {state.usecase!r} is running (stage {state.stage!r}{', ' + running if running else ''})"
         )
@@ -335,7 +348,7 @@ def _rolled_back(
     """A rollback to ``new_state``: the promotion record closed (no human decision pending any more) and its
     audit event (``from_ref`` → ``to_ref``)."""
     closed = promotion.model_copy(
-        update={"outcome": Outcome.ROLLED_BACK, "finished_at": now, "reason": reason, "task_token": None}
+        update={"outcome": PromotionOutcome.ROLLED_BACK, "finished_at": now, "reason": reason, "task_token": None}
     )
     event = _event(
         promotion,
@@ -407,7 +420,7 @@ def end_watch(state: DeploymentState, promotion: Promotion | None, *, now: datet
     running = _running(promotion, state, "end the watch window")
     _require_stage(state, {Stage.WATCH}, "end the watch window")
     new_state = state.model_copy(update={"stage": Stage.IDLE.value})
-    new_promotion = running.model_copy(update={"outcome": Outcome.PROMOTED, "finished_at": now})
+    new_promotion = running.model_copy(update={"outcome": PromotionOutcome.PROMOTED, "finished_at": now})
     event = _event(
         running,
         Action.STAGE,

@@ -88,7 +88,7 @@ class ShadowRunner:
         if self._pending is not None and not self._pending.done():
             return None
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=SHADOW)
         self._pending = self._executor.submit(job)
         return self._pending
 

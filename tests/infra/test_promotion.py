@@ -13,13 +13,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from infra.promotion import (
-    ACTION_END_WATCH,
-    ACTION_ROLLBACK,
-    ACTION_WAIT_FOR_HUMAN,
-    DEPLOYMENT_TABLE_ACTIONS,
-    FAILURE_PATH,
-)
+from infra.promotion import DEPLOYMENT_TABLE_ACTIONS, FAILURE_PATH
 from infra.settings import ROOT
 from infra.training_pipeline import LAMBDA_SERVICE_ERRORS
 from shared.promotion import alarms as alarm_names
@@ -259,7 +253,7 @@ def test_the_score_function_emits_in_the_namespace_the_alarms_read(
     template: Template, output_refs: dict[str, str], template_json: dict[str, Any]
 ) -> None:
     score = template_json["Resources"][output_refs["ScoreFunctionName"]]["Properties"]
-    assert score["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"] == telemetry.NAMESPACE
+    assert score["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"] == telemetry.NAMESPACE == "Sluice"
 
 
 # --- rollback: the rule and the function --------------------------------------------------------
@@ -292,7 +286,8 @@ def test_alarm_state_changes_into_alarm_reach_the_rollback_function_with_retries
         "AWS::Lambda::Permission",
         {"Action": "lambda:InvokeFunction", "FunctionName": get_att(rollback), "Principal": "events.amazonaws.com"},
     )
-    # And the prefix covers every candidate and watch-window alarm
+    # And the prefix covers every candidate and watch-window alarm (five candidate, two watch-window)
+    assert len(alarms) == 7
     assert all(name.startswith(PREFIX) for name in alarms)
     # And a failed rollback invocation lands in a queue too (asynchronous on-failure destination)
     template.has_resource_properties(
@@ -478,7 +473,7 @@ def test_asking_a_human_waits_for_a_task_token_and_an_abort_rolls_back(definitio
         # Then the task waits for SendTaskSuccess / SendTaskFailure with the token it hands the function
         assert ask["Resource"].endswith(":states:::lambda:invoke.waitForTaskToken")
         payload = ask["Parameters"]["Payload"]
-        assert payload["action"] == ACTION_WAIT_FOR_HUMAN
+        assert payload["action"] == "wait_for_human"
         assert payload["task_token.$"] == "$$.Task.Token"
         assert ask["TimeoutSeconds"] == 24 * 3600
         # And an approval continues as a pass, anything else rolls back
@@ -506,7 +501,7 @@ def test_every_task_retries_service_errors_only_and_catches_everything_into_roll
         assert [retry["ErrorEquals"] for retry in state["Retry"]] == [LAMBDA_SERVICE_ERRORS], name
     # And the rollback path ends in a Fail that carries the reason, and never loops back into itself
     rollback = states["Rollback"]
-    assert rollback["Parameters"]["Payload"]["action"] == ACTION_ROLLBACK
+    assert rollback["Parameters"]["Payload"]["action"] == "rollback"
     assert rollback["Parameters"]["Payload"]["reason.$"] == f"{FAILURE_PATH}.Cause"
     assert rollback["Next"] == "NotifyRollback"
     assert rollback["Catch"][0]["Next"] == "NotifyRollbackFailed"
@@ -551,7 +546,7 @@ def test_a_schedule_ends_the_watch_window_through_the_promotion_step_function(
                 Match.object_like(
                     {
                         "Arn": get_att(step_function_id),
-                        "Input": Match.serialized_json({"action": ACTION_END_WATCH, "usecase": USECASE.name}),
+                        "Input": Match.serialized_json({"action": "end_watch", "usecase": USECASE.name}),
                     }
                 )
             ],

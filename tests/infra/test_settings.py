@@ -8,7 +8,7 @@ import pytest
 
 from app import resolve_usecase_file
 from infra.bundling import constraints_without_extras
-from infra.settings import ROOT, DataPipelineSettings, LakeLayout, SluiceSettings, stack_name_for
+from infra.settings import ROOT, DataPipelineSettings, SluiceSettings, stack_name_for
 from shared.usecase.settings import load_usecase
 
 
@@ -47,13 +47,12 @@ def test_settings_are_keyword_only_and_frozen() -> None:
         DataPipelineSettings("x_y", Path("x.toml"))  # type: ignore[call-arg]
 
 
-def test_lake_prefixes_must_be_relative_key_prefixes() -> None:
-    # Given a prefix that is not a plain key prefix
-    # Then the layout refuses it
-    with pytest.raises(ValueError, match="prefix"):
-        LakeLayout(curated="curated")
-    with pytest.raises(ValueError, match="prefix"):
-        LakeLayout(quarantine="quarantine/*/")
+def test_the_data_pipeline_grants_the_lake_layouts_prefixes() -> None:
+    # Given data pipeline settings
+    settings = DataPipelineSettings(usecase_name="x_y", usecase_file=Path("x.toml"))
+    # Then ingest writes where shared/lake/layout.py puts its keys: relative key prefixes ending in "/"
+    assert settings.lake_write_prefixes == ("curated/", "quarantine/", "manifests/")
+    assert settings.manifests_area_prefix == "manifests/"
 
 
 def test_stack_names_replace_underscores() -> None:

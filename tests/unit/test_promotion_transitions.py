@@ -14,7 +14,7 @@ from shared.promotion.exceptions import (
 )
 from shared.promotion.transitions import (
     Action,
-    Outcome,
+    PromotionOutcome,
     Stage,
     Transition,
     end_watch,
@@ -88,7 +88,7 @@ def test_rollback_sends_all_traffic_back_to_the_champion() -> None:
     rolled = rollback(canary.state, canary.promotion, now=T0, actor="rollback-alarm:x", reason="errors")
     assert (rolled.state.champion, rolled.state.challenger, rolled.state.challenger_weight) == (ref(1), None, 0.0)
     assert (rolled.state.stage, rolled.state.shadow) == (Stage.IDLE, False)
-    assert rolled.promotion.outcome is Outcome.ROLLED_BACK
+    assert rolled.promotion.outcome is PromotionOutcome.ROLLED_BACK
     assert (rolled.event.action, rolled.event.stage, rolled.event.reason) == (Action.ROLLBACK, "rolled_back", "errors")
 
 
@@ -122,7 +122,7 @@ def test_end_watch_makes_the_promotion_final() -> None:
     promoted = promote(canary.state, canary.promotion, now=T0, actor="promotion", watch_window_seconds=120)
     final = end_watch(promoted.state, promoted.promotion, now=T0 + timedelta(seconds=121), actor="promotion")
     assert (final.state.stage, final.state.champion) == (Stage.IDLE, ref(2))
-    assert final.promotion.outcome is Outcome.PROMOTED
+    assert final.promotion.outcome is PromotionOutcome.PROMOTED
     # And a new promotion may start now
     start(final.state, final.promotion, ref(3), now=T0, actor="cli:ana")
 
