@@ -17,10 +17,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.environment import USECASE_VARIABLE
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTDIR = ROOT / "cdk.out"
 DEFAULT_USECASE = ROOT / "usecases" / "telco_churn.toml"
-USECASE_ENV_VAR = "SLUICE_USECASE"
 """The use case to synthesize when none is named: a path to its ``.toml`` file, or a bare use-case name."""
 HASH_FILE = ".sluice-inputs.sha256"
 
@@ -64,7 +65,7 @@ def usecase_file(reference: str | Path | None = None) -> Path:
     """The use-case file to synthesize: ``reference`` (an explicit argument) if given, else
     ``$SLUICE_USECASE``, else :data:`DEFAULT_USECASE`. Read as ``app.py`` reads it: a bare name is
     ``usecases/<name>.toml``, a relative path is relative to the project root."""
-    chosen = str(reference) if reference is not None else os.environ.get(USECASE_ENV_VAR)
+    chosen = str(reference) if reference is not None else os.environ.get(USECASE_VARIABLE)
     if not chosen:
         return DEFAULT_USECASE
     if chosen.endswith(".toml") or os.sep in chosen or "/" in chosen:

@@ -22,9 +22,6 @@ from pydantic import ValidationError
 from shared.deployment.exceptions import ConcurrentUpdateError, DeploymentError
 from shared.deployment.state import DeploymentState
 
-IDLE_STAGE = "idle"
-"""The stage of a use case no promotion is running for (``shared.promotion.transitions.Stage.IDLE``)."""
-
 STATE_SORT_KEY = "state"
 EVENT_SORT_KEY_PREFIX = "event#"
 PARTITION_KEY = "usecase"
