@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -848,10 +849,14 @@ def chi2_power(noncentrality: float, dof: int, alpha: float = 0.05) -> float:
     ``χ²_k(λ)`` has mean ``k + λ`` and variance ``2(k + 2λ)``; the critical value ``c_alpha`` is found by
     bisection on :func:`chi2_sf`. Good to a few points of power in the range that matters (0.5-0.99).
     """
-    critical = chi2_critical(dof, alpha)
+    return _chi2_power(noncentrality, dof, chi2_critical(dof, alpha))
+
+
+def _chi2_power(noncentrality: float, dof: int, critical: float) -> float:
     return normal_cdf((dof + noncentrality - critical) / math.sqrt(2 * (dof + 2 * noncentrality)))
 
 
+@lru_cache(maxsize=256)
 def chi2_critical(dof: int, alpha: float) -> float:
     """``c`` with ``P(χ²_dof >= c) = alpha`` (bisection on :func:`chi2_sf`)."""
     low, high = 0.0, float(dof) + 10.0 * math.sqrt(2.0 * dof) + 50.0
@@ -881,12 +886,13 @@ def required_n_chi2(
     """
     if w2 <= 0 or dof < 1:
         raise ValueError(f"need w2 > 0 and dof >= 1, got {w2}, {dof}")
+    critical = chi2_critical(dof, alpha)
     low, high = 0.0, 1.0
-    while chi2_power(high, dof, alpha) < power:
+    while _chi2_power(high, dof, critical) < power:
         high *= 2
     for _ in range(100):
         middle = (low + high) / 2
-        if chi2_power(middle, dof, alpha) < power:
+        if _chi2_power(middle, dof, critical) < power:
             low = middle
         else:
             high = middle
