@@ -398,6 +398,54 @@ class PromotionSettings(BaseModel):
         return self
 
 
+class MonitoringSettings(BaseModel):
+    """Production monitoring (``[monitoring]``): when it runs, over which windows, and what is worth an alert.
+
+    Every check of a run — feature × window, segment × metric × window — is one cell of one family, corrected
+    with Benjamini–Hochberg at ``fdr``. A cell with fewer samples than it needs says *insufficient evidence*
+    and the n it would need, instead of a verdict. An effect smaller than the declared one is never an alert,
+    however significant.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    schedule_minutes: int = Field(default=60, ge=1, le=1440)
+    """How often the monitor runs (an EventBridge ``rate`` schedule)."""
+    windows_hours: tuple[float, ...] = (1.0, 6.0, 24.0)
+    """Each run looks back over each of these windows (ending at the run's time)."""
+    fdr: float = Field(default=0.05, gt=0, lt=1)
+    """False discovery rate of the whole family of tests of one run."""
+    min_samples: int = Field(default=200, ge=1)
+    """Predictions a drift or data-quality cell needs before it is judged."""
+    min_labels: int = Field(default=100, ge=1)
+    """Joined labels a performance cell needs before it is judged."""
+    label_window_hours: float = Field(default=720.0, gt=0)
+    """A label joined by entity id answers that entity's latest prediction at most this long before it."""
+    psi_alert: float = Field(default=0.1, gt=0)
+    """Drift worth alerting on: PSI of a feature or of the score distribution."""
+    null_rate_alert: float = Field(default=0.05, gt=0, le=1)
+    """A feature's null rate this much above its training rate is worth an alert."""
+    auc_drop_alert: float = Field(default=0.05, gt=0, le=1)
+    rate_change_alert: float = Field(default=0.05, gt=0, le=1)
+    """Absolute change of positive rate, precision or recall worth an alert."""
+    brier_increase_alert: float = Field(default=0.02, gt=0, le=1)
+    ece_alert: float = Field(default=0.05, gt=0, le=1)
+    """Calibration error (ECE) worth an alert, when the calibration test is also significant."""
+    power: float = Field(default=0.8, gt=0, lt=1)
+    """Power at the declared effect used to say how many samples an insufficient cell would need."""
+    retrain_cooldown_hours: float = Field(default=24.0, ge=0)
+    """After a monitoring alarm starts a training run, further alarms start none for this long."""
+    report_retention_days: int = Field(default=400, ge=1)
+
+    @field_validator("windows_hours")
+    @classmethod
+    def _windows(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(w <= 0 for w in value) or len(set(value)) != len(value):
+            raise ValueError("windows_hours must be distinct positive numbers of hours")
+        return tuple(sorted(value))
+
+
 class UseCase(BaseModel):
     """A use case: a named dataset contract and the model settings for it."""
 
@@ -411,6 +459,7 @@ class UseCase(BaseModel):
     model: ModelSettings = Field(default_factory=ModelSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     promotion: PromotionSettings = Field(default_factory=PromotionSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
 
     @field_validator("name")
     @classmethod
