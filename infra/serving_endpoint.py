@@ -6,7 +6,8 @@ names the artifact of a registered model version (its ``InferenceSpecification``
 without it a heavy use case has no endpoint yet.
 
 The model runs the same ONNX artifact and inference code as the score function: the image is the
-training pipeline's scikit-learn framework image (``INFERENCE_IMAGE``), and its script-mode
+training pipeline's scikit-learn framework image (``INFERENCE_IMAGE``; the SageMaker Python SDK's
+inference image of the region is the same URI), and its script-mode
 environment points at the training source archive, whose ``training/inference.py`` (the
 ``SAGEMAKER_PROGRAM``) loads ``model.onnx`` with onnxruntime and implements ``model_fn`` /
 ``input_fn`` / ``predict_fn`` / ``output_fn``. Requests and responses are captured to the lake under

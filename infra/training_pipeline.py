@@ -27,10 +27,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import ArnFormat, AssetHashType, Aws, CfnMapping, Duration, Fn, Stack
+from aws_cdk import ArnFormat, AssetHashType, Aws, CfnMapping, Duration, Fn, Stack, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -55,34 +56,88 @@ from infra.settings import USECASE_FILE_IN_BUNDLE, TrainingFunctionSettings, Tra
 from shared.environment import USECASE_FILE_VARIABLE, FunctionEnvironment
 from shared.training.environment import RegisterEnvironment, TrainingSetEnvironment, TriggerEnvironment
 
-SKLEARN_REPOSITORY = "sagemaker-scikit-learn"
-SKLEARN_IMAGE_TAG = "1.2-1-cpu-py3"
-SKLEARN_IMAGE_ACCOUNTS = {
-    "us-east-1": "683313688378",
-    "us-east-2": "257758044811",
-    "us-west-1": "746614075791",
-    "us-west-2": "246618743249",
-    "ca-central-1": "341280168497",
-    "sa-east-1": "737474898029",
-    "eu-west-1": "141502667606",
-    "eu-west-2": "764974769150",
-    "eu-west-3": "659782779980",
-    "eu-central-1": "492215442770",
-    "eu-north-1": "662702820516",
-    "ap-south-1": "720646828776",
-    "ap-northeast-1": "354813040037",
-    "ap-northeast-2": "366743142698",
-    "ap-southeast-1": "121021644041",
-    "ap-southeast-2": "783357654285",
-}
-"""Registry accounts of SageMaker's scikit-learn framework images, per region.
+SKLEARN_FRAMEWORK = "sklearn"
+SKLEARN_VERSION = "1.2-1"
+"""SageMaker's scikit-learn framework image, for training and for a heavy model's endpoint.
 
-From the SageMaker Python SDK's ``src/sagemaker/image_uri_config/sklearn.json`` (``1.2-1``), which
-``sagemaker.image_uris.retrieve("sklearn", region, "1.2-1")`` reads; the same accounts are listed in
-the SageMaker developer guide's "Docker Registry Paths and Example Code". Heavy models train on GPU
-instance types with this same CPU image by default (scikit-learn does not use the GPU); a
-GPU estimator would need a GPU framework image (e.g. PyTorch) — a per-use-case image setting.
+Its URI comes from the SageMaker Python SDK (``sagemaker-core``: ``sagemaker.core.image_uris``), which
+reads the registry account of each region from the JSON it bundles: no network at synth time. Heavy
+models train on GPU instance types with this same CPU image by default (scikit-learn does not use the
+GPU); a GPU estimator would need a GPU framework image (e.g. PyTorch) — a per-use-case image setting.
 """
+IMAGE_SCOPES = ("training", "inference")
+"""The image serves both: the training job runs it, and so does the endpoint's model."""
+
+
+class FrameworkImageError(ValueError):
+    """The SDK lists no image of the framework version for a region (or not one image for all)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FrameworkImage:
+    """A framework image as the template uses it; each part a literal or a token of the stack's region."""
+
+    uri: str
+    account: str
+    repository: str
+
+
+def framework_image_registries(framework: str, version: str) -> dict[str, str]:
+    """Region → registry account of ``framework`` ``version``, for every region the SDK lists with both
+    a training and an inference image (from the same account)."""
+    from sagemaker.core import image_uris
+
+    config = image_uris.config_for_framework(framework)
+    per_scope = []
+    for scope in IMAGE_SCOPES:
+        scoped = config.get(scope, config)
+        versions = scoped["versions"]
+        per_scope.append(versions[scoped.get("version_aliases", {}).get(version, version)]["registries"])
+    training, *others = per_scope
+    return {
+        region: account
+        for region, account in sorted(training.items())
+        if all(other.get(region) == account for other in others)
+    }
+
+
+def framework_image_uri(framework: str, version: str, region: str) -> str:
+    """The SDK's image URI of ``framework`` ``version`` in ``region``, one for training and inference."""
+    from sagemaker.core import image_uris
+
+    try:
+        uris = {image_uris.retrieve(framework, region, version, image_scope=scope) for scope in IMAGE_SCOPES}
+    except ValueError as exc:
+        raise FrameworkImageError(f"no {framework} {version} image in {region}: {exc}") from exc
+    if len(uris) != 1:
+        raise FrameworkImageError(f"{framework} {version} has different training and inference images: {uris}")
+    return uris.pop()
+
+
+def framework_image(scope: Construct, mapping_id: str, *, framework: str, version: str) -> FrameworkImage:
+    """The image for the stack's region: the SDK's URI where the region is known at synth time; in a
+    region-agnostic stack, the account comes from a ``Mappings`` entry (``mapping_id``) that holds every
+    region the SDK lists, looked up at deploy time."""
+    stack = Stack.of(scope)
+    region = stack.region
+    if not Token.is_unresolved(region):
+        uri = framework_image_uri(framework, version, region)
+        account, _, rest = uri.partition(".dkr.ecr.")
+        return FrameworkImage(uri=uri, account=account, repository=rest.split("/", 1)[1].split(":", 1)[0])
+    registries = framework_image_registries(framework, version)
+    if not registries:
+        raise FrameworkImageError(f"the SDK lists no region with a {framework} {version} image")
+    reference_region = "us-east-1" if "us-east-1" in registries else next(iter(registries))
+    path = framework_image_uri(framework, version, reference_region).split("/", 1)[1]
+    mapping = CfnMapping(
+        scope,
+        mapping_id,
+        mapping={region: {"account": account} for region, account in registries.items()},
+    )
+    account = mapping.find_in_map(Aws.REGION, "account")
+    uri = Fn.join("", [account, ".dkr.ecr.", Aws.REGION, ".", Aws.URL_SUFFIX, f"/{path}"])
+    return FrameworkImage(uri=uri, account=account, repository=path.split(":", 1)[0])
+
 
 TRAINING_JOB_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 SAGEMAKER_METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
@@ -191,26 +246,12 @@ class TrainingPipeline(Construct):
         return asset, code_version(asset_hash)
 
     def _training_image_uri(self) -> str:
-        mapping = CfnMapping(
-            self,
-            "SklearnImageAccounts",
-            mapping={region: {"account": account} for region, account in SKLEARN_IMAGE_ACCOUNTS.items()},
-        )
-        self.image_account = mapping.find_in_map(Aws.REGION, "account")
+        image = framework_image(self, "SklearnImageAccounts", framework=SKLEARN_FRAMEWORK, version=SKLEARN_VERSION)
+        self.image_account = image.account
         self.image_repository_arn = Fn.join(
-            "", [f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:", self.image_account, f":repository/{SKLEARN_REPOSITORY}"]
+            "", [f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:", image.account, f":repository/{image.repository}"]
         )
-        return Fn.join(
-            "",
-            [
-                self.image_account,
-                ".dkr.ecr.",
-                Aws.REGION,
-                ".",
-                Aws.URL_SUFFIX,
-                f"/{SKLEARN_REPOSITORY}:{SKLEARN_IMAGE_TAG}",
-            ],
-        )
+        return image.uri
 
     # --- the training role ---------------------------------------------------------------------
 

@@ -10,12 +10,24 @@ import json
 import re
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match, Template
 from cfnlint.api import ManualArgs, lint_file
+from constructs import Construct
+from sagemaker.core import image_uris
 
 from infra.assembly import Assembly, synthesize
 from infra.settings import ROOT
+from infra.training_pipeline import (
+    SKLEARN_FRAMEWORK,
+    SKLEARN_VERSION,
+    FrameworkImageError,
+    framework_image,
+    framework_image_registries,
+)
+from local.template.model import DeployedState, Resolver
+from local.template.model import Template as DeployableTemplate
 from shared.usecase.estimators import RESERVED_HYPERPARAMETERS
 from shared.usecase.settings import load_usecase
 from tests.infra.conftest import get_att, ref
@@ -36,6 +48,13 @@ debounce_seconds = 120
 """
 INITIAL_MODEL_DATA = "s3://models-bucket/heavy/model.tar.gz"
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+US_EAST_1_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+OLD_TABLE_REGIONS = {
+    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "sa-east-1", "eu-west-1", "eu-west-2",
+    "eu-west-3", "eu-central-1", "eu-north-1", "ap-south-1", "ap-northeast-1", "ap-northeast-2", "ap-southeast-1",
+    "ap-southeast-2",
+}  # fmt: skip
+"""The regions of the hand-copied table the SDK's lookup replaced: every one of them must still deploy."""
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -61,6 +80,22 @@ def training_state_machine_role(template_json: dict[str, Any]) -> str:
     machine = template_json["Resources"][training_state_machine_id(template_json)]
     role_id: str = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
     return role_id
+
+
+def resolved_in_region(template_json: dict[str, Any], region: str, *values: Any) -> list[Any]:
+    """``values`` of the template as CloudFormation resolves them in ``region`` (resources by placeholder)."""
+    template = DeployableTemplate(template_json, stack_name=HEAVY_STACK, region=region)
+    state = DeployedState()
+    for logical_id in template.resources:
+        state.record_placeholder(logical_id, logical_id)
+    resolver = Resolver(template, state)
+    return [resolver.resolve(value) for value in values]
+
+
+def sdk_image(region: str, scope: str) -> str:
+    """What the SageMaker Python SDK gives for the scikit-learn image in ``region``."""
+    uri: str = image_uris.retrieve(SKLEARN_FRAMEWORK, region, SKLEARN_VERSION, image_scope=scope)
+    return uri
 
 
 def state_machine_definition(template_json: dict[str, Any]) -> dict[str, Any]:
@@ -269,6 +304,68 @@ def test_the_training_image_account_is_looked_up_by_region(template_json: dict[s
     (mapping,) = template_json["Mappings"].values()
     assert mapping["us-east-1"] == {"account": "683313688378"}
     assert {"us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-northeast-1"} <= set(mapping)
+    # And the region-agnostic template lists every region the SageMaker Python SDK has the image in
+    registries = framework_image_registries(SKLEARN_FRAMEWORK, SKLEARN_VERSION)
+    assert mapping == {region: {"account": account} for region, account in registries.items()}
+    assert set(mapping) > OLD_TABLE_REGIONS
+
+
+def test_heavy_training_and_its_endpoint_use_the_sdks_image_in_every_region_it_lists(
+    heavy_json: dict[str, Any],
+) -> None:
+    # Given the heavy template's training job and endpoint model, as CloudFormation resolves them per region
+    machine = heavy_json["Resources"][training_state_machine_id(heavy_json)]
+    (model,) = [r for r in heavy_json["Resources"].values() if r["Type"] == "AWS::SageMaker::Model"]
+    # (the embedded cloud's template model knows the URL suffixes of the aws and aws-cn partitions)
+    regions = [r for r in framework_image_registries(SKLEARN_FRAMEWORK, SKLEARN_VERSION) if not r.startswith("us-iso")]
+    assert {"il-central-1", "ap-southeast-4", "cn-north-1"} <= set(regions) - OLD_TABLE_REGIONS
+    for region in regions:
+        # When the template is deployed in that region
+        definition, model_image = resolved_in_region(
+            heavy_json,
+            region,
+            machine["Properties"]["DefinitionString"],
+            model["Properties"]["PrimaryContainer"]["Image"],
+        )
+        training_image = create_training_job(json.loads(definition))["AlgorithmSpecification"]["TrainingImage"]
+        # Then both run the SDK's scikit-learn image of that region
+        assert training_image == sdk_image(region, "training"), region
+        assert model_image == sdk_image(region, "inference"), region
+        if region == "us-east-1":
+            assert training_image == model_image == US_EAST_1_IMAGE
+
+
+def _images_in(*regions: str) -> tuple[list[str], dict[str, Any]]:
+    """The images stacks in ``regions`` get, resolved, and the mappings of their templates."""
+    app = cdk.App()
+    stacks = [
+        cdk.Stack(app, f"Images{index}", env=cdk.Environment(region=region)) for index, region in enumerate(regions)
+    ]
+    images = [
+        framework_image(Construct(stack, "Pipeline"), "Accounts", framework=SKLEARN_FRAMEWORK, version=SKLEARN_VERSION)
+        for stack in stacks
+    ]
+    assembly = app.synth()
+    mappings = {
+        stack.stack_name: assembly.get_stack_by_name(stack.stack_name).template.get("Mappings") for stack in stacks
+    }
+    return [stack.resolve(image.uri) for stack, image in zip(stacks, images, strict=True)], mappings
+
+
+def test_a_stack_in_a_known_region_gets_the_sdks_image_uri_itself() -> None:
+    # Given stacks synthesized for a region of the old table and for one outside it
+    # When their image is looked up
+    (in_us_east_1, in_israel), mappings = _images_in("us-east-1", "il-central-1")
+    # Then each is the SDK's URI as a literal, and no mapping is needed
+    assert in_us_east_1 == US_EAST_1_IMAGE
+    assert in_israel == "898809789911.dkr.ecr.il-central-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+    assert in_israel == sdk_image("il-central-1", "training")
+    assert mappings == {"Images0": None, "Images1": None}
+
+
+def test_a_region_the_sdk_does_not_list_fails_the_synth_with_its_name() -> None:
+    with pytest.raises(FrameworkImageError, match=re.escape("no sklearn 1.2-1 image in xx-nowhere-1")):
+        _images_in("xx-nowhere-1")
 
 
 def test_a_heavy_usecase_trains_on_its_gpu_instance_with_spot_and_checkpoints(heavy_json: dict[str, Any]) -> None:
