@@ -244,7 +244,7 @@ class _EnvironmentPatch:
 
             self.environment, self._original_start = environment, original_start
             os.environ = environment  # type: ignore[assignment]  # noqa: B003 - a view over it, not a replacement
-            threading.Thread.start = start  # type: ignore[method-assign]
+            threading.Thread.start = start  # type: ignore[method-assign,assignment]
 
     def uninstall(self) -> None:
         with self._lock:
@@ -254,7 +254,7 @@ class _EnvironmentPatch:
             if self._users or self.environment is None or self._original_start is None:
                 return
             os.environ = self.environment.process  # type: ignore[assignment]  # noqa: B003 - the original object
-            threading.Thread.start = self._original_start  # type: ignore[method-assign]
+            threading.Thread.start = self._original_start  # type: ignore[method-assign,assignment]
             self.environment, self._original_start = None, None
 
 

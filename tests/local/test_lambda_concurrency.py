@@ -103,7 +103,7 @@ def rendezvous() -> Iterator[types.SimpleNamespace]:
     module.released = threading.Event()  # type: ignore[attr-defined]
     sys.modules[RENDEZVOUS] = module
     try:
-        yield types.SimpleNamespace(waiting=module.waiting, released=module.released)  # type: ignore[attr-defined]
+        yield types.SimpleNamespace(waiting=module.waiting, released=module.released)
     finally:
         del sys.modules[RENDEZVOUS]
 
