@@ -26,11 +26,14 @@ is queued, retrying or running.
 
 Differences from AWS, on purpose or by necessity:
 
-* One lock serializes all handler executions (environment variables, ``sys.path`` and
-  ``sys.modules`` are process-global). There is no concurrency, so a handler that synchronously
-  invokes another function (``RequestResponse``) waits for the lock until ``lock_timeout_s`` and then
-  gets a ``TooManyRequestsException``-style error payload. Asynchronous invokes, S3 puts and Step
-  Functions executions started from a handler are fine: they run after it returns.
+* Functions run concurrently, as on AWS, but each function has one execution environment (as with a
+  reserved concurrency of 1): its invocations run one at a time, in the order they get its lock. Another
+  function's handler, a synchronous invoke from one handler of another function included, runs at once
+  beside it (each sees its own environment variables, see :mod:`local.services.lambda_code`). An invocation
+  that waits for its function's environment longer than ``lock_timeout_s`` (a handler synchronously invoking
+  its own function, say) gets a ``TooManyRequestsException`` error payload, as a throttled one does on AWS.
+* A function whose asset directory holds modules besides its handler swaps them into ``sys.modules`` while it
+  runs, so it runs alone: it waits for every running handler, and no other starts meanwhile.
 * A handler running past its Timeout is not stopped; the invocation is reported as timed out
   (``Sandbox.Timedout``) after it returns.
 * No log capture: handler output goes to this process's stdout/stderr and ``LogType=Tail`` returns
@@ -48,6 +51,7 @@ import heapq
 import itertools
 import json
 import logging
+import sys
 import threading
 import time
 import traceback
@@ -61,8 +65,14 @@ from pathlib import Path
 from typing import Any, Final
 
 from local.exceptions import LambdaCodeError, LocalCloudError
-from local.services.emf import tee_stdout
-from local.services.lambda_code import FunctionSpec, HandlerLoader, make_context, runtime_environment
+from local.services.lambda_code import (
+    ENVIRONMENT_PATCH,
+    FunctionSpec,
+    HandlerLoader,
+    captured_output,
+    make_context,
+    runtime_environment,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +129,35 @@ class _QueuedEvent:
     attempts: int = field(default=0, compare=False)
 
 
+class _ProcessGate:
+    """Handlers share the process; a function with modules of its own (see :mod:`local.services.lambda_code`)
+    needs it alone. Many holders in shared mode, or one in exclusive mode."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+
+    def acquire(self, *, exclusive: bool, timeout: float) -> bool:
+        with self._changed:
+            if exclusive:
+                free = self._changed.wait_for(lambda: not self._exclusive and self._shared == 0, timeout=timeout)
+                self._exclusive = self._exclusive or free
+                return free
+            if not self._changed.wait_for(lambda: not self._exclusive, timeout=timeout):
+                return False
+            self._shared += 1
+            return True
+
+    def release(self, *, exclusive: bool) -> None:
+        with self._changed:
+            if exclusive:
+                self._exclusive = False
+            else:
+                self._shared -= 1
+            self._changed.notify_all()
+
+
 def _header(headers: Any, name: str) -> str | None:
     if not headers:
         return None
@@ -156,8 +195,11 @@ class LambdaRuntime:
         self._loader = HandlerLoader(project_root=project_root)
         self._functions: dict[str, FunctionSpec] = {}
         self._invoke_configs: dict[str, InvokeConfig] = {}
-        # One lock for every handler execution: os.environ, sys.path and sys.modules are process-global.
-        self._execution_lock = threading.Lock()
+        # One execution environment per function: its invocations run one at a time, other functions' beside.
+        self._environments: dict[str, threading.Lock] = {}
+        self._environments_lock = threading.Lock()
+        self._gate = _ProcessGate()
+        self._added_to_path: str | None = None
         self._queue: list[_QueuedEvent] = []
         self._queue_changed = threading.Condition()
         self._outstanding = 0
@@ -195,7 +237,7 @@ class LambdaRuntime:
     def invoke(
         self, function_name_or_arn: str, event: Any, *, invocation_type: str = "RequestResponse"
     ) -> InvocationResult:
-        """Run the handler now (waiting for the execution lock) and return its result or error payload."""
+        """Run the handler now (waiting for its function's environment) and return its result or error payload."""
         request_id = str(uuid.uuid4())
         try:
             spec = self.function(function_name_or_arn)
@@ -206,18 +248,32 @@ class LambdaRuntime:
     def _execute(
         self, spec: FunctionSpec, event: Any, *, request_id: str, invocation_type: str, attempt: int
     ) -> InvocationResult:
-        if not self._execution_lock.acquire(timeout=self.lock_timeout_s):
+        deadline = time.monotonic() + self.lock_timeout_s
+        environment = self._environment_lock(spec.name)
+        if not environment.acquire(timeout=self.lock_timeout_s):
             return self._failed(
                 request_id,
                 "TooManyRequestsException",
-                f"the local runtime runs one handler at a time and stayed busy for {self.lock_timeout_s}s "
-                "(a handler synchronously invoking another function waits for itself)",
+                f"Rate Exceeded: the local runtime runs one invocation of {spec.name} at a time and its execution "
+                f"environment stayed busy for {self.lock_timeout_s}s (a handler synchronously invoking its own "
+                "function waits for itself)",
             )
         output: list[str] = []
         try:
-            result = self._run_locked(spec, event, request_id, output)
+            exclusive = self._loader.needs_the_whole_process(spec)
+            if not self._gate.acquire(exclusive=exclusive, timeout=max(0.0, deadline - time.monotonic())):
+                return self._failed(
+                    request_id,
+                    "TooManyRequestsException",
+                    f"Rate Exceeded: {spec.name} has modules of its own and runs alone in the local runtime; other "
+                    f"handlers kept running for {self.lock_timeout_s}s",
+                )
+            try:
+                result = self._run_locked(spec, event, request_id, output)
+            finally:
+                self._gate.release(exclusive=exclusive)
         finally:
-            self._execution_lock.release()
+            environment.release()
         if self.output_sink is not None and output and output[0]:
             try:
                 self.output_sink(output[0])
@@ -245,6 +301,10 @@ class LambdaRuntime:
         )
         return result
 
+    def _environment_lock(self, function_name: str) -> threading.Lock:
+        with self._environments_lock:
+            return self._environments.setdefault(function_name, threading.Lock())
+
     def _run_locked(self, spec: FunctionSpec, event: Any, request_id: str, output: list[str]) -> InvocationResult:
         context = make_context(spec, request_id)
         environment = runtime_environment(
@@ -261,15 +321,15 @@ class LambdaRuntime:
             except Exception as exc:  # noqa: BLE001 - the runtime boundary reports any import failure, as Lambda does
                 module = spec.handler.rpartition(".")[0]
                 return failed("Runtime.ImportModuleError", f"Unable to import module '{module}': {exc}")
-            tee = stack.enter_context(tee_stdout()) if self.output_sink is not None else None
+            capture = stack.enter_context(captured_output()) if self.output_sink is not None else None
             try:
                 value = handler(event, context)
             except Exception as exc:  # noqa: BLE001 - an unhandled handler error becomes Lambda's error payload
                 frames = traceback.extract_tb(exc.__traceback__)[1:]
                 return failed(type(exc).__name__, str(exc), traceback.format_list(frames))
             finally:
-                if tee is not None:
-                    output.append(tee.captured())
+                if capture is not None:
+                    output.append(capture.getvalue())
         elapsed = time.perf_counter() - started
         if elapsed > spec.timeout_s:
             message = f"RequestId: {request_id} Error: Task timed out after {spec.timeout_s:.2f} seconds"
@@ -494,9 +554,15 @@ class LambdaRuntime:
     # -- moto's choke points --------------------------------------------------------------------
 
     def install(self) -> None:
-        """Replace moto's Lambda invoke, S3/EventBridge async delivery and S3 event shape (undo: :meth:`uninstall`)."""
+        """Replace moto's Lambda invoke, S3/EventBridge async delivery and S3 event shape, make ``os.environ``
+        per invocation and put the project root on ``sys.path`` (undo: :meth:`uninstall`)."""
         if self._patches:
             return
+        ENVIRONMENT_PATCH.install()
+        root = str(self._loader.project_root)
+        if root not in sys.path:
+            sys.path.insert(0, root)
+            self._added_to_path = root
         from moto.awslambda import models as lambda_models
         from moto.events import notifications as events_notifications
         from moto.s3 import notifications as s3_notifications
@@ -528,9 +594,16 @@ class LambdaRuntime:
             setattr(owner, name, replacement)
 
     def uninstall(self) -> None:
+        if not self._patches:
+            return
         while self._patches:
             owner, name, original = self._patches.pop()
             setattr(owner, name, original)
+        if self._added_to_path is not None:
+            if self._added_to_path in sys.path:
+                sys.path.remove(self._added_to_path)
+            self._added_to_path = None
+        ENVIRONMENT_PATCH.uninstall()
 
     def _serve_invoke(self, function_name: str, body: Any, request_headers: Any, response_headers: Any) -> bytes:
         if isinstance(body, bytes):
