@@ -13,8 +13,8 @@ Not emulated: nothing reaches CloudWatch Logs; lines written to ``sys.stderr``, 
 through a stream object captured before the handler ran are not seen (powertools' ``Metrics`` prints
 to ``sys.stdout`` at flush time, so it is seen); a document invalid by the EMF specification is
 skipped with a warning rather than landing in the log group only; the 100-metrics / 30-dimensions
-limits are not enforced. While a handler runs, a line another thread prints also goes through the
-tee (handlers run one at a time, see :mod:`local.services.lambdas`).
+limits are not enforced. Handlers run concurrently: the runtime captures what each handler's thread
+prints (:func:`local.services.lambda_code.captured_output`), so one handler's lines never land in another's.
 """
 
 from __future__ import annotations
