@@ -401,8 +401,8 @@ class PromotionSettings(BaseModel):
 class MonitoringSettings(BaseModel):
     """Production monitoring (``[monitoring]``): when it runs, over which windows, and what is worth an alert.
 
-    Every check of a run — feature × window, segment × metric × window — is one cell of one family, corrected
-    with Benjamini–Hochberg at ``fdr``. A cell with fewer samples than it needs says *insufficient evidence*
+    Every check of a run: feature x window, segment x metric x window — is one cell of one family, corrected
+    with Benjamini-Hochberg at ``fdr``. A cell with fewer samples than it needs says *insufficient evidence*
     and the n it would need, instead of a verdict. An effect smaller than the declared one is never an alert,
     however significant.
     """
