@@ -222,7 +222,7 @@ def join_labels(
             counts[reason] += 1
             continue
         by = JOINED_BY_REQUEST if label.request_id is not None else JOINED_BY_ENTITY
-        counts[f"joined_by_{by}"] += 1
+        counts["joined_by_request" if by == JOINED_BY_REQUEST else "joined_by_entity"] += 1
         matched.append((label, row, by))
     shadows = index.shadows({(str(predictions.request_id[r]), int(predictions.index[r])) for _, r, _ in matched})
     joined = [
