@@ -14,6 +14,10 @@ inputs, so a re-run of the same object version overwrites its outputs instead of
     predictions/{usecase}/date=YYYY-MM-DD/hour=HH/{object_id}.jsonl        the prediction log (served + shadow)
     feedback/{usecase}/date=YYYY-MM-DD/{sha256(usecase|subject|label)}.json  one observed label
     promotions/{usecase}/{execution}/timeline.html (.json)                a promotion's timeline and its series
+    monitoring/{usecase}/joined/date=YYYY-MM-DD/part.jsonl                 labels of one feedback day joined to their
+                                                                           predictions (rewritten whole by each run)
+    monitoring/{usecase}/joined/date=YYYY-MM-DD/outcome.json               ... and that day's counts (joined, late, ...)
+    monitoring/{usecase}/reports/{run_id}/report.json (.html)              one monitor run's report
 """
 
 from __future__ import annotations
@@ -147,10 +151,15 @@ def prediction_log_prefix(usecase: str) -> str:
     return f"{PREDICTIONS}/{usecase}/"
 
 
+def prediction_log_hour_prefix(usecase: str, at: datetime) -> str:
+    """The prediction log's objects of one UTC hour (the hour ``at`` falls in; naive means UTC)."""
+    at = at.astimezone(UTC) if at.tzinfo else at
+    return f"{prediction_log_prefix(usecase)}date={at.date().isoformat()}/hour={at.hour:02d}/"
+
+
 def prediction_log_key(usecase: str, *, at: datetime, object_id: str) -> str:
     """One JSON Lines object of the prediction log, partitioned by the predictions' UTC date and hour."""
-    at = at.astimezone(UTC) if at.tzinfo else at
-    return f"{prediction_log_prefix(usecase)}date={at.date().isoformat()}/hour={at.hour:02d}/{object_id}.jsonl"
+    return f"{prediction_log_hour_prefix(usecase, at)}{object_id}.jsonl"
 
 
 def feedback_prefix(usecase: str) -> str:
@@ -162,9 +171,14 @@ def feedback_id(usecase: str, subject: str, label: str | int | bool) -> str:
     return hashlib.sha256(f"{usecase}|{subject}|{label}".encode()).hexdigest()
 
 
+def feedback_day_prefix(usecase: str, day: date) -> str:
+    """The feedback labels of one day (``observed_at``'s UTC date, else the day they were received)."""
+    return f"{feedback_prefix(usecase)}date={day.isoformat()}/"
+
+
 def feedback_key(usecase: str, *, day: date, subject: str, label: str | int | bool) -> str:
     """Where one feedback label lands; a repeated submission overwrites the same object (idempotent)."""
-    return f"{feedback_prefix(usecase)}date={day.isoformat()}/{feedback_id(usecase, subject, label)}.json"
+    return f"{feedback_day_prefix(usecase, day)}{feedback_id(usecase, subject, label)}.json"
 
 
 PROMOTIONS = "promotions"
@@ -183,6 +197,49 @@ def timeline_html_key(usecase: str, execution: str) -> str:
 def timeline_json_key(usecase: str, execution: str) -> str:
     """The timeline's series (traffic shares, metrics, stage boundaries) as JSON."""
     return f"{promotion_prefix(usecase, execution)}timeline.json"
+
+
+MONITORING = "monitoring"
+JOINED_FILE = "part.jsonl"
+JOIN_OUTCOME_FILE = "outcome.json"
+REPORT_JSON_FILE = "report.json"
+REPORT_HTML_FILE = "report.html"
+
+
+def monitoring_prefix(usecase: str) -> str:
+    """Everything the monitor writes for a use case (its role writes only here)."""
+    return f"{MONITORING}/{usecase}/"
+
+
+def joined_prefix(usecase: str, day: date | None = None) -> str:
+    """The joined labels of a use case, or those of one feedback day."""
+    base = f"{monitoring_prefix(usecase)}joined/"
+    return f"{base}date={day.isoformat()}/" if day is not None else base
+
+
+def joined_key(usecase: str, day: date) -> str:
+    """The labels of one feedback day joined to their predictions, JSON Lines; each run rewrites it whole, so
+    running the monitor twice (or over overlapping windows) never duplicates a join."""
+    return f"{joined_prefix(usecase, day)}{JOINED_FILE}"
+
+
+def join_outcome_key(usecase: str, day: date) -> str:
+    """The counts of one feedback day's join (joined, late, no prediction, repeated, ...), JSON."""
+    return f"{joined_prefix(usecase, day)}{JOIN_OUTCOME_FILE}"
+
+
+def report_prefix(usecase: str, run_id: str | None = None) -> str:
+    """All monitoring reports of a use case, or those of one run."""
+    base = f"{monitoring_prefix(usecase)}reports/"
+    return f"{base}{run_id}/" if run_id else base
+
+
+def report_json_key(usecase: str, run_id: str) -> str:
+    return f"{report_prefix(usecase, run_id)}{REPORT_JSON_FILE}"
+
+
+def report_html_key(usecase: str, run_id: str) -> str:
+    return f"{report_prefix(usecase, run_id)}{REPORT_HTML_FILE}"
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:

@@ -46,6 +46,7 @@ LAKE_AREAS = (
     layout.PREDICTIONS,
     layout.FEEDBACK,
     layout.PROMOTIONS,
+    layout.MONITORING,
 )
 SAME_WORD_OTHER_MEANING = {
     # value: modules where the same word is another contract, defined there once
