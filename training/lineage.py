@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from shared.monitoring.baseline import BASELINE_FILE
 from shared.training.training_set import TrainingSetReport
 from training.export import OnnxExport
 
@@ -70,10 +71,11 @@ def build_lineage(
     hyperparameters: Mapping[str, Any],
     code: str,
     job_name: str,
+    baseline_sha256: str | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The lineage document of one trained model."""
-    return {
+    """The lineage document of one trained model (``baseline``: the file and sha256 of its baseline.json)."""
+    lineage: dict[str, Any] = {
         "usecase": trainset.usecase,
         "training_job_name": job_name,
         "trained_at": (now or datetime.now(UTC)).isoformat(),
@@ -111,3 +113,6 @@ def build_lineage(
         "onnx_inputs": [i.model_dump() for i in export.inputs],
         "parity_max_abs_diff": export.parity_max_abs_diff,
     }
+    if baseline_sha256 is not None:
+        lineage["baseline"] = {"file": BASELINE_FILE, "sha256": baseline_sha256}
+    return lineage

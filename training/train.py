@@ -4,7 +4,7 @@ SageMaker runs ``python training/train.py --name value ...`` in the source bundl
 ``training/``, ``shared/``); hyperparameters arrive as strings and override the use case's. Paths
 default to SageMaker's environment: ``SM_CHANNEL_TRAIN`` (train.parquet, holdout.parquet and
 trainset.json from :func:`shared.training.training_set.build_training_set`), ``SM_MODEL_DIR`` (model.onnx,
-metrics.json, lineage.json are written there) and ``SM_OUTPUT_DATA_DIR`` (a copy of metrics.json).
+metrics.json, lineage.json and baseline.json are written there) and ``SM_OUTPUT_DATA_DIR`` (a copy of metrics.json).
 On a failure the one-line reason goes to ``SM_OUTPUT_FAILURE`` (``/opt/ml/output/failure``), which
 SageMaker reports as the job's FailureReason, and the job exits non-zero.
 """
@@ -34,11 +34,13 @@ from sklearn.pipeline import Pipeline
 
 from shared.exceptions import SluiceError
 from shared.lake import layout as lake
+from shared.monitoring.baseline import BASELINE_FILE
 from shared.training.training_set import TrainingSetReport, training_set_sha256
 from shared.usecase.settings import ModelSettings, UseCase, load_usecase
+from training.baseline import build_baseline
 from training.evaluate import evaluate, segment_frame
 from training.exceptions import ModelConfigError, TrainingDataError
-from training.export import OnnxExport, export_model
+from training.export import OnnxExport, export_model, onnx_feed, onnx_probabilities
 from training.lineage import build_lineage, code_version, training_job_name
 from training.model import build_pipeline, estimator_hyperparameters, feature_frame, label_vector, make_estimator
 
@@ -165,11 +167,26 @@ def export(model: TrainedModel, data: TrainingData, usecase: UseCase) -> OnnxExp
     return export_model(model.pipeline, usecase.contract, feature_frame(data.holdout, usecase.contract))
 
 
+def holdout_baseline(onnx: OnnxExport, data: TrainingData, usecase: UseCase, metrics: dict[str, Any]) -> bytes:
+    """``baseline.json``: the holdout as the served (ONNX) model scores it, at the cost-optimal threshold."""
+    features = feature_frame(data.holdout, usecase.contract)
+    scores = onnx_probabilities(onnx.model, onnx_feed(features, usecase.contract))[:, 1]
+    baseline = build_baseline(data.holdout, scores, usecase, float(metrics["threshold"]["threshold"]))
+    return baseline.model_dump_json().encode()
+
+
 def write_outputs(
-    model_dir: Path, output_data_dir: Path | None, onnx: OnnxExport, metrics: dict[str, Any], lineage: dict[str, Any]
+    model_dir: Path,
+    output_data_dir: Path | None,
+    onnx: OnnxExport,
+    metrics: dict[str, Any],
+    lineage: dict[str, Any],
+    *,
+    baseline: bytes,
 ) -> None:
     model_dir.mkdir(parents=True, exist_ok=True)
     (model_dir / MODEL_FILE).write_bytes(onnx.model)
+    (model_dir / BASELINE_FILE).write_bytes(baseline)
     (model_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=str), encoding="utf-8")
     (model_dir / LINEAGE_FILE).write_text(json.dumps(lineage, indent=2, default=str), encoding="utf-8")
     if output_data_dir is not None:
@@ -178,7 +195,7 @@ def write_outputs(
 
 
 def run(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
-    """load → build → train → evaluate → export; returns metrics.json's document."""
+    """load → build → train → evaluate → export → baseline; returns metrics.json's document."""
     usecase, settings = load_settings(args.usecase_file, overrides)
     data = load_training_data(args.train, usecase)
     model = train_model(data, usecase, settings)
@@ -201,6 +218,7 @@ def run(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
         },
         "onnx_inputs": [i.model_dump() for i in onnx.inputs],
     }
+    baseline = holdout_baseline(onnx, data, usecase, metrics)
     lineage = build_lineage(
         trainset=data.report,
         export=onnx,
@@ -208,9 +226,15 @@ def run(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
         hyperparameters=estimator_hyperparameters(settings.hyperparameters),
         code=code_version(settings.hyperparameters, source_dir=SOURCE_DIR),
         job_name=training_job_name(settings.hyperparameters),
+        baseline_sha256=hashlib.sha256(baseline).hexdigest(),
     )
     write_outputs(
-        Path(args.model_dir), Path(args.output_data_dir) if args.output_data_dir else None, onnx, metrics, lineage
+        Path(args.model_dir),
+        Path(args.output_data_dir) if args.output_data_dir else None,
+        onnx,
+        metrics,
+        lineage,
+        baseline=baseline,
     )
     return metrics
 

@@ -33,6 +33,10 @@ SAGEMAKER = "sagemaker"
 MODELS = "models"
 CAPTURE = "capture"
 MODEL_FILES = ("model.onnx", "metrics.json", "lineage.json")
+"""The files every trained model's ``model.tar.gz`` holds."""
+OPTIONAL_MODEL_FILES = ("baseline.json",)
+"""Files a model's archive may hold (``baseline.json``: :data:`shared.monitoring.baseline.BASELINE_FILE`; jobs
+from before baselines have none)."""
 TRAIN_FILE = "train.parquet"
 HOLDOUT_FILE = "holdout.parquet"
 TRAINSET_REPORT_FILE = "trainset.json"
@@ -134,8 +138,8 @@ def model_prefix(usecase: str, run_id: str | None = None) -> str:
 
 def model_file_key(usecase: str, run_id: str, name: str) -> str:
     """One file of a trained model, unpacked from its ``model.tar.gz`` (``model.onnx``, ``metrics.json``, ...)."""
-    if name not in MODEL_FILES:
-        raise ValueError(f"{name!r} is not one of the model files {MODEL_FILES}")
+    if name not in MODEL_FILES + OPTIONAL_MODEL_FILES:
+        raise ValueError(f"{name!r} is not one of the model files {MODEL_FILES + OPTIONAL_MODEL_FILES}")
     return f"{model_prefix(usecase, run_id)}{name}"
 
 

@@ -1,8 +1,17 @@
-"""A trained model's package: its files (``model.tar.gz`` → model.onnx, metrics.json, lineage.json), their
-checks, and the ``CreateModelPackage`` request that registers it (pure, apart from reading local files).
+"""A trained model's package: its files (``model.tar.gz`` → model.onnx, metrics.json, lineage.json, and
+baseline.json when the job wrote one), their checks, and the ``CreateModelPackage`` request that registers it
+(pure, apart from reading local files).
 
-``lineage.json`` holds ``onnx_sha256``, ``training_set_hash``, ``contract_version``, ``code_version``;
-other keys are kept.
+``lineage.json`` holds ``onnx_sha256``, ``training_set_hash``, ``contract_version``, ``code_version``, and
+``baseline`` (``{"file": "baseline.json", "sha256": ...}``) when there is a baseline; other keys are kept.
+
+Where a package points (S3 URIs of the files unpacked under ``models/{usecase}/{run_id}/`` in the lake):
+
+* ``ModelMetrics.ModelQuality.Statistics`` → metrics.json (read by promotion and the CLI);
+* with a baseline, ``ModelMetrics.ModelDataQuality.Statistics``, ``DriftCheckBaselines.ModelDataQuality.Statistics``
+  and ``DriftCheckBaselines.ModelQuality.Statistics`` → baseline.json, with its ``ContentDigest``
+  (``sha256:<hex>``); ``CustomerMetadataProperties`` gain ``baseline_s3_key`` and ``baseline_sha256``.
+  :func:`baseline_uri` reads it back (None for a package registered without one: monitor data quality only).
 """
 
 from __future__ import annotations
@@ -18,12 +27,23 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.lake import layout as lake
+from shared.monitoring.baseline import BASELINE_FILE, Baseline
 from shared.registry.exceptions import ModelIntegrityError, RegistryError
 from shared.registry.gate import TrainingMetrics
 
 CONTENT_TYPES = {"model.onnx": "application/octet-stream", "metrics.json": "application/json"}
+JSON_CONTENT_TYPE = "application/json"
 APPROVAL_STATUS = {"manual": "PendingManualApproval", "automatic": "Approved"}
 INFERENCE_CONTENT_TYPE = "application/json"
+
+
+class FileReference(BaseModel):
+    """One file of the model, by name and sha256 (lineage's ``baseline``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
 class Lineage(BaseModel):
@@ -35,6 +55,8 @@ class Lineage(BaseModel):
     training_set_hash: str = Field(min_length=1)
     contract_version: str = Field(min_length=1)
     code_version: str = Field(min_length=1)
+    baseline: FileReference | None = None
+    """baseline.json, when the job wrote one."""
 
 
 def sha256_of(path: Path) -> str:
@@ -53,14 +75,41 @@ def verify_onnx(onnx_file: Path, lineage: Lineage) -> str:
     return actual
 
 
+def verify_baseline(files: Mapping[str, Path], lineage: Lineage) -> str | None:
+    """baseline.json's sha256 (None when the archive has none), checked against lineage and the baseline format.
+
+    Raises :class:`ModelIntegrityError` when lineage names a baseline the archive lacks, when the sha256 differs,
+    or when the file is not a valid :class:`~shared.monitoring.baseline.Baseline`.
+    """
+    path = files.get(BASELINE_FILE)
+    if path is None:
+        if lineage.baseline is not None:
+            raise ModelIntegrityError(f"lineage.json names {lineage.baseline.file}, but the model archive lacks it")
+        return None
+    actual = sha256_of(path)
+    if lineage.baseline is not None and actual != lineage.baseline.sha256:
+        raise ModelIntegrityError(
+            f"{BASELINE_FILE} has sha256 {actual}, but lineage.json says {lineage.baseline.sha256}"
+        )
+    try:
+        Baseline.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        raise ModelIntegrityError(f"{BASELINE_FILE} is invalid:\n{exc}") from exc
+    return actual
+
+
 def extract_model_files(archive: Path, into: Path) -> dict[str, Path]:
-    """The model files of a SageMaker ``model.tar.gz`` (at its root or in one folder), extracted into ``into``."""
+    """The model files of a SageMaker ``model.tar.gz`` (at its root or in one folder), extracted into ``into``.
+
+    The optional files (:data:`~shared.lake.layout.OPTIONAL_MODEL_FILES`) are extracted when present.
+    """
+    wanted = lake.MODEL_FILES + lake.OPTIONAL_MODEL_FILES
     found: dict[str, Path] = {}
     try:
         with tarfile.open(archive, "r:*") as tar:
             for member in tar.getmembers():
                 name = Path(member.name).name
-                if not member.isfile() or name not in lake.MODEL_FILES or name in found:
+                if not member.isfile() or name not in wanted or name in found:
                     continue
                 source = tar.extractfile(member)
                 if source is None:
@@ -100,13 +149,24 @@ class PackageInputs:
     approval: Literal["manual", "automatic"]
     onnx_sha256: str
     lineage: Lineage
+    baseline_sha256: str | None = None
+    """baseline.json's sha256, when the model has one (unpacked beside the others)."""
+
+
+def _baseline_source(inputs: PackageInputs, baseline_sha256: str) -> dict[str, str]:
+    key = lake.model_file_key(inputs.usecase, inputs.run_id, BASELINE_FILE)
+    return {
+        "ContentType": JSON_CONTENT_TYPE,
+        "ContentDigest": f"sha256:{baseline_sha256}",
+        "S3Uri": f"s3://{inputs.lake_bucket}/{key}",
+    }
 
 
 def model_package_request(inputs: PackageInputs) -> dict[str, Any]:
     """The ``CreateModelPackage`` request of a model that passed the gate."""
     prefix = lake.model_prefix(inputs.usecase, inputs.run_id)
     lineage = inputs.lineage
-    return {
+    request: dict[str, Any] = {
         "ModelPackageGroupName": inputs.group_name,
         "ModelPackageDescription": f"{inputs.usecase} run {inputs.run_id} (training job {inputs.job_name})",
         "ModelApprovalStatus": APPROVAL_STATUS[inputs.approval],
@@ -134,6 +194,18 @@ def model_package_request(inputs: PackageInputs) -> dict[str, Any]:
             "training_job_name": inputs.job_name,
         },
     }
+    if inputs.baseline_sha256 is not None:
+        source = _baseline_source(inputs, inputs.baseline_sha256)
+        request["ModelMetrics"]["ModelDataQuality"] = {"Statistics": source}
+        request["DriftCheckBaselines"] = {
+            "ModelDataQuality": {"Statistics": source},
+            "ModelQuality": {"Statistics": source},
+        }
+        request["CustomerMetadataProperties"] |= {
+            "baseline_s3_key": lake.model_file_key(inputs.usecase, inputs.run_id, BASELINE_FILE),
+            "baseline_sha256": inputs.baseline_sha256,
+        }
+    return request
 
 
 def package_version(package_arn: str) -> int:
@@ -150,3 +222,14 @@ def metrics_uri(package: Mapping[str, Any]) -> str:
         return str(package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"])
     except (KeyError, TypeError) as exc:
         raise RegistryError(f"model package {package.get('ModelPackageArn')!r} names no metrics.json") from exc
+
+
+def baseline_uri(package: Mapping[str, Any]) -> str | None:
+    """``DriftCheckBaselines.ModelDataQuality.Statistics.S3Uri`` of a described package (its baseline.json).
+
+    None for a package registered without a baseline (an older training job): monitor its data quality only.
+    """
+    try:
+        return str(package["DriftCheckBaselines"]["ModelDataQuality"]["Statistics"]["S3Uri"])
+    except (KeyError, TypeError):
+        return None

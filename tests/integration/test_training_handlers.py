@@ -14,7 +14,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from shared.lake.adapters import S3ObjectStore
+from shared.monitoring.baseline import Baseline, MetricSummary, NumericProfile
 from shared.registry.exceptions import GateFailedError
+from shared.registry.package import baseline_uri
+from shared.registry.service import read_baseline
 from tests.fakes import FakeLambdaContext
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,19 +28,42 @@ ONNX = b"onnx-bytes"
 DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
 
 
-def _model_archive(auc: float) -> bytes:
+def _baseline() -> bytes:
+    summary = MetricSummary(
+        n=200, positives=50, auc=0.8, auc_variance=0.001, brier=0.15, brier_variance=0.01, ece=0.03,
+        positive_rate=0.25, mean_score=0.26, threshold=0.3, true_positives=40, false_positives=30,
+        false_negatives=10, true_negatives=120,
+    )  # fmt: skip
+    return (
+        Baseline(
+            usecase="telco_churn",
+            contract_version="1.0.0",
+            threshold=0.3,
+            rows=200,
+            features={"tenure": NumericProfile(count=200, null_count=0, edges=[12.0], counts=[80, 120])},
+            score=NumericProfile(count=200, null_count=0, edges=[0.3], counts=[130, 70]),
+            overall=summary,
+        )
+        .model_dump_json()
+        .encode()
+    )
+
+
+def _model_archive(auc: float, baseline: bytes | None = None) -> bytes:
+    lineage: dict[str, Any] = {
+        "onnx_sha256": hashlib.sha256(ONNX).hexdigest(),
+        "training_set_hash": "abc",
+        "contract_version": "1.0.0",
+        "code_version": "c0de",
+    }
     files = {
         "model.onnx": ONNX,
         "metrics.json": json.dumps({"auc": auc, "ece": 0.02, "parity_ok": True}).encode(),
-        "lineage.json": json.dumps(
-            {
-                "onnx_sha256": hashlib.sha256(ONNX).hexdigest(),
-                "training_set_hash": "abc",
-                "contract_version": "1.0.0",
-                "code_version": "c0de",
-            }
-        ).encode(),
     }
+    if baseline is not None:
+        files["baseline.json"] = baseline
+        lineage["baseline"] = {"file": "baseline.json", "sha256": hashlib.sha256(baseline).hexdigest()}
+    files["lineage.json"] = json.dumps(lineage).encode()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name, body in files.items():
@@ -90,6 +117,38 @@ def test_a_good_model_is_registered_pending_manual_approval(aws: None) -> None:
     assert package["CustomerMetadataProperties"]["onnx_sha256"] == hashlib.sha256(ONNX).hexdigest()
     keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=LAKE, Prefix="models/")["Contents"]]
     assert sorted(keys) == [f"models/telco_churn/run-1/{n}" for n in ("lineage.json", "metrics.json", "model.onnx")]
+    # And, an older job's model having no baseline, the package names none
+    assert "DriftCheckBaselines" not in package
+    assert baseline_uri(package) is None
+
+
+def test_a_model_with_a_baseline_is_registered_with_its_drift_check_baselines(aws: None) -> None:
+    # Given a completed job's model archive with its baseline
+    body = _baseline()
+    boto3.client("s3").put_object(Bucket=LAKE, Key=MODEL_KEY, Body=_model_archive(auc=0.85, baseline=body))
+    event = {"run_id": "run-1", "job_name": "run-1", "model_data_url": f"s3://{LAKE}/{MODEL_KEY}"}
+    # When the register handler runs
+    result = _register_handler().lambda_handler(event, FakeLambdaContext())
+    # Then SageMaker (moto) keeps and returns the baseline as the package's drift-check baselines
+    package = boto3.client("sagemaker").describe_model_package(ModelPackageName=result["package_arn"])
+    uri = f"s3://{LAKE}/models/telco_churn/run-1/baseline.json"
+    source = {
+        "ContentType": "application/json",
+        "ContentDigest": f"sha256:{hashlib.sha256(body).hexdigest()}",
+        "S3Uri": uri,
+    }
+    assert package["DriftCheckBaselines"] == {
+        "ModelDataQuality": {"Statistics": source},
+        "ModelQuality": {"Statistics": source},
+    }
+    assert package["ModelMetrics"]["ModelDataQuality"] == {"Statistics": source}
+    assert package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"].endswith("/metrics.json")
+    assert package["CustomerMetadataProperties"]["baseline_sha256"] == hashlib.sha256(body).hexdigest()
+    # And the monitor reads it back from the lake by the package
+    assert baseline_uri(package) == uri
+    baseline = read_baseline(package, S3ObjectStore(boto3.client("s3")))
+    assert baseline is not None
+    assert baseline.overall.auc == 0.8
 
 
 def test_a_weak_model_fails_the_handler_with_the_gate_reason(aws: None) -> None:

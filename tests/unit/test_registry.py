@@ -11,10 +11,18 @@ from typing import Any
 
 import pytest
 
+from shared.monitoring.baseline import Baseline, MetricSummary, NumericProfile
 from shared.registry.exceptions import GateFailedError, ModelIntegrityError, RegistryError
 from shared.registry.gate import GateThresholds, TrainingMetrics, gate
-from shared.registry.package import Lineage, PackageInputs, extract_model_files, model_package_request, package_version
-from shared.registry.service import RegistrationRequest, register_trained_model
+from shared.registry.package import (
+    Lineage,
+    PackageInputs,
+    baseline_uri,
+    extract_model_files,
+    model_package_request,
+    package_version,
+)
+from shared.registry.service import RegistrationRequest, read_baseline, register_trained_model
 from tests.fakes import InMemoryObjectStore
 
 THRESHOLDS = GateThresholds(min_auc=0.7, max_ece=0.1)
@@ -39,6 +47,30 @@ def _archive(files: dict[str, bytes], folder: str = "") -> bytes:
             info.size = len(body)
             tar.addfile(info, io.BytesIO(body))
     return buffer.getvalue()
+
+
+def _baseline() -> bytes:
+    summary = MetricSummary(
+        n=100, positives=30, auc=0.8, auc_variance=0.002, brier=0.15, brier_variance=0.01, ece=0.03,
+        positive_rate=0.3, mean_score=0.31, threshold=0.4, true_positives=20, false_positives=10,
+        false_negatives=10, true_negatives=60,
+    )  # fmt: skip
+    score = NumericProfile(count=100, null_count=0, edges=[0.5], counts=[70, 30])
+    baseline = Baseline(
+        usecase="telco_churn", contract_version="1.0.0", threshold=0.4, rows=100, features={}, score=score,
+        overall=summary, segments={"contract": {"Month-to-month": summary}},
+    )  # fmt: skip
+    return baseline.model_dump_json().encode()
+
+
+BASELINE = _baseline()
+BASELINE_SHA256 = hashlib.sha256(BASELINE).hexdigest()
+
+
+def _with_baseline(metrics: dict[str, Any], body: bytes = BASELINE, *, named: bool = True) -> dict[str, bytes]:
+    """A newer job's archive: baseline.json beside the others, named (file and sha256) in its lineage."""
+    lineage = _lineage() | ({"baseline": {"file": "baseline.json", "sha256": BASELINE_SHA256}} if named else {})
+    return {**_model_files(metrics, lineage), "baseline.json": body}
 
 
 def _model_files(metrics: dict[str, Any], lineage: dict[str, Any] | None = None) -> dict[str, bytes]:
@@ -131,6 +163,14 @@ def test_model_files_are_found_at_the_root_or_in_one_folder(tmp_path: Path) -> N
         assert files["model.onnx"].read_bytes() == ONNX
 
 
+def test_the_baseline_is_extracted_when_the_archive_has_one(tmp_path: Path) -> None:
+    archive = tmp_path / "model.tar.gz"
+    archive.write_bytes(_archive(_with_baseline({"auc": 1}), "model/"))
+    files = extract_model_files(archive, tmp_path)
+    assert sorted(files) == ["baseline.json", "lineage.json", "metrics.json", "model.onnx"]
+    assert files["baseline.json"].read_bytes() == BASELINE
+
+
 def test_an_archive_without_lineage_is_refused(tmp_path: Path) -> None:
     archive = tmp_path / "model.tar.gz"
     archive.write_bytes(_archive({"model.onnx": ONNX, "metrics.json": b"{}"}))
@@ -172,6 +212,57 @@ def test_the_package_request_records_lineage_metrics_and_approval() -> None:
     }
     (container,) = request["InferenceSpecification"]["Containers"]
     assert container == {"Image": "image", "ModelDataUrl": inputs.model_data_url}
+
+
+def test_the_package_request_attaches_the_baseline_when_the_model_has_one() -> None:
+    # Given a model that passed the gate, with a baseline
+    inputs = PackageInputs(
+        group_name="sluice-telco-churn",
+        usecase="telco_churn",
+        run_id="run-1",
+        job_name="run-1",
+        lake_bucket="lake",
+        model_data_url="s3://lake/sagemaker/telco_churn/jobs/run-1/output/model.tar.gz",
+        image_uri="image",
+        approval="automatic",
+        onnx_sha256="a" * 64,
+        lineage=Lineage.model_validate(_lineage()),
+        baseline_sha256="b" * 64,
+    )
+    # When its CreateModelPackage request is built
+    request = model_package_request(inputs)
+    # Then the baseline is the package's data-quality and model-quality drift baseline, digest included
+    source = {
+        "ContentType": "application/json",
+        "ContentDigest": "sha256:" + "b" * 64,
+        "S3Uri": "s3://lake/models/telco_churn/run-1/baseline.json",
+    }
+    assert request["DriftCheckBaselines"] == {
+        "ModelDataQuality": {"Statistics": source},
+        "ModelQuality": {"Statistics": source},
+    }
+    assert request["ModelMetrics"]["ModelDataQuality"] == {"Statistics": source}
+    # And the model-quality statistics stay metrics.json (promotion and the CLI read them there)
+    assert (
+        request["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+        == "s3://lake/models/telco_churn/run-1/metrics.json"
+    )
+    assert request["CustomerMetadataProperties"]["baseline_s3_key"] == "models/telco_churn/run-1/baseline.json"
+    assert request["CustomerMetadataProperties"]["baseline_sha256"] == "b" * 64
+    # And a described package gives its baseline's URI back
+    assert baseline_uri(request) == source["S3Uri"]
+
+
+def test_a_package_without_a_baseline_names_none() -> None:
+    inputs = PackageInputs(
+        group_name="g", usecase="telco_churn", run_id="run-1", job_name="run-1", lake_bucket="lake",
+        model_data_url="s3://lake/m.tar.gz", image_uri="image", approval="manual", onnx_sha256="a" * 64,
+        lineage=Lineage.model_validate(_lineage()),
+    )  # fmt: skip
+    request = model_package_request(inputs)
+    assert "DriftCheckBaselines" not in request
+    assert "ModelDataQuality" not in request["ModelMetrics"]
+    assert baseline_uri(request) is None
 
 
 def test_package_versions_come_from_the_arn() -> None:
@@ -227,3 +318,88 @@ def test_an_onnx_file_that_does_not_match_its_lineage_is_refused(tmp_path: Path)
         register_trained_model(_request(), store=store, registry=registry, workdir=tmp_path)
     assert registry.requests == []
     assert store.keys("lake", "models/") == []
+
+
+def test_a_model_with_a_baseline_is_registered_with_it_and_it_reads_back(tmp_path: Path) -> None:
+    # Given a newer job's archive: a good model with its baseline, named in its lineage
+    store, registry = _store_with(_with_baseline({"auc": 0.84, "ece": 0.03, "parity_ok": True})), FakeRegistry()
+    # When it is registered
+    register_trained_model(_request(), store=store, registry=registry, workdir=tmp_path)
+    # Then baseline.json is unpacked into the lake beside the others
+    assert store.keys("lake", "models/") == [
+        "models/telco_churn/run-1/baseline.json",
+        "models/telco_churn/run-1/lineage.json",
+        "models/telco_churn/run-1/metrics.json",
+        "models/telco_churn/run-1/model.onnx",
+    ]
+    assert store.body("lake", "models/telco_churn/run-1/baseline.json") == BASELINE
+    # And the package carries it, with its sha256
+    (package,) = registry.requests
+    statistics = package["DriftCheckBaselines"]["ModelDataQuality"]["Statistics"]
+    assert statistics["S3Uri"] == "s3://lake/models/telco_churn/run-1/baseline.json"
+    assert statistics["ContentDigest"] == f"sha256:{BASELINE_SHA256}"
+    assert package["CustomerMetadataProperties"]["baseline_sha256"] == BASELINE_SHA256
+    # And the monitor reads the baseline back by the package
+    baseline = read_baseline(package, store)
+    assert baseline is not None
+    assert baseline.segments["contract"]["Month-to-month"].auc == 0.8
+
+
+def test_an_older_model_without_a_baseline_still_registers(tmp_path: Path) -> None:
+    # Given an older job's archive: no baseline.json, none named in its lineage
+    store, registry = _store_with(_model_files({"auc": 0.84, "ece": 0.03, "parity_ok": True})), FakeRegistry()
+    # When it is registered
+    register_trained_model(_request(), store=store, registry=registry, workdir=tmp_path)
+    # Then it is, without a baseline; the monitor then reads none (data quality only)
+    (package,) = registry.requests
+    assert "DriftCheckBaselines" not in package
+    assert "baseline_sha256" not in package["CustomerMetadataProperties"]
+    assert read_baseline(package, store) is None
+
+
+def test_a_baseline_unnamed_in_lineage_is_still_attached(tmp_path: Path) -> None:
+    store, registry = (
+        _store_with(_with_baseline({"auc": 0.84, "ece": 0.03, "parity_ok": True}, named=False)),
+        FakeRegistry(),
+    )
+    register_trained_model(_request(), store=store, registry=registry, workdir=tmp_path)
+    assert registry.requests[0]["CustomerMetadataProperties"]["baseline_sha256"] == BASELINE_SHA256
+
+
+@pytest.mark.parametrize(
+    ("files", "reason"),
+    [
+        (_with_baseline({"auc": 0.9, "ece": 0.01, "parity_ok": True}, BASELINE + b" "), "sha256"),
+        (_with_baseline({"auc": 0.9, "ece": 0.01, "parity_ok": True}, b'{"format": 1}', named=False), "invalid"),
+        (
+            _model_files(
+                {"auc": 0.9, "ece": 0.01, "parity_ok": True},
+                _lineage() | {"baseline": {"file": "baseline.json", "sha256": BASELINE_SHA256}},
+            ),
+            "lacks",
+        ),
+    ],
+    ids=["sha256-differs", "not-a-baseline", "named-but-missing"],
+)
+def test_a_baseline_that_does_not_match_its_lineage_or_format_is_refused(
+    files: dict[str, bytes], reason: str, tmp_path: Path
+) -> None:
+    # Given an archive whose baseline differs from its lineage, is no baseline, or is named but absent
+    store, registry = _store_with(files), FakeRegistry()
+    # Then registration stops before the lake is written and nothing is registered
+    with pytest.raises(ModelIntegrityError, match=reason):
+        register_trained_model(_request(), store=store, registry=registry, workdir=tmp_path)
+    assert registry.requests == []
+    assert store.keys("lake", "models/") == []
+
+
+def test_a_stored_baseline_that_is_not_valid_is_an_integrity_error() -> None:
+    store = InMemoryObjectStore()
+    store.put("lake", "models/telco_churn/run-1/baseline.json", b"{}")
+    package = {
+        "DriftCheckBaselines": {
+            "ModelDataQuality": {"Statistics": {"S3Uri": "s3://lake/models/telco_churn/run-1/baseline.json"}}
+        }
+    }
+    with pytest.raises(ModelIntegrityError, match="not a valid baseline"):
+        read_baseline(package, store)

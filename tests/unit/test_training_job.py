@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import onnx
 import pytest
 
+from shared.monitoring.baseline import Baseline
+from shared.usecase.features import categorical_features, numeric_features
 from shared.usecase.settings import UseCase
 from tests.unit.conftest import REPO
 from tests.unit.training_sample import telco_channel, usecase_file
@@ -44,10 +47,10 @@ def test_a_training_job_writes_the_model_its_metrics_and_its_lineage(
     # When the job runs with a hyperparameter override, as SageMaker passes it (a string)
     code = train.main(_args(job, "ok", "--C", "0.5"))
 
-    # Then it succeeds and writes the three files
+    # Then it succeeds and writes the four files
     model_dir = job["root"] / "ok" / "model"
     assert code == 0
-    assert {p.name for p in model_dir.iterdir()} == {"model.onnx", "metrics.json", "lineage.json"}
+    assert {p.name for p in model_dir.iterdir()} == {"model.onnx", "metrics.json", "lineage.json", "baseline.json"}
     metrics = json.loads((model_dir / "metrics.json").read_text())
     lineage = json.loads((model_dir / "lineage.json").read_text())
     onnx.checker.check_model(onnx.load(model_dir / "model.onnx"))
@@ -69,10 +72,39 @@ def test_a_training_job_writes_the_model_its_metrics_and_its_lineage(
     assert lineage["manifests"][0]["source_version_id"] == "v1"
     assert lineage["training_set_hash"] == lineage["training_set"]["sha256"]
     assert set(lineage["libraries"]) >= {"python", "scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy"}
-    import hashlib
-
     assert lineage["onnx_sha256"] == hashlib.sha256((model_dir / "model.onnx").read_bytes()).hexdigest()
     assert (job["root"] / "ok" / "data" / "metrics.json").exists()
+
+
+def test_a_training_job_writes_the_baseline_of_its_holdout_named_in_its_lineage(
+    job: dict[str, Path], telco: UseCase
+) -> None:
+    # Given a Telco training channel
+    # When the job runs
+    assert train.main(_args(job, "baseline")) == 0
+
+    # Then baseline.json is a valid baseline of the holdout, at the deployed (cost-optimal) threshold
+    model_dir = job["root"] / "baseline" / "model"
+    body = (model_dir / "baseline.json").read_bytes()
+    baseline = Baseline.model_validate_json(body)
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    lineage = json.loads((model_dir / "lineage.json").read_text())
+    assert baseline.usecase == "telco_churn"
+    assert baseline.contract_version == "1.0.0"
+    assert baseline.threshold == metrics["threshold"]["threshold"]
+    assert baseline.rows == metrics["rows_holdout"] == baseline.overall.n == baseline.score.count
+    # And it profiles every model input, numerics as bins and categoricals as counts
+    assert set(baseline.features) == set(numeric_features(telco.contract)) | set(categorical_features(telco.contract))
+    assert baseline.features["tenure"].kind == "numeric"
+    assert baseline.features["contract"].kind == "categorical"
+    assert set(baseline.features["contract"].counts) == {"Month-to-month", "One year", "Two year"}
+    # And its metrics (on the ONNX scores) agree with metrics.json's (on scikit-learn's)
+    assert baseline.overall.auc == pytest.approx(metrics["holdout"]["roc_auc"], abs=1e-4)
+    assert baseline.overall.brier == pytest.approx(metrics["holdout"]["brier"], abs=1e-5)
+    month_to_month = metrics["segments"]["contract"]["Month-to-month"]
+    assert baseline.segments["contract"]["Month-to-month"].n == month_to_month["rows"]
+    # And the lineage names it by file and sha256
+    assert lineage["baseline"] == {"file": "baseline.json", "sha256": hashlib.sha256(body).hexdigest()}
 
 
 def test_an_invalid_hyperparameter_fails_the_job_before_reading_data(job: dict[str, Path]) -> None:
