@@ -38,7 +38,7 @@ tr.insufficient td{color:#9e9e9e}tr.alert td{color:#c62828;font-weight:600}
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}g}"
+    return "&ndash;" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}g}"
 
 
 def _verdict_colour(cell: Cell) -> str:
@@ -61,7 +61,7 @@ def render_report(report: MonitoringReport) -> str:
         f"<title>Monitoring — {escape(report.usecase)}</title><style>{STYLE}</style></head><body>",
         f"<h1>Monitoring of {escape(report.usecase)}</h1>",
         f'<p class="note">Run at {escape(report.generated_at)}; {len(report.cells)} tests judged together at a '
-        f"false discovery rate of {report.fdr:g} (Benjamini–Hochberg).</p>",
+        f"false discovery rate of {report.fdr:g} (Benjamini-Hochberg).</p>",
         _alerts(report),
         _notes(report),
         "<h2>Drift per feature</h2>",
@@ -189,7 +189,7 @@ def reliability_svg(curve: ReliabilityCurve) -> str:
         radius = 3 + 5 * math.sqrt(b.n / largest)
         shapes.append(
             f'<circle cx="{px(b.mean_score):.1f}" cy="{py(b.observed_rate):.1f}" r="{radius:.1f}" '
-            f'fill="{WINDOW_COLOUR}" fill-opacity="0.7"><title>scores {b.low:.1f}–{b.high:.1f}: n={b.n:,}, '
+            f'fill="{WINDOW_COLOUR}" fill-opacity="0.7"><title>scores {b.low:.1f}&ndash;{b.high:.1f}: n={b.n:,}, '
             f"mean score {b.mean_score:.3f}, observed {b.observed_rate:.3f}</title></circle>"
         )
     legend_x = left + size + 20
@@ -246,7 +246,9 @@ def _segments(report: MonitoringReport) -> str:
     for cell in cells:
         klass = {ALERT: "alert", INSUFFICIENT_EVIDENCE: "insufficient"}.get(cell.verdict, "ok")
         verdict = cell.verdict if cell.verdict != INSUFFICIENT_EVIDENCE else f"insufficient evidence ({_needed(cell)})"
-        interval = f"{_fmt(cell.interval[0])}–{_fmt(cell.interval[1])}" if cell.interval is not None else "–"
+        interval = (
+            f"{_fmt(cell.interval[0])}&ndash;{_fmt(cell.interval[1])}" if cell.interval is not None else "&ndash;"
+        )
         rows.append(
             f'<tr class="{klass}"><td>{escape(cell.model_version)}</td><td>{escape(cell.window)}</td>'
             f"<td>{escape(cell.segment)}</td><td>{escape(cell.metric)}</td><td>{_fmt(cell.baseline)}</td>"
@@ -279,7 +281,7 @@ def _estimates(estimates: list[PerformanceEstimate]) -> str:
 def _data_quality(report: MonitoringReport) -> str:
     rows = ["<table><tr><th>window</th><th>feature</th><th>rows</th><th>null rate</th><th>unseen categories</th></tr>"]
     for q in report.data_quality:
-        unseen = ", ".join(escape(c) for c in q.unseen_categories) or "–"
+        unseen = ", ".join(escape(c) for c in q.unseen_categories) or "&ndash;"
         rows.append(
             f"<tr><td>{escape(q.window)}</td><td>{escape(q.feature_name)}</td><td>{q.n:,}</td>"
             f"<td>{100 * q.null_rate:.1f}%</td><td>{unseen} ({q.unseen_count:,} rows)</td></tr>"

@@ -115,6 +115,7 @@ ECE_RESAMPLES = 100
 MAX_SEGMENT_VALUES = 20
 """CBPE estimates at most this many values of a segment column (the most frequent) when there is no baseline."""
 SCORE = "score"
+_NONE = np.array(None, dtype=object)
 METRIC_LABELS = {
     "auc": "AUC",
     "brier": "Brier score",
@@ -199,7 +200,7 @@ def _nulls(column: np.ndarray) -> np.ndarray:
         return np.isnan(values)
     if values.dtype.kind in "iub":
         return np.zeros(values.size, dtype=bool)
-    return np.asarray(np.equal(values, None), dtype=bool)
+    return np.asarray(np.equal(values.astype(object), _NONE), dtype=bool)
 
 
 def _feature_column(data: WindowData, name: str) -> np.ndarray:
@@ -231,7 +232,7 @@ def _required_proportion_n(p0: float, effect: float, *, settings: MonitoringSett
         return math.inf
 
 
-def _evidence(  # noqa: PLR0913
+def _evidence(
     *,
     window: str,
     segment: str,
@@ -303,7 +304,7 @@ def _data_quality_cells(
             yield _unseen_cell(settings, model, window, name, profile, column[~nulls])
 
 
-def _unseen_cell(  # noqa: PLR0913, PLR0917
+def _unseen_cell(  # noqa: PLR0917
     settings: MonitoringSettings,
     model: ServedModel,
     window: MonitorWindow,
@@ -351,7 +352,7 @@ def _drift_cells(
     yield _drift_cell(settings, model, window, SCORE, baseline.score, score, PREDICTION_DRIFT)
 
 
-def _drift_cell(  # noqa: PLR0913, PLR0917
+def _drift_cell(  # noqa: PLR0917
     settings: MonitoringSettings,
     model: ServedModel,
     window: MonitorWindow,
@@ -376,12 +377,12 @@ def _drift_cell(  # noqa: PLR0913, PLR0917
     n = int(current.sum())
     bins = int(reference.size)
     required = math.inf
-    if bins >= 2:  # noqa: PLR2004
+    if bins >= 2:
         required = required_n_psi(
             settings.psi_alert, bins, alpha=settings.fdr, power=settings.power, reference_n=int(reference.sum())
         )
     key = CellKey(window=window.name, segment=OVERALL, subject=name, statistic=statistic)
-    if n == 0 or reference.sum() == 0 or bins < 2:  # noqa: PLR2004
+    if n == 0 or reference.sum() == 0 or bins < 2:
         evidence = CellEvidence(key=key, n=n, effect=math.nan, p_value=1.0, required_n=max(required, n + 1.0))
         drift = None
     else:
@@ -438,7 +439,7 @@ def _populations(
             yield f"{column}={value}", inside, summary
 
 
-def _performance_cells(  # noqa: PLR0913, PLR0917
+def _performance_cells(  # noqa: PLR0917
     settings: MonitoringSettings,
     model: ServedModel,
     baseline: Baseline,
@@ -761,7 +762,7 @@ def _known_categories(usecase: UseCase, models: Sequence[ServedModel], name: str
     return {str(v) for v in column.allowed} if column is not None and column.allowed is not None else None
 
 
-def _feature_names(usecase: UseCase, models: Sequence[ServedModel], data: WindowData) -> list[str]:
+def _feature_names(models: Sequence[ServedModel], data: WindowData) -> list[str]:
     names = [n for model in models if model.baseline is not None for n in model.baseline.features]
     names += list(data.features)
     return list(dict.fromkeys(names))
@@ -771,7 +772,7 @@ def _feature_quality(
     usecase: UseCase, models: Sequence[ServedModel], window: MonitorWindow
 ) -> Iterator[FeatureQuality]:
     data = window.predictions
-    for name in _feature_names(usecase, models, data):
+    for name in _feature_names(models, data):
         column = _feature_column(data, name)
         nulls = _nulls(column)
         n = int(column.size)
@@ -826,7 +827,7 @@ def _estimates(usecase: UseCase, model: ServedModel, window: MonitorWindow) -> I
         inside = rows if column is None or value is None else rows & _segment_rows(_feature_column(data, column), value)
         scores = np.asarray(data.score, dtype=np.float64)[inside]
         scores = scores[~np.isnan(scores)]
-        if scores.size < 2:  # noqa: PLR2004
+        if scores.size < 2:
             continue
         confusion = expected_confusion(scores, threshold) if threshold is not None else None
         realized: dict[str, float | None] = {}

@@ -71,7 +71,7 @@ def usecase() -> UseCase:
     return UseCase.model_validate({"name": "churn", "contract": contract})
 
 
-def draw(  # noqa: PLR0913
+def draw(
     rng: np.random.Generator,
     rows: int,
     *,
@@ -145,12 +145,8 @@ def profile_baseline(holdout: dict[str, np.ndarray], rng: np.random.Generator) -
         features[name] = CategoricalProfile(
             count=int(holdout[name].size), null_count=0, counts=dict(zip(found.tolist(), counts.tolist(), strict=True))
         )
-    segments = {
-        SEGMENT: {
-            value: metric_summary(holdout["score"][holdout[SEGMENT] == value], holdout["positive"][holdout[SEGMENT] == value])
-            for value in CONTRACTS
-        }
-    }  # fmt: skip
+    inside = {value: holdout[SEGMENT] == value for value in CONTRACTS}
+    segments = {SEGMENT: {v: metric_summary(holdout["score"][i], holdout["positive"][i]) for v, i in inside.items()}}
     return Baseline(
         usecase="churn",
         contract_version="1.0.0",
@@ -233,8 +229,10 @@ def test_the_alert_sentence_says_what_where_how_much_and_how_sure() -> None:
         r"to 0\.\d+ \(n=[\d,]+\) over the last 6 h; q = [0-9.e-]+",
         auc.description,
     ), auc.description
-    assert auc.effect is not None and auc.effect < -0.05
-    assert auc.interval is not None and auc.interval[0] < auc.interval[1]
+    assert auc.effect is not None
+    assert auc.effect < -0.05
+    assert auc.interval is not None
+    assert auc.interval[0] < auc.interval[1]
     drift = next(v for v in report.violations if v.feature_name == "monthly" and v.window == "last 6 h")
     assert drift.description.startswith("monthly drifted from its training distribution: PSI ")
     # The JSON report round-trips and carries the violations
@@ -251,7 +249,8 @@ def test_windows_drawn_from_the_baseline_raise_no_alert() -> None:
     # ... while the 6 h window judges all 19 cells on every row: 7 data quality, 6 drift, 6 metrics (the smaller
     # segments need more labels than 3,000 rows give them)
     six_hours = [cell for cell in report.cells if cell.window == "last 6 h" and cell.segment == "all"]
-    assert len(six_hours) == 19 and all(cell.verdict == "ok" for cell in six_hours)
+    assert len(six_hours) == 19
+    assert all(cell.verdict == "ok" for cell in six_hours)
 
 
 def test_small_windows_say_insufficient_evidence_and_the_n_they_need() -> None:
@@ -270,13 +269,16 @@ def test_a_model_version_without_a_baseline_is_monitored_for_data_quality_only()
     served = ServedModel(model_version="7", variant="champion", baseline=None, reason="registered 2026-01-04")
     report = monitor(41, model=served, unseen_payment=0.2)
     # Then there are no tests, the report says why, and data quality is still described
-    assert report.cells == [] and report.violations == []
+    assert report.cells == []
+    assert report.violations == []
     assert report.models[0].has_baseline is False
     assert any("no baseline (registered 2026-01-04): data quality only" in note for note in report.notes)
     tenure = next(q for q in report.data_quality if q.feature_name == "tenure" and q.window == "last 6 h")
-    assert tenure.n == 3000 and tenure.null_rate == 0.0
+    assert tenure.n == 3000
+    assert tenure.null_rate == 0.0
     # And CBPE still estimates performance from the scores (no threshold: no precision/recall)
-    assert report.estimates and report.estimates[0].expected_auc is not None
+    assert report.estimates
+    assert report.estimates[0].expected_auc is not None
     assert report.estimates[0].expected_precision is None
 
 
@@ -287,7 +289,8 @@ def test_a_feature_always_null_is_a_data_quality_alert_and_does_not_crash_drift(
     null_alert = next(v for v in report.violations if v.feature_name == "tenure" and v.window == "last 6 h")
     assert null_alert.description.startswith("Null rate of tenure rose from 0% (training holdout, n=5,000) to 100%")
     drift = [c for c in report.cells if c.metric == "psi" and c.feature_name == "tenure"]
-    assert drift and all(c.verdict == "insufficient evidence" for c in drift)
+    assert drift
+    assert all(c.verdict == "insufficient evidence" for c in drift)
     assert any(note.startswith("tenure was null in all 3,000 served rows") for note in report.notes)
 
 
@@ -295,9 +298,12 @@ def test_an_unseen_category_is_counted_listed_and_alerted_when_its_share_matters
     report = monitor(61, unseen_payment=0.15)
     unseen = next(v for v in report.violations if v.window == "last 6 h" and v.feature_name == "payment")
     assert unseen.constraint_check_type == DATA_QUALITY
-    assert "'crypto'" in unseen.description and unseen.effect is not None and unseen.effect > 0.1
+    assert "'crypto'" in unseen.description
+    assert unseen.effect is not None
+    assert unseen.effect > 0.1
     quality = next(q for q in report.data_quality if q.feature_name == "payment" and q.window == "last 6 h")
-    assert quality.unseen_categories == ["crypto"] and quality.unseen_count > 300
+    assert quality.unseen_categories == ["crypto"]
+    assert quality.unseen_count > 300
     # And the known categories' drift is not what alerts
     assert ("payment", "all") not in violations_where(report, lambda v: v.constraint_check_type == DATA_DRIFT)
 
@@ -306,7 +312,8 @@ def test_cbpe_estimates_are_close_to_the_realized_values_on_calibrated_scores() 
     report = monitor(71, rows=6000)
     overall = next(e for e in report.estimates if e.window == "last 6 h" and e.segment == "all")
     assert overall.labeled_n == 6000
-    assert overall.expected_auc is not None and overall.realized_auc is not None
+    assert overall.expected_auc is not None
+    assert overall.realized_auc is not None
     assert abs(overall.expected_auc - overall.realized_auc) < 0.02
     assert abs((overall.expected_positive_rate or 0) - (overall.realized_positive_rate or 0)) < 0.02
     assert abs((overall.expected_precision or 0) - (overall.realized_precision or 0)) < 0.04
@@ -343,17 +350,20 @@ def test_the_html_report_shows_the_sentences_a_reliability_diagram_and_balanced_
     auc = next(v for v in report.violations if v.metric == "auc" and v.segment == DEGRADED)
     assert auc.description in page
     assert page.index(auc.description) < page.index("Drift per feature")
-    assert 'aria-label="Reliability diagram' in page and "Observed positive rate" in page
-    assert "perfect calibration" in page and "Mean predicted probability" in page
+    assert 'aria-label="Reliability diagram' in page
+    assert "Observed positive rate" in page
+    assert "perfect calibration" in page
+    assert "Mean predicted probability" in page
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     parser = _TagBalance()
     parser.feed(page)
-    assert parser.errors == [] and parser.open == []
+    assert parser.errors == []
+    assert parser.open == []
 
 
 def test_insufficient_cells_are_greyed_with_the_n_they_need_on_the_page() -> None:
     page = render_report(monitor(31, rows=60))
-    assert 'class="insufficient"' in page and "needs n ≈" in page or "insufficient evidence (n ≈" in page
+    assert ('class="insufficient"' in page and "needs n ≈" in page) or "insufficient evidence (n ≈" in page
 
 
 def test_emf_documents_parse_and_carry_their_declared_dimensions() -> None:
