@@ -3,8 +3,9 @@
 Tests talk to it only through boto3 with its endpoint URL, the stack outputs it wrote, HTTP to the
 API URL, and the platform CLI — as a user would after `cdk deploy`.
 
-Under pytest-xdist (``-n 2 --dist loadgroup``, what ``make test`` runs) every test is put in the group
-of the embedded cloud it uses, so that each cloud is started by one worker only, once, and its tests
+Under pytest-xdist (``-n 2 --dist loadgroup``, what ``make test`` runs) each module is marked with the
+xdist group of the embedded cloud it uses (``e2e-telco-cloud``: this session cloud; the promotion and
+heavy modules start their own), so that each cloud is started by one worker only, once, and its tests
 run there in file order; clouds of different groups run side by side on free ports.
 """
 
@@ -27,23 +28,6 @@ from shared.lake.layout import manifest_prefix
 from shared.usecase.settings import UseCase, load_usecase
 
 TELCO = ROOT / "usecases" / "telco_churn.toml"
-
-# The fixture that starts an embedded cloud → the xdist group of the tests that use it.
-CLOUD_GROUPS = {
-    "cloud": "e2e-telco-cloud",
-    "promo_cloud": "e2e-promotion-cloud",
-    "heavy": "e2e-heavy-cloud",
-}
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Group each e2e test with the other users of its embedded cloud (xdist's ``loadgroup``; no-op without it)."""
-    for item in items:
-        fixtures = getattr(item, "fixturenames", ())
-        groups = [group for fixture, group in CLOUD_GROUPS.items() if fixture in fixtures]
-        if groups:
-            item.add_marker(pytest.mark.xdist_group(groups[0]))
 
 
 @pytest.fixture(scope="session")

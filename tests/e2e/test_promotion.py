@@ -46,7 +46,7 @@ from shared.usecase.settings import UseCase, load_usecase
 from tests.e2e.conftest import ingest_sample, run_cli, train
 from tests.e2e.test_scoring import api_key, features
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-promotion-cloud")]  # one worker per cloud
 
 PROMOTION_SETTINGS = """[promotion]
 shadow_bake_seconds = 5
@@ -210,12 +210,32 @@ def in_watch_window(
     return candidate
 
 
+@pytest.fixture(scope="module")
+def prediction_log(
+    promo_cloud: RunningCloud, promo_usecase: UseCase, two_versions: tuple[int, int], records: list[dict[str, Any]]
+) -> int:
+    """The champion's served predictions in the log, enough for a replay (the good promotion's traffic leaves them
+    when it ran before). Returns how many there are."""
+    if logged_predictions(promo_cloud, promo_usecase) < promo_usecase.promotion.min_samples:
+        with traffic(promo_cloud, promo_usecase, records):
+            wait_for(
+                "served predictions in the log",
+                lambda: logged_predictions(promo_cloud, promo_usecase) >= promo_usecase.promotion.min_samples,
+                timeout=90,
+            )
+    return int(logged_predictions(promo_cloud, promo_usecase))
+
+
 @pytest.fixture
 def champion_alone(
-    promo_cloud: RunningCloud, promo_usecase: UseCase, usecase_file: Path, two_versions: tuple[int, int]
+    promo_cloud: RunningCloud,
+    promo_usecase: UseCase,
+    usecase_file: Path,
+    two_versions: tuple[int, int],
+    prediction_log: int,
 ) -> int:
-    """The first version serving alone, no promotion running: a watch window left open by another test is rolled
-    back to it by hand first. Returns the champion's version."""
+    """The first version serving alone, no promotion running, its predictions logged for the replay: a watch
+    window left open by another test is rolled back to it by hand first. Returns the champion's version."""
     champion, _ = two_versions
     if deployment(promo_cloud, promo_usecase).stage == "watch":
         result = run_cli(
