@@ -17,7 +17,7 @@ from local.launcher import RunningCloud
 from shared.lake.layout import manifest_prefix
 from shared.usecase.settings import UseCase, load_usecase
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-telco-cloud")]  # one worker per cloud
+pytestmark = pytest.mark.e2e
 USECASE_FILE = Path(__file__).resolve().parents[2] / "usecases" / "telco_churn.toml"
 
 

@@ -26,7 +26,7 @@ from shared.usecase.settings import UseCase, load_usecase
 from tests.e2e.conftest import ingest_sample, run_cli, train
 from tests.e2e.test_scoring import api_key, call, features
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-heavy-cloud")]  # one worker per cloud
+pytestmark = pytest.mark.e2e
 
 HEAVY_SETTINGS = """
 endpoint_timeout_ms = 300

@@ -46,7 +46,7 @@ from shared.usecase.settings import UseCase, load_usecase
 from tests.e2e.conftest import ingest_sample, run_cli, train
 from tests.e2e.test_scoring import api_key, features
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-promotion-cloud")]  # one worker per cloud
+pytestmark = pytest.mark.e2e
 
 PROMOTION_SETTINGS = """[promotion]
 shadow_bake_seconds = 5

@@ -20,7 +20,7 @@ from shared.deployment.store import DeploymentStore, model_ref_from_package
 from shared.usecase.settings import UseCase
 from tests.e2e.conftest import train
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-telco-cloud")]  # one worker per cloud
+pytestmark = pytest.mark.e2e
 
 
 def api_key(cloud: RunningCloud) -> str:

@@ -19,7 +19,7 @@ from local.launcher import RunningCloud
 from shared.usecase.settings import load_usecase
 from tests.e2e.conftest import Trained, wait_for_execution
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-telco-cloud")]  # one worker per cloud
+pytestmark = pytest.mark.e2e
 USECASE = load_usecase(Path(__file__).resolve().parents[2] / "usecases" / "telco_churn.toml")
 
 
