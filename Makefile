@@ -13,7 +13,7 @@ export AWS_SECRET_ACCESS_KEY ?= testing
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: help venv synth local demo test lint format typecheck unit integration infra e2e bench clean
+.PHONY: help venv synth local demo test test-suite lint format typecheck unit integration infra e2e bench clean
 
 help:
 	@echo "make demo    run the whole loop on the embedded cloud (no AWS account, no Docker)"
@@ -64,8 +64,17 @@ infra: synth
 e2e: synth
 	$(PY) -m pytest tests/e2e -q
 
-test: lint typecheck synth
-	$(PY) -m pytest tests -q
+# The suite on two xdist workers: each e2e test runs in the group of the embedded cloud it uses (one
+# worker starts each cloud, on a free port); everything else is spread over both. Lint and mypy run
+# beside synth and the suite (mypy needs a minute from a cold cache while the e2e tests mostly wait);
+# each target's output is printed whole when it finishes.
+PYTEST_WORKERS ?= 2
+
+test: venv
+	@$(MAKE) --no-print-directory -j 3 --output-sync=target lint typecheck test-suite
+
+test-suite: synth
+	$(PY) -m pytest tests -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=25
 
 bench: venv
 	$(PY) -m bench

@@ -9,11 +9,14 @@ The subprocess is what the CDK CLI would run: ``python app.py`` with ``CDK_OUTDI
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,7 @@ DEFAULT_OUTDIR = ROOT / "cdk.out"
 DEFAULT_USECASE = ROOT / "usecases" / "telco_churn.toml"
 """The use case to synthesize when none is named: a path to its ``.toml`` file, or a bare use-case name."""
 HASH_FILE = ".sluice-inputs.sha256"
+LOCK_FILE = ".sluice-synth.lock"
 
 # Everything that can change the synthesized template or its assets.
 INPUT_GLOBS = (
@@ -97,6 +101,18 @@ def read_assembly(outdir: Path) -> Assembly:
     return Assembly(outdir=outdir, stacks=stacks)
 
 
+@contextmanager
+def _exclusive(outdir: Path) -> Iterator[None]:
+    """Hold ``outdir``'s lock: one process at a time checks, synthesizes into and stamps one directory
+    (test workers and embedded clouds started side by side synthesize each assembly once)."""
+    with (outdir / LOCK_FILE).open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def synthesize(
     *,
     usecase: Path = DEFAULT_USECASE,
@@ -119,24 +135,25 @@ def synthesize(
         "aws:cdk:enable-asset-metadata": True,
         **(context or {}),
     }
-    digest = inputs_hash(usecase, full_context)
-    stamp = outdir / HASH_FILE
-    if not force and stamp.exists() and stamp.read_text() == digest and (outdir / "manifest.json").exists():
-        return read_assembly(outdir)
+    with _exclusive(outdir):
+        digest = inputs_hash(usecase, full_context)
+        stamp = outdir / HASH_FILE
+        if not force and stamp.exists() and stamp.read_text() == digest and (outdir / "manifest.json").exists():
+            return read_assembly(outdir)
 
-    env = {**os.environ, "CDK_OUTDIR": str(outdir), "CDK_CONTEXT_JSON": json.dumps(full_context)}
-    result = subprocess.run(  # noqa: S603 - our own interpreter running our own app
-        [sys.executable, str(ROOT / "app.py")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise SynthError(f"cdk synth failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    stamp.write_text(digest)
-    return read_assembly(outdir)
+        env = {**os.environ, "CDK_OUTDIR": str(outdir), "CDK_CONTEXT_JSON": json.dumps(full_context)}
+        result = subprocess.run(  # noqa: S603 - our own interpreter running our own app
+            [sys.executable, str(ROOT / "app.py")],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise SynthError(f"cdk synth failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        stamp.write_text(digest)
+        return read_assembly(outdir)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ endpoint URL and `.local/outputs.json`, exactly as they would talk to AWS after 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -15,9 +16,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+logger = logging.getLogger(__name__)
 
 
 class LaunchError(RuntimeError):
@@ -82,23 +84,51 @@ def launch(
     log_file: Path = ROOT / ".local" / "cloud.log",
     port: int | None = None,
     timeout: float = 180.0,
+    attempts: int = 3,
 ) -> RunningCloud:
-    """Start `python -m local`, wait until it has written its outputs file, and return it."""
-    port = port or free_port()
+    """Start `python -m local`, wait until it has written its outputs file, and return it.
+
+    Without ``port`` a free one is chosen; should another process take it before the cloud binds it
+    (test workers start clouds side by side), the cloud is started again on another free port.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return _launch_once(
+                usecase=usecase,
+                outputs_file=outputs_file,
+                log_file=log_file,
+                port=port or free_port(),
+                timeout=timeout,
+            )
+        except LaunchError as exc:
+            if port is not None or attempt == attempts or not _port_taken(log_file):
+                raise
+            logger.info("port taken before the embedded cloud bound it (%s); starting again", exc)
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _port_taken(log_file: Path) -> bool:
+    return "Address already in use" in log_file.read_text(errors="replace")
+
+
+def _launch_once(
+    *, usecase: Path | None, outputs_file: Path, log_file: Path, port: int, timeout: float
+) -> RunningCloud:
     outputs_file.parent.mkdir(parents=True, exist_ok=True)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     outputs_file.unlink(missing_ok=True)
     command = [sys.executable, "-m", "local", "--port", str(port), "--outputs-file", str(outputs_file)]
     if usecase is not None:
         command += ["--usecase", str(usecase)]
-    log: IO[bytes] = log_file.open("wb")
-    process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    with log_file.open("wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
     while not outputs_file.exists():
         if process.poll() is not None:
             raise LaunchError(f"the embedded cloud exited with {process.returncode}:\n{log_file.read_text()[-4000:]}")
         if time.monotonic() > deadline:
             process.kill()
+            process.wait()
             raise LaunchError(
                 f"the embedded cloud did not start within {timeout:.0f}s:\n{log_file.read_text()[-4000:]}"
             )

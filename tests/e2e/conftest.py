@@ -2,6 +2,10 @@
 
 Tests talk to it only through boto3 with its endpoint URL, the stack outputs it wrote, HTTP to the
 API URL, and the platform CLI — as a user would after `cdk deploy`.
+
+Under pytest-xdist (``-n 2 --dist loadgroup``, what ``make test`` runs) the modules that use this
+session cloud run on one worker, in file order (``tests/conftest.py``); the promotion and heavy modules
+start their own cloud each, side by side on free ports.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from local.demo.observe import logged_predictions
 from local.demo.sample_data import load_sample_rows
@@ -86,32 +87,20 @@ def timed_prediction(cloud: RunningCloud, usecase: UseCase, key: str, record: di
     return body["predictions"][0], elapsed
 
 
-def test_a_failing_endpoint_degrades_to_the_light_model_and_the_breaker_opens_and_recovers(
-    heavy: RunningCloud, heavy_file: Path
-) -> None:
-    usecase = load_usecase(heavy_file)
-    endpoint = f"sluice-{usecase.name.replace('_', '-')}"
-    # Given a trained, deployed model and no endpoint yet
-    ingest_sample(heavy, usecase, "e2e/heavy.csv")
-    execution = train(heavy, f"e2e-heavy-{int(time.time())}")
-    assert execution["status"] == "SUCCEEDED", execution.get("cause")
-    deployed = run_cli(heavy, "deploy", "1", usecase=heavy_file)
-    assert deployed.returncode == 0, deployed.stderr
-    key = api_key(heavy)
-    record = features(usecase, load_sample_rows(usecase)[3])
+def endpoint_name(usecase: UseCase) -> str:
+    return f"sluice-{usecase.name.replace('_', '-')}"
 
-    # When scoring while the endpoint does not exist: the light model answers, degraded
-    prediction, _ = timed_prediction(heavy, usecase, key, record)
-    assert prediction["degraded"] is True
 
-    # When the operator creates the endpoint from the registered model package (as a promotion does)
-    sagemaker = heavy.client("sagemaker")
-    package_arn = sagemaker.list_model_packages(ModelPackageGroupName=heavy.stack_outputs["ModelPackageGroupName"])[
+def create_endpoint(cloud: RunningCloud, usecase: UseCase, usecase_file: Path) -> None:
+    """An endpoint for the first registered model package, created as an operator would (a promotion does it too)."""
+    endpoint = endpoint_name(usecase)
+    sagemaker = cloud.client("sagemaker")
+    package_arn = sagemaker.list_model_packages(ModelPackageGroupName=cloud.stack_outputs["ModelPackageGroupName"])[
         "ModelPackageSummaryList"
     ][0]["ModelPackageArn"]
     sagemaker.create_model(
         ModelName=f"{endpoint}-v1",
-        Containers=[{"ModelPackageName": package_arn, "Environment": {"SLUICE_USECASE_FILE": str(heavy_file)}}],
+        Containers=[{"ModelPackageName": package_arn, "Environment": {"SLUICE_USECASE_FILE": str(usecase_file)}}],
         ExecutionRoleArn="arn:aws:iam::123456789012:role/sagemaker-execution",
     )
     sagemaker.create_endpoint_config(
@@ -126,6 +115,46 @@ def test_a_failing_endpoint_degrades_to_the_light_model_and_the_breaker_opens_an
         ],
     )
     sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=f"{endpoint}-v1")
+
+
+@pytest.fixture(scope="module")
+def champion_v1(heavy: RunningCloud, heavy_file: Path) -> int:
+    """The sample data ingested, one training run, its version deployed as champion with the CLI."""
+    usecase = load_usecase(heavy_file)
+    ingest_sample(heavy, usecase, "e2e/heavy.csv")
+    execution = train(heavy, f"e2e-heavy-{int(time.time())}")
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    deployed = run_cli(heavy, "deploy", "1", usecase=heavy_file)
+    assert deployed.returncode == 0, deployed.stderr
+    return 1
+
+
+@pytest.fixture
+def endpoint_v1(heavy: RunningCloud, heavy_file: Path, champion_v1: int) -> str:
+    """The champion's endpoint: the one the breaker test created when it ran before, else created now."""
+    usecase = load_usecase(heavy_file)
+    try:
+        heavy.client("sagemaker").describe_endpoint(EndpointName=endpoint_name(usecase))
+    except ClientError:
+        create_endpoint(heavy, usecase, heavy_file)
+    return endpoint_name(usecase)
+
+
+def test_a_failing_endpoint_degrades_to_the_light_model_and_the_breaker_opens_and_recovers(
+    heavy: RunningCloud, heavy_file: Path, champion_v1: int
+) -> None:
+    usecase = load_usecase(heavy_file)
+    endpoint = endpoint_name(usecase)
+    # Given a trained, deployed model (the fixture) and no endpoint yet
+    key = api_key(heavy)
+    record = features(usecase, load_sample_rows(usecase)[3])
+
+    # When scoring while the endpoint does not exist: the light model answers, degraded
+    prediction, _ = timed_prediction(heavy, usecase, key, record)
+    assert prediction["degraded"] is True
+
+    # When the operator creates the endpoint from the registered model package (as a promotion does)
+    create_endpoint(heavy, usecase, heavy_file)
     time.sleep(usecase.serving.breaker_reset_seconds + 0.5)  # the breaker, opened by the missing endpoint, half-opens
     # Then the endpoint answers, not degraded
     healthy, _ = timed_prediction(heavy, usecase, key, record)
@@ -147,11 +176,13 @@ def test_a_failing_endpoint_degrades_to_the_light_model_and_the_breaker_opens_an
     assert recovered["degraded"] is False
 
 
-def test_a_heavy_candidate_is_promoted_on_its_endpoints_own_variants(heavy: RunningCloud, heavy_file: Path) -> None:
+def test_a_heavy_candidate_is_promoted_on_its_endpoints_own_variants(
+    heavy: RunningCloud, heavy_file: Path, endpoint_v1: str
+) -> None:
     usecase = load_usecase(heavy_file)
-    endpoint = f"sluice-{usecase.name.replace('_', '-')}"
+    endpoint = endpoint_v1
     sagemaker = heavy.client("sagemaker")
-    # Given the champion (v1) served by the endpoint an operator created (the test above), and v2 registered
+    # Given the champion (v1) served by the endpoint an operator created (the fixture), and v2 registered
     assert sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "InService"
     execution = train(heavy, f"e2e-heavy-second-{int(time.time())}")
     assert execution["status"] == "SUCCEEDED", execution.get("cause")

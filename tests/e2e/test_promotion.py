@@ -3,12 +3,15 @@ HTTP, CloudWatch alarms evaluated with CloudWatch's semantics, and EventBridge â
 
 Driven only as an operator would: boto3 with the endpoint URL, HTTP to the API, and the platform CLI.
 The use case is the Telco one with shorter bakes (a file written here, like the heavy use case's). The
-tests run in order on one cloud, each starting from where the previous one left the deployment:
+tests share one cloud and two trained versions (the first deployed as champion); each brings the
+deployment to what its Given needs through fixtures, so any one of them runs alone or in any order:
 
 1. a good candidate (a second training run) goes through every stage to champion while traffic flows;
-2. an alarm in its watch window rolls back to the previous champion, without the state machine;
+2. an alarm in its watch window rolls back to the previous champion, without the state machine
+   (Given: the good promotion's outcome, or a new one if the deployment has moved on since);
 3. a very slow candidate (registered as a user could) is rolled back by its shadow alarm;
-4. without traffic a stage stays inconclusive and waits for a human: approve goes on, abort rolls back.
+4. without traffic a stage stays inconclusive and waits for a human: approve goes on, abort rolls back
+   (Given, for 3 and 4: the first version serving alone; a watch window left open is rolled back first).
 
 Figures (printed; run with ``-s``): state transitions per promotion, rollback delay from breach to
 traffic back on the champion.
@@ -17,8 +20,10 @@ traffic back on the champion.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -133,26 +138,128 @@ def wait_for(what: str, check: Any, timeout: float, interval: float = 0.25) -> A
     raise AssertionError(f"{what}: not within {timeout:.0f}s")
 
 
-def test_a_good_candidate_is_promoted_through_every_stage_while_traffic_flows(
+@dataclass(frozen=True)
+class GoodPromotion:
+    """A promotion of the second version while traffic flowed, and what was observed right after it."""
+
+    result: subprocess.CompletedProcess[str]
+    elapsed: float
+    failures: list[Any]
+    served: dict[tuple[str, int], int]
+    state: DeploymentState
+    history: list[str]
+    """The audit log's lines from the promotion's start on (earlier tests' promotions are not this one's)."""
+    execution: dict[str, Any]
+
+
+def promote_with_traffic(
+    cloud: RunningCloud, usecase: UseCase, usecase_file: Path, candidate: int, records: list[dict[str, Any]]
+) -> GoodPromotion:
+    """Traffic on the champion until the prediction log has enough for the replay; promote ``candidate`` meanwhile."""
+    with traffic(cloud, usecase, records) as flow:
+        # Given traffic on the champion, recorded in the prediction log (the replay's input)
+        wait_for(
+            "served predictions in the log",
+            lambda: logged_predictions(cloud, usecase) >= usecase.promotion.min_samples,
+            timeout=90,
+        )
+        # When the operator promotes the candidate and follows it
+        since = f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S}"  # the audit log's time format, to the second
+        started = time.monotonic()
+        result = run_cli(cloud, "promote", str(candidate), usecase=usecase_file)
+        elapsed = time.monotonic() - started
+        _, failures, served = flow.snapshot()
+    return GoodPromotion(
+        result=result,
+        elapsed=elapsed,
+        failures=failures,
+        served=served,
+        state=deployment(cloud, usecase),
+        history=[line for line in history(cloud, usecase_file) if line[: len(since)] >= since],
+        execution=latest_execution(cloud),
+    )
+
+
+@pytest.fixture(scope="module")
+def good_promotion(
     promo_cloud: RunningCloud,
     promo_usecase: UseCase,
     usecase_file: Path,
     two_versions: tuple[int, int],
     records: list[dict[str, Any]],
+) -> GoodPromotion:
+    """The second version promoted over the first, once per module (the first test checks it, the second uses it)."""
+    _, candidate = two_versions
+    return promote_with_traffic(promo_cloud, promo_usecase, usecase_file, candidate, records)
+
+
+@pytest.fixture
+def in_watch_window(
+    promo_cloud: RunningCloud,
+    promo_usecase: UseCase,
+    usecase_file: Path,
+    two_versions: tuple[int, int],
+    records: list[dict[str, Any]],
+) -> int:
+    """The second version serving as champion inside its watch window: where the good promotion left the
+    deployment when that test ran just before, else the second version promoted now. Returns its version."""
+    _, candidate = two_versions
+    state = deployment(promo_cloud, promo_usecase)
+    if (state.stage, state.champion.version) != ("watch", candidate):  # type: ignore[union-attr]
+        again = promote_with_traffic(promo_cloud, promo_usecase, usecase_file, candidate, records)
+        assert again.result.returncode == 0, again.result.stdout + again.result.stderr
+    return candidate
+
+
+@pytest.fixture(scope="module")
+def prediction_log(
+    promo_cloud: RunningCloud, promo_usecase: UseCase, two_versions: tuple[int, int], records: list[dict[str, Any]]
+) -> int:
+    """The champion's served predictions in the log, enough for a replay (the good promotion's traffic leaves them
+    when it ran before). Returns how many there are."""
+    if logged_predictions(promo_cloud, promo_usecase) < promo_usecase.promotion.min_samples:
+        with traffic(promo_cloud, promo_usecase, records):
+            wait_for(
+                "served predictions in the log",
+                lambda: logged_predictions(promo_cloud, promo_usecase) >= promo_usecase.promotion.min_samples,
+                timeout=90,
+            )
+    return int(logged_predictions(promo_cloud, promo_usecase))
+
+
+@pytest.fixture
+def champion_alone(
+    promo_cloud: RunningCloud,
+    promo_usecase: UseCase,
+    usecase_file: Path,
+    two_versions: tuple[int, int],
+    prediction_log: int,
+) -> int:
+    """The first version serving alone, no promotion running, its predictions logged for the replay: a watch
+    window left open by another test is rolled back to it by hand first. Returns the champion's version."""
+    champion, _ = two_versions
+    if deployment(promo_cloud, promo_usecase).stage == "watch":
+        result = run_cli(
+            promo_cloud, "rollback", "--reason", "e2e: the next test starts from the champion", usecase=usecase_file
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+    return champion
+
+
+def test_a_good_candidate_is_promoted_through_every_stage_while_traffic_flows(
+    promo_cloud: RunningCloud,
+    promo_usecase: UseCase,
+    two_versions: tuple[int, int],
+    good_promotion: GoodPromotion,
 ) -> None:
     champion, candidate = two_versions
-    with traffic(promo_cloud, promo_usecase, records) as flow:
-        # Given traffic on the champion, recorded in the prediction log (the replay's input)
-        wait_for(
-            "served predictions in the log",
-            lambda: logged_predictions(promo_cloud, promo_usecase) >= promo_usecase.promotion.min_samples,
-            timeout=90,
-        )
-        # When the operator promotes the second version and follows it
-        started = time.monotonic()
-        result = run_cli(promo_cloud, "promote", str(candidate), usecase=usecase_file)
-        elapsed = time.monotonic() - started
-        _, failures, served = flow.snapshot()
+    # Given traffic on the champion, When the operator promotes the second version and follows it (the fixture)
+    result, elapsed, failures, served = (
+        good_promotion.result,
+        good_promotion.elapsed,
+        good_promotion.failures,
+        good_promotion.served,
+    )
 
     # Then the CLI showed every stage's verdict and exited 0
     assert result.returncode == 0, result.stdout + result.stderr
@@ -161,17 +268,17 @@ def test_a_good_candidate_is_promoted_through_every_stage_while_traffic_flows(
     for weight in promo_usecase.promotion.canary_steps[:-1]:
         assert f"v{candidate} at {weight:.0%}" in result.stdout, result.stdout
     # And the candidate serves as champion, watched, with the old one kept for a one-step rollback
-    state = deployment(promo_cloud, promo_usecase)
+    state = good_promotion.state
     assert (state.stage, state.champion.version, state.previous_champion.version) == ("watch", candidate, champion)  # type: ignore[union-attr]
     # And the audit log has every event, the timeline was written, and no request failed meanwhile
-    lines = history(promo_cloud, usecase_file)
+    lines = good_promotion.history
     actions = [line.split()[3] for line in lines]
     assert actions.count("promote_start") == 1
     assert any("stage=replay" in line for line in lines)
     assert any("stage=shadow" in line for line in lines)
     assert actions.count("weight") == len(promo_usecase.promotion.canary_steps), lines
     assert any(line.split()[3] == "promote" and "stage=watch" in line for line in lines), lines
-    execution = latest_execution(promo_cloud)
+    execution = good_promotion.execution
     assert execution["status"] == "SUCCEEDED"
     key = lake.timeline_html_key(promo_usecase.name, execution["executionArn"].rsplit(":", 1)[-1])
     timeline = promo_cloud.client("s3").get_object(Bucket=promo_cloud.stack_outputs["LakeBucketName"], Key=key)
@@ -183,7 +290,11 @@ def test_a_good_candidate_is_promoted_through_every_stage_while_traffic_flows(
 
 
 def test_an_alarm_in_the_watch_window_rolls_back_to_the_previous_champion(
-    promo_cloud: RunningCloud, promo_usecase: UseCase, usecase_file: Path, two_versions: tuple[int, int]
+    promo_cloud: RunningCloud,
+    promo_usecase: UseCase,
+    usecase_file: Path,
+    two_versions: tuple[int, int],
+    in_watch_window: int,
 ) -> None:
     champion, candidate = two_versions
     # Given the new champion inside its watch window, its execution finished
@@ -227,10 +338,10 @@ def test_a_very_slow_candidate_is_rolled_back_by_its_alarm_during_shadow(
     promo_cloud: RunningCloud,
     promo_usecase: UseCase,
     usecase_file: Path,
-    two_versions: tuple[int, int],
+    champion_alone: int,
     records: list[dict[str, Any]],
 ) -> None:
-    champion, _ = two_versions
+    champion = champion_alone
     # Given a candidate that scores like the champion but takes ~1000 dense layers per record,
     # registered as a new version through the SageMaker API
     sagemaker, s3 = promo_cloud.client("sagemaker"), promo_cloud.client("s3")
@@ -289,6 +400,7 @@ def test_a_very_slow_candidate_is_rolled_back_by_its_alarm_during_shadow(
     FIGURES["alarm rollback: seconds from breach to champion alone"] = round(delay, 1)
 
 
+@pytest.mark.usefixtures("champion_alone")
 def test_an_inconclusive_stage_waits_for_a_human_approve_goes_on_and_abort_rolls_back(
     promo_cloud: RunningCloud, promo_usecase: UseCase, usecase_file: Path, two_versions: tuple[int, int]
 ) -> None:

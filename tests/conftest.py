@@ -1,0 +1,42 @@
+"""How pytest-xdist shares the suite out among its workers (``make test``: ``-n 2 --dist loadgroup``).
+
+A work unit is a test file — a module's fixtures (a synthesized assembly, an embedded cloud) are built
+once, on one worker — except that the e2e modules which share the session's embedded cloud form one
+unit, so that each embedded cloud is started by one worker only. Units run biggest first.
+
+This replaces xdist's own ``loadgroup`` scheduling, which on pytest 9 groups nothing: it renames
+``item._nodeid`` to add the group, and pytest 9 no longer reads that attribute.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+# e2e module → the embedded cloud it runs on; modules of one cloud are one work unit.
+CLOUD_OF_MODULE = {
+    "tests/e2e/test_data_path.py": "e2e-telco-cloud",
+    "tests/e2e/test_scoring.py": "e2e-telco-cloud",
+    "tests/e2e/test_training.py": "e2e-telco-cloud",
+    "tests/e2e/test_promotion.py": "e2e-promotion-cloud",
+    "tests/e2e/test_heavy_scoring.py": "e2e-heavy-cloud",
+}
+
+
+def work_unit(nodeid: str) -> str:
+    module = nodeid.split("::", 1)[0]
+    return CLOUD_OF_MODULE.get(module, module)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class CloudScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return CloudScheduling(config, log)
