@@ -37,9 +37,8 @@ from shared.monitoring.labels import land_joined_labels, read_window
 from shared.monitoring.monitor import run_monitor
 from shared.monitoring.types import MonitoringReport, MonitorWindow, ServedModel
 from shared.registry.service import read_baseline
+from shared.scoring.telemetry import CHALLENGER, CHAMPION, SHADOW
 from shared.usecase.settings import UseCase
-
-CHAMPION, CHALLENGER, SHADOW = "champion", "challenger", "shadow"
 
 
 class MonitoringRequestError(MonitoringError):
