@@ -8,8 +8,9 @@ follow it; ``--no-wait`` returns once it started), ``rollback`` (now: to the cha
 to the previous champion in the watch window), ``approve`` / ``abort`` (answer a promotion waiting for a
 human), ``history`` (the audit log), ``monitor`` (the latest monitoring report; ``--run`` runs the monitor
 first, ``--window HOURS``, ``--fail-on-violation`` exits 2 on alerts). Exit code 0 on success, 1 when the
-command could not be carried out or the promotion failed or was rolled back (the reason is printed), 2 on a usage error, 130 when
-interrupted (a promotion being followed goes on).
+command could not be carried out or the promotion failed or was rolled back (the reason is printed), 2 on a
+usage error (and ``monitor --fail-on-violation`` with alerts), 130 when interrupted (a promotion being
+followed goes on).
 """
 
 from __future__ import annotations
