@@ -6,9 +6,11 @@ Commands: ``status`` (what serves, at what weights, which stage), ``models`` (re
 ``deploy VERSION`` (the first champion), ``promote VERSION`` (start the promotion state machine and
 follow it; ``--no-wait`` returns once it started), ``rollback`` (now: to the champion during a promotion,
 to the previous champion in the watch window), ``approve`` / ``abort`` (answer a promotion waiting for a
-human), ``history`` (the audit log). Exit code 0 on success, 1 when the command could not be carried
-out or the promotion failed or was rolled back (the reason is printed), 2 on a usage error, 130 when
-interrupted (a promotion being followed goes on).
+human), ``history`` (the audit log), ``monitor`` (the latest monitoring report; ``--run`` runs the monitor
+first, ``--window HOURS``, ``--fail-on-violation`` exits 2 on alerts). Exit code 0 on success, 1 when the
+command could not be carried out or the promotion failed or was rolled back (the reason is printed), 2 on a
+usage error (and ``monitor --fail-on-violation`` with alerts), 130 when interrupted (a promotion being
+followed goes on).
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ def parser() -> argparse.ArgumentParser:
     ):
         decision = sub.add_parser(name, help=helptext)
         decision.add_argument("--reason", default="")
+    monitor = sub.add_parser("monitor", help="the latest monitoring report: what drifted, where, how sure")
+    monitor.add_argument("--window", type=float, default=None, help="only this window (hours)")
+    monitor.add_argument("--run", action="store_true", help="run the monitor function now, then print")
+    monitor.add_argument("--fail-on-violation", action="store_true", help="exit 2 when the report has alerts")
     history = sub.add_parser("history", help="the audit log of deployment events")
     history.add_argument("--limit", type=int, default=50)
     return root
@@ -77,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
                 commands.decide(ctx, approve=args.command == "approve", reason=args.reason)
             case "history":
                 commands.history(ctx, limit=args.limit)
+            case "monitor":
+                alerts = commands.monitor(ctx, window=args.window, run=args.run)
+                if alerts and args.fail_on_violation:
+                    return 2
     except (CliError, SluiceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -253,3 +253,50 @@ def decide(ctx: StackContext, *, approve: bool, reason: str) -> None:
     """Answer a promotion that waits for a human: approve (go on) or abort (roll back)."""
     result = _service(ctx).decide(approve=approve, actor=actor(), reason=reason)
     print(f"{'approved' if approve else 'aborted'}: {result.reason}")
+
+
+def monitor(ctx: StackContext, *, window: float | None, run: bool) -> int:
+    """Print the latest monitoring report (``run``: start the monitor function first); the violations' count."""
+    from shared.monitoring.service import read_latest, read_report
+
+    bucket = ctx.output("LakeBucketName")
+    if run:
+        function = ctx.output("MonitorFunctionName")
+        payload: dict[str, Any] = {"now": datetime.now(UTC).isoformat()}
+        if window is not None:
+            payload["window_hours"] = [window]
+        response = ctx.client("lambda").invoke(
+            FunctionName=function, InvocationType="RequestResponse", Payload=json.dumps(payload).encode()
+        )
+        answer = json.loads(response["Payload"].read() or b"{}")
+        if response.get("FunctionError"):
+            raise CliError(f"the monitor function failed: {answer.get('errorMessage', answer)}")
+    store = S3ObjectStore(ctx.client("s3"))
+    latest = read_latest(store, bucket, ctx.usecase.name)
+    if latest is None:
+        raise CliError("no monitoring report yet: run `python -m cli monitor --run`")
+    report = read_report(store, bucket, latest.report_json_key)
+    wanted = f"last {window:g} h" if window is not None else None
+    cells = [c for c in report.cells if wanted is None or c.window == wanted]
+    alerts = [c for c in cells if c.verdict == "alert"]
+    print(f"monitoring   {report.usecase}, run {latest.run_id} ({report.generated_at}), FDR {report.fdr:g}")
+    for model in report.models:
+        print(f"model        v{model.model_version} ({model.variant}){'' if model.has_baseline else ': ' + model.note}")
+    print(f"alerts       {len(alerts)}")
+    for cell in alerts:
+        print(f"  [{cell.check_type}] {cell.description}")
+    insufficient = [c for c in cells if c.verdict == "insufficient evidence"]
+    print(f"insufficient {len(insufficient)}")
+    for cell in insufficient[:20]:
+        print(f"  {cell.description}")
+    estimates = [e for e in report.estimates if wanted is None or e.window == wanted]
+    if estimates:
+        print("estimate vs realized (AUC)")
+    for e in estimates:
+        realized = "—" if e.realized_auc is None else f"{e.realized_auc:.3f} (n={e.labeled_n:,})"
+        expected = "—" if e.expected_auc is None else f"{e.expected_auc:.3f}"
+        print(f"  v{e.model_version} {e.window} {e.segment}: expected {expected} (n={e.n:,}), realized {realized}")
+    for note in report.notes:
+        print(f"note         {note}")
+    print(f"report       s3://{bucket}/{latest.report_html_key}")
+    return len(alerts)

@@ -18,6 +18,7 @@ inputs, so a re-run of the same object version overwrites its outputs instead of
                                                                            predictions (rewritten whole by each run)
     monitoring/{usecase}/joined/date=YYYY-MM-DD/outcome.json               ... and that day's counts (joined, late, ...)
     monitoring/{usecase}/reports/{run_id}/report.json (.html)              one monitor run's report
+    monitoring/{usecase}/reports/latest.json                               the last run's report (a pointer)
 """
 
 from __future__ import annotations
@@ -208,6 +209,7 @@ JOINED_FILE = "part.jsonl"
 JOIN_OUTCOME_FILE = "outcome.json"
 REPORT_JSON_FILE = "report.json"
 REPORT_HTML_FILE = "report.html"
+LATEST_REPORT_FILE = "latest.json"
 
 
 def monitoring_prefix(usecase: str) -> str:
@@ -244,6 +246,11 @@ def report_json_key(usecase: str, run_id: str) -> str:
 
 def report_html_key(usecase: str, run_id: str) -> str:
     return f"{report_prefix(usecase, run_id)}{REPORT_HTML_FILE}"
+
+
+def latest_report_key(usecase: str) -> str:
+    """A small JSON pointer to the last run's report (run id, keys, violations), rewritten by every run."""
+    return f"{report_prefix(usecase)}{LATEST_REPORT_FILE}"
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:

@@ -7,15 +7,15 @@ running the monitor twice, or over overlapping windows, writes the same objects:
 A prediction joined on an earlier day (within the label window) is not joined again on a later one: those
 days' joined objects are read first, and days are joined in order.
 
-:func:`read_window` gives the monitor one window: the predictions logged in it, and the labels observed in
-it with the predictions they answer (read from the joined set; a prediction is kept once, for its first label).
+:func:`read_window` gives the monitor one window (:class:`~shared.monitoring.types.MonitorWindow`): the
+predictions logged in it, and the labels observed in it with the predictions they answer (read from the joined
+set; a prediction is kept once, for its first label).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
@@ -28,8 +28,10 @@ from shared.monitoring.join import (
     PredictionIdentity,
     join_labels,
 )
+from shared.monitoring.types import MonitorWindow
 from shared.monitoring.window import (
     NUMERIC,
+    JoinedColumns,
     PredictionColumns,
     empty_predictions,
     feature_kinds,
@@ -92,24 +94,6 @@ def land_joined_labels(
     return outcomes
 
 
-@dataclass(frozen=True)
-class JoinedColumns:
-    """Joined labels as columns: the predictions they answer, one line per label, and the labels."""
-
-    predictions: PredictionColumns
-    positive: np.ndarray
-    """bool: the label is the contract's positive class"""
-    observed_at: np.ndarray
-    """datetime64[us], UTC: the label's time"""
-    joined_by: np.ndarray
-    """object: ``request_id`` or ``entity_id``"""
-    shadow_score: np.ndarray
-    """float64: the shadow score of the same record, NaN where none was logged"""
-
-    def __len__(self) -> int:
-        return int(self.positive.shape[0])
-
-
 def joined_columns(labels: Sequence[JoinedLabel], kinds: dict[str, str]) -> JoinedColumns:
     if not labels:
         return JoinedColumns(
@@ -150,31 +134,14 @@ def joined_columns(labels: Sequence[JoinedLabel], kinds: dict[str, str]) -> Join
     )
 
 
-@dataclass(frozen=True)
-class WindowData:
-    """What one monitoring window holds: the predictions logged in it and the labels observed in it."""
-
-    start: datetime
-    end: datetime
-    predictions: PredictionColumns
-    """Every line logged in ``[start, end)``, served and shadow (``served`` tells them apart)."""
-    labels: JoinedColumns
-    """Labels observed in ``[start, end)`` joined to their served prediction (of any time in the label window)."""
-    join: JoinOutcome = field(default_factory=JoinOutcome)
-    """The counts of the feedback days the window touches (whole days: the counts are kept per day)."""
-    objects: int = 0
-    unreadable_lines: int = 0
-
-    @property
-    def empty(self) -> bool:
-        """No traffic in the window: every traffic cell is insufficient evidence (n = 0)."""
-        return len(self.predictions) == 0
-
-
 def read_window(
     lake: MonitoringLake, *, usecase: str, contract: Contract, start: datetime, end: datetime
-) -> WindowData:
-    """One window's data (land the joined set first: :func:`land_joined_labels`)."""
+) -> MonitorWindow:
+    """One window's data, as the monitor takes it (land the joined set first: :func:`land_joined_labels`).
+
+    ``predictions``: every line logged in ``[start, end)``, served and shadow (``served`` tells them apart);
+    ``labels``: the labels observed in ``[start, end)`` joined to their served prediction (of any time in the
+    label window); ``join``: the counts of the feedback days the window touches."""
     kinds = feature_kinds(contract)
     read = lake.read_predictions(usecase, start, end, kinds=kinds)
     labels, outcome = lake.read_joined(usecase, window_days(start, end))
@@ -185,7 +152,8 @@ def read_window(
         if low <= to_time(label.observed_at) < high and label.identity not in seen:
             seen.add(label.identity)
             kept.append(label)
-    return WindowData(
+    return MonitorWindow(
+        hours=(end - start) / timedelta(hours=1),
         start=start,
         end=end,
         predictions=read.predictions,

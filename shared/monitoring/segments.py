@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 NULL_SEGMENT = "null"
 """The segment of rows whose segment column is null."""
 
@@ -25,3 +27,17 @@ def segment_value(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def segment_values(column: Any) -> np.ndarray:
+    """:func:`segment_value` of every entry of a column (an object array of ``str``), computed once per distinct
+    value: a float column's NaN is ``"null"``, ``3.0`` is ``"3"``; an object column's None is ``"null"``."""
+    values = np.asarray(column)
+    if values.size == 0:
+        return np.empty(0, dtype=object)
+    if values.dtype.kind in "fiub":
+        found, inverse = np.unique(values, return_inverse=True)  # NaNs collapse to one value (numpy >= 1.21)
+        keys = np.asarray([segment_value(v) for v in found], dtype=object)
+        return keys[inverse.reshape(-1)]
+    spell = np.frompyfunc(segment_value, 1, 1)
+    return np.asarray(spell(values.astype(object)), dtype=object)

@@ -1,12 +1,13 @@
 """The monitor's inputs (numpy columns of one window) and its report (pydantic, serialized to JSON).
 
-Inputs are built by the lake readers (served predictions of a window) and the label join (joined labels);
-:func:`shared.monitoring.monitor.run_monitor` turns them into a :class:`MonitoringReport`.
+Inputs are the lake readers' own columns (:class:`~shared.monitoring.window.PredictionColumns`,
+:class:`~shared.monitoring.window.JoinedColumns`), gathered per window in :class:`MonitorWindow` by
+:func:`shared.monitoring.labels.read_window`; :func:`shared.monitoring.monitor.run_monitor` turns them into a
+:class:`MonitoringReport`.
 
 Column conventions: a numeric feature is a float array with NaN for null; a categorical feature is an object
-array of ``str`` with ``None`` for null; ``model_version`` and ``variant`` are object arrays of ``str`` (the
-monitor compares them as text); ``time`` is ``datetime64`` (informational). All columns of one input have the
-same length.
+array of ``str`` with ``None`` for null; ``model_version`` is compared as text; ``time`` is ``datetime64``
+(informational). All columns of one input have the same length.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.monitoring.baseline import Baseline
 from shared.monitoring.cells import Verdict
+from shared.monitoring.join import JoinOutcome
+from shared.monitoring.window import JoinedColumns, PredictionColumns
 
 CheckType = Literal[
     "data_quality", "data_drift", "prediction_drift", "model_quality", "calibration", "segment_degradation"
@@ -43,53 +46,36 @@ OVERALL = "all"
 """The segment of a cell over every row (not one segment value)."""
 
 
-def _empty_column() -> np.ndarray:
-    return np.empty(0, dtype=object)
-
-
-@dataclass(frozen=True, kw_only=True)
-class WindowData:
-    """The served predictions of one window, as columns (every model version and variant together)."""
-
-    features: Mapping[str, np.ndarray]
-    score: np.ndarray
-    model_version: np.ndarray
-    variant: np.ndarray
-    time: np.ndarray = field(default_factory=_empty_column)
-
-    @property
-    def rows(self) -> int:
-        return int(np.asarray(self.score).size)
-
-
-@dataclass(frozen=True, kw_only=True)
-class JoinedWindow:
-    """Labels joined to the predictions they answer, in one window: ``features`` holds the segment columns."""
-
-    score: np.ndarray
-    positive: np.ndarray
-    features: Mapping[str, np.ndarray]
-    model_version: np.ndarray
-    variant: np.ndarray
-
-    @property
-    def rows(self) -> int:
-        return int(np.asarray(self.score).size)
-
-
 @dataclass(frozen=True, kw_only=True)
 class MonitorWindow:
-    """One window of a run: the last ``hours`` before ``now``, its traffic, its labels (None: none yet) and
-    the requests refused by reason (the contract's validation; counted, not tested: the baseline has none)."""
+    """One window of a run: the last ``hours`` before ``now``, its traffic, its labels and the requests refused
+    by reason (counted, not tested: the baseline has none).
+
+    :func:`~shared.monitoring.labels.read_window` builds it from the lake (``labels`` then holds the labels
+    observed in the window, possibly none); ``labels`` None means no labels were read at all (performance is
+    estimated, not tested). ``join``, ``objects`` and ``unreadable_lines`` say what reading it found.
+    """
 
     hours: float
-    predictions: WindowData
-    labels: JoinedWindow | None = None
+    predictions: PredictionColumns
+    labels: JoinedColumns | None = None
     refusals: Mapping[str, int] = field(default_factory=dict)
+    start: datetime | None = None
+    end: datetime | None = None
+    join: JoinOutcome = field(default_factory=JoinOutcome)
+    """The counts of the feedback days the window touches (whole days: the counts are kept per day)."""
+    objects: int = 0
+    """Prediction-log objects read."""
+    unreadable_lines: int = 0
 
     @property
     def name(self) -> str:
         return window_name(self.hours)
+
+    @property
+    def empty(self) -> bool:
+        """No traffic in the window: every traffic cell is insufficient evidence (n = 0)."""
+        return len(self.predictions) == 0
 
 
 def window_name(hours: float) -> str:
@@ -235,6 +221,8 @@ class WindowSummary(_Frozen):
     """Rows per model version."""
     labels: dict[str, int]
     refusals: dict[str, int]
+    joined: dict[str, int] = Field(default_factory=dict)
+    """The label join's counts over the window's feedback days (joined, late, no prediction, repeated, ...)."""
 
 
 class ModelSummary(_Frozen):

@@ -47,31 +47,51 @@ def to_time(at: datetime) -> np.datetime64:
     return np.datetime64(at, "us")
 
 
-@dataclass(frozen=True)
-class PredictionColumns:
-    """Logged predictions, one entry per line in every array (served and shadow lines alike)."""
+def _unset() -> np.ndarray:
+    return np.empty(0, dtype=object)
 
-    request_id: np.ndarray
-    """object (str)"""
-    index: np.ndarray
-    """int64: the record's position in its request"""
-    entity_id: np.ndarray
-    """object (str, or None when the line had none)"""
+
+@dataclass(frozen=True, kw_only=True)
+class PredictionColumns:
+    """Logged predictions, one entry per line in every array (served and shadow lines alike): the readers'
+    output and the monitor's input (:class:`~shared.monitoring.types.MonitorWindow`).
+
+    ``score``, ``model_version`` and ``variant`` are required; a column left out (a test's hand-made window) is
+    filled to the row count: ``request_id`` ``""``, ``index`` 0, ``entity_id`` None, ``served`` true,
+    ``degraded`` false, ``threshold`` NaN, ``time`` NaT.
+    """
+
+    score: np.ndarray
+    """float64"""
+    model_version: np.ndarray
+    """int64 as read (the monitor compares versions as text)"""
     variant: np.ndarray
     """object (str): champion, challenger or shadow"""
-    served: np.ndarray
+    request_id: np.ndarray = field(default_factory=_unset)
+    """object (str)"""
+    index: np.ndarray = field(default_factory=_unset)
+    """int64: the record's position in its request"""
+    entity_id: np.ndarray = field(default_factory=_unset)
+    """object (str, or None when the line had none)"""
+    served: np.ndarray = field(default_factory=_unset)
     """bool: the score the client got (shadow lines are False)"""
-    degraded: np.ndarray
-    model_version: np.ndarray
-    """int64"""
-    score: np.ndarray
-    threshold: np.ndarray
-    time: np.ndarray
+    degraded: np.ndarray = field(default_factory=_unset)
+    threshold: np.ndarray = field(default_factory=_unset)
+    time: np.ndarray = field(default_factory=_unset)
     """datetime64[us], UTC"""
     features: dict[str, np.ndarray] = field(default_factory=dict)
+    """numeric: float64 with NaN for null; categorical: object of ``str`` with None for null"""
+
+    def __post_init__(self) -> None:
+        rows = len(self)
+        for name, fill in _FILLS.items():
+            values = getattr(self, name)
+            if values.shape[0] == 0 and rows:
+                object.__setattr__(self, name, np.full(rows, fill, dtype=_DTYPES[name]))
+        object.__setattr__(self, "score", np.asarray(self.score, dtype=np.float64))
 
     def __len__(self) -> int:
-        return int(self.score.shape[0])
+        return int(np.asarray(self.score).shape[0])
 
     def take(self, rows: np.ndarray) -> PredictionColumns:
         """The lines at ``rows`` (indices or a boolean mask)."""
@@ -109,6 +129,15 @@ _DTYPES: dict[str, Any] = {
     "threshold": np.float64,
     "time": TIME_UNIT,
 }
+_FILLS: dict[str, Any] = {
+    "request_id": "",
+    "index": 0,
+    "entity_id": None,
+    "served": True,
+    "degraded": False,
+    "threshold": np.nan,
+    "time": np.datetime64("NaT"),
+}
 
 
 def empty_predictions(kinds: dict[str, str]) -> PredictionColumns:
@@ -120,6 +149,50 @@ def empty_predictions(kinds: dict[str, str]) -> PredictionColumns:
 
 def _feature_dtype(kind: str) -> Any:
     return np.float64 if kind == NUMERIC else object
+
+
+@dataclass(frozen=True, kw_only=True)
+class JoinedColumns:
+    """Joined labels as columns: the predictions they answer (one line per label), and the labels.
+
+    The readers' output (:func:`~shared.monitoring.labels.read_window`) and the monitor's input. Left out
+    (a hand-made window), ``observed_at`` is NaT, ``joined_by`` ``request_id`` and ``shadow_score`` NaN.
+    """
+
+    predictions: PredictionColumns
+    positive: np.ndarray
+    """bool: the label is the contract's positive class"""
+    observed_at: np.ndarray = field(default_factory=_unset)
+    """datetime64[us], UTC: the label's time"""
+    joined_by: np.ndarray = field(default_factory=_unset)
+    """object: ``request_id`` or ``entity_id``"""
+    shadow_score: np.ndarray = field(default_factory=_unset)
+    """float64: the shadow score of the same record, NaN where none was logged"""
+
+    def __post_init__(self) -> None:
+        rows = len(self)
+        for name, fill, dtype in (
+            ("observed_at", np.datetime64("NaT"), TIME_UNIT),
+            ("joined_by", "request_id", object),
+            ("shadow_score", np.nan, np.float64),
+        ):
+            if getattr(self, name).shape[0] == 0 and rows:
+                object.__setattr__(self, name, np.full(rows, fill, dtype=dtype))
+
+    def __len__(self) -> int:
+        return int(np.asarray(self.positive).shape[0])
+
+    @property
+    def score(self) -> np.ndarray:
+        return self.predictions.score
+
+    @property
+    def model_version(self) -> np.ndarray:
+        return self.predictions.model_version
+
+    @property
+    def features(self) -> dict[str, np.ndarray]:
+        return self.predictions.features
 
 
 @dataclass(frozen=True)

@@ -33,12 +33,11 @@ from shared.monitoring.types import (
     DATA_DRIFT,
     DATA_QUALITY,
     SEGMENT_DEGRADATION,
-    JoinedWindow,
     MonitoringReport,
     MonitorWindow,
     ServedModel,
-    WindowData,
 )
+from shared.monitoring.window import JoinedColumns, PredictionColumns
 from shared.usecase.settings import UseCase
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -163,18 +162,17 @@ def window(hours: float, rows: dict[str, np.ndarray], *, version: str = "7", lab
     n = rows["score"].size
     versions = np.full(n, version, dtype=object)
     variants = np.full(n, "champion", dtype=object)
-    predictions = WindowData(
+    predictions = PredictionColumns(
         features={name: rows[name] for name in (*NUMERIC, "contract", "payment")},
         score=rows["score"],
         model_version=versions,
         variant=variants,
     )
-    labels = JoinedWindow(
-        score=rows["score"],
+    labels = JoinedColumns(
+        predictions=PredictionColumns(
+            features={SEGMENT: rows[SEGMENT]}, score=rows["score"], model_version=versions, variant=variants
+        ),
         positive=rows["positive"],
-        features={SEGMENT: rows[SEGMENT]},
-        model_version=versions,
-        variant=variants,
     )
     return MonitorWindow(hours=hours, predictions=predictions, labels=labels if labeled else None)
 
