@@ -250,7 +250,9 @@ class Monitoring(Construct):
         function = self._function(
             "RetrainFunction",
             fn=settings.retrain,
-            description=f"Start a {settings.usecase_name} training run when a monitoring alarm fires (cooldown, one at a time)",
+            description=(
+                f"Start a {settings.usecase_name} training run when a monitoring alarm fires (cooldown, one at a time)"
+            ),
             environment=RetrainEnvironment.lambda_environment(
                 usecase_file=USECASE_FILE_IN_BUNDLE,
                 state_machine_arn=self.training_state_machine.state_machine_arn,
