@@ -367,7 +367,6 @@ class Monitoring(Construct):
             dimensions_map={telemetry.DIMENSION_USECASE: self.settings.usecase_name},
             statistic=cloudwatch.Stats.SUM,
             period=self.settings.alarm_period,
-            label=check,
         )
 
     def _build_alarms(self) -> dict[CheckType, cloudwatch.Alarm]:
@@ -429,7 +428,7 @@ class Monitoring(Construct):
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Alerts per check type (per run)",
-                left=[self.alert_count(check) for check in ALARMED_CHECKS],
+                left=[self.alert_count(check).with_(label=check) for check in ALARMED_CHECKS],
                 width=12,
                 height=6,
                 stacked=True,
