@@ -18,8 +18,9 @@ from typing import Any, Literal, Protocol
 
 from shared.training.trigger import EXECUTION_NAME_MAX, TrainingRuns
 
-RETRAIN_STARTED = "retrain_started"
-RETRAIN_SKIPPED = "retrain_skipped"
+RetrainAction = Literal["retrain_started", "retrain_skipped"]
+RETRAIN_STARTED: RetrainAction = "retrain_started"
+RETRAIN_SKIPPED: RetrainAction = "retrain_skipped"
 ACTOR = "monitoring"
 TRIGGER = "monitoring_alarm"
 """``trigger`` of the training execution's input (the data trigger's is ``new_data``)."""
@@ -35,7 +36,7 @@ class RetrainAudit(Protocol):
 
 @dataclass(frozen=True, kw_only=True)
 class RetrainDecision:
-    action: Literal["retrain_started", "retrain_skipped"]
+    action: RetrainAction
     execution_name: str
     reason: str
     alarm_name: str

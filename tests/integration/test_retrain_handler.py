@@ -96,14 +96,16 @@ def test_an_alarm_starts_one_run_and_a_second_within_the_cooldown_is_skipped(aws
     executions = boto3.client("stepfunctions").list_executions(stateMachineArn=aws["machine"])["executions"]
     assert [e["name"] for e in executions] == [first["execution_name"]]
     assert first["action"] == RETRAIN_STARTED
-    assert second["action"] == RETRAIN_SKIPPED and "cooldown" in second["reason"]
+    assert second["action"] == RETRAIN_SKIPPED
+    assert "cooldown" in second["reason"]
     # And both decisions are in the audit history
     events = DeploymentStore(boto3.client("dynamodb"), TABLE).latest_events(USECASE, limit=10)
     assert [e["action"] for e in events] == [RETRAIN_SKIPPED, RETRAIN_STARTED]  # newest first
     # And the alarm topic received the report's sentence with each decision
     messages = boto3.client("sqs").receive_message(QueueUrl=aws["queue_url"], MaxNumberOfMessages=10)["Messages"]
     bodies = [json.loads(m["Body"])["Message"] for m in messages]
-    assert len(bodies) == 2 and all(SENTENCE in body for body in bodies)
+    assert len(bodies) == 2
+    assert all(SENTENCE in body for body in bodies)
 
 
 def test_an_alarm_that_is_not_a_monitoring_alarm_is_ignored(aws: dict[str, str]) -> None:

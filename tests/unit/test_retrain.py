@@ -49,10 +49,10 @@ class InMemoryAudit:
         self.last = last
         self.events: list[dict[str, Any]] = []
 
-    def last_started(self, usecase: str) -> datetime | None:  # noqa: ARG002 - one use case here
+    def last_started(self, usecase: str) -> datetime | None:
         return self.last
 
-    def record(self, usecase: str, event: dict[str, Any], *, at: datetime) -> None:  # noqa: ARG002
+    def record(self, usecase: str, event: dict[str, Any], *, at: datetime) -> None:
         self.events.append(event)
         if event["action"] == RETRAIN_STARTED:
             self.last = at
@@ -86,7 +86,8 @@ def test_an_alarm_inside_the_cooldown_is_skipped_until_its_end() -> None:
     # Then it is skipped, and the reason says until when (the cooldown is checked first)
     assert decision.action == RETRAIN_SKIPPED
     assert decision.cooldown_until == last + COOLDOWN
-    assert "cooldown" in decision.reason and (last + COOLDOWN).isoformat() in decision.reason
+    assert "cooldown" in decision.reason
+    assert (last + COOLDOWN).isoformat() in decision.reason
 
 
 def test_an_alarm_after_the_cooldown_while_a_run_is_in_progress_is_skipped() -> None:
@@ -125,7 +126,8 @@ def test_a_redelivered_alarm_finds_its_execution_and_starts_nothing() -> None:
         runs, audit, usecase=USECASE, alarm_name=ALARM, alarm_time=NOW, now=NOW, cooldown=COOLDOWN
     )
     # Then nothing starts, and the skip is audited
-    assert decision.action == RETRAIN_SKIPPED and runs.started == []
+    assert decision.action == RETRAIN_SKIPPED
+    assert runs.started == []
     assert "already exists" in audit.events[0]["reason"]
 
 
@@ -140,10 +142,10 @@ class InMemoryReports:
     def __init__(self, reports: dict[str, tuple[datetime, dict[str, Any]]]) -> None:
         self.reports = reports
 
-    def list_objects(self, bucket: str, prefix: str) -> list[StoredObject]:  # noqa: ARG002
+    def list_objects(self, bucket: str, prefix: str) -> list[StoredObject]:
         return [StoredObject(key, at) for key, (at, _) in self.reports.items() if key.startswith(prefix)]
 
-    def get_bytes(self, bucket: str, key: str) -> bytes:  # noqa: ARG002
+    def get_bytes(self, bucket: str, key: str) -> bytes:
         return json.dumps(self.reports[key][1]).encode()
 
 
@@ -170,10 +172,12 @@ def test_the_notification_carries_the_newest_reports_sentences_of_the_alarms_che
     # Then the newest report's sentences come, the alarm's check first, with the report's place
     assert alerts.sentences == [sentence, "tenure drifted"]
     assert alerts.report_key == f"s3://lake/monitoring/{USECASE}/reports/b/report.json"
-    assert sentence in message and "Retraining started" in message
+    assert sentence in message
+    assert "Retraining started" in message
 
 
 def test_no_report_yet_still_gives_a_notification() -> None:
     alerts = latest_alerts(InMemoryReports({}), "lake", USECASE)
-    assert alerts.report_key is None and alerts.sentences == []
+    assert alerts.report_key is None
+    assert alerts.sentences == []
     assert "No monitoring report" in notification(USECASE, _decide(), alerts.sentences, alerts.report_key)
