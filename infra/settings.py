@@ -13,6 +13,8 @@ from aws_cdk import Duration, Size
 from aws_cdk import aws_logs as logs
 
 from shared.lake import layout as lake_keys
+from shared.monitoring import alarms as monitoring_alarms
+from shared.monitoring.types import CheckType
 from shared.promotion import alarms
 from shared.scoring import telemetry
 from shared.usecase.settings import ModelKind, UseCase
@@ -456,6 +458,109 @@ class PromotionSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MonitoringFunctionSettings:
+    """Size of one monitoring function."""
+
+    source_dir: Path
+    memory_size_mb: int
+    timeout: Duration
+    service_name: str
+
+
+def _monitor_function() -> MonitoringFunctionSettings:
+    # One run reads up to ~1M logged predictions x 20 features of its longest window (numpy + pyarrow).
+    return MonitoringFunctionSettings(
+        source_dir=FUNCTIONS_DIR / "monitor",
+        memory_size_mb=3008,
+        timeout=Duration.minutes(15),
+        service_name="monitor",
+    )
+
+
+def _retrain_function() -> MonitoringFunctionSettings:
+    return MonitoringFunctionSettings(
+        source_dir=FUNCTIONS_DIR / "retrain",
+        memory_size_mb=256,
+        timeout=Duration.seconds(60),
+        service_name="retrain",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitoringStackSettings:
+    """Production monitoring (the CDK side of the use case's ``[monitoring]``): the monitor on its schedule,
+    one alarm per check type on the run's alert counts, and the retrain function those alarms reach."""
+
+    usecase_name: str
+    usecase_file: Path
+    model_package_group_name: str
+    enabled: bool
+    """False: the monitor is deployed (startable from the CLI) but not scheduled."""
+    schedule_minutes: int
+    monitor: MonitoringFunctionSettings = field(default_factory=_monitor_function)
+    retrain: MonitoringFunctionSettings = field(default_factory=_retrain_function)
+    requirements_file: Path = LAYERS_DIR / "ingest.txt"
+    """numpy, pyarrow, pydantic, powertools: the ingest layer (no pandas or scipy)."""
+    retry_attempts: int = 2
+    max_event_age: Duration = field(default_factory=lambda: Duration.hours(1))
+    dead_letter_retention: Duration = field(default_factory=lambda: Duration.days(14))
+    log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
+    log_level: str = "INFO"
+    metrics_namespace: str = telemetry.NAMESPACE
+
+    @property
+    def schedule(self) -> str:
+        unit = "minute" if self.schedule_minutes == 1 else "minutes"
+        return f"rate({self.schedule_minutes} {unit})"
+
+    @property
+    def alarm_period(self) -> Duration:
+        """One alarm period per monitor run: the alert counts of one run are summed over it."""
+        return Duration.minutes(self.schedule_minutes)
+
+    @property
+    def alarm_name_prefix(self) -> str:
+        """Every monitoring alarm's name starts with this; the retraining rule matches on it."""
+        return monitoring_alarms.monitoring_alarm_prefix(self.usecase_name)
+
+    def alarm_name(self, check: CheckType) -> str:
+        return monitoring_alarms.monitoring_alarm_name(self.usecase_name, check)
+
+    @property
+    def predictions_prefix(self) -> str:
+        return lake_keys.prediction_log_prefix(self.usecase_name)
+
+    @property
+    def feedback_prefix(self) -> str:
+        return lake_keys.feedback_prefix(self.usecase_name)
+
+    @property
+    def models_prefix(self) -> str:
+        """Model archives and their ``baseline.json``."""
+        return lake_keys.model_prefix(self.usecase_name)
+
+    @property
+    def monitoring_prefix(self) -> str:
+        """The only prefix the monitor writes: joined labels and reports."""
+        return lake_keys.monitoring_prefix(self.usecase_name)
+
+    @property
+    def reports_prefix(self) -> str:
+        return lake_keys.report_prefix(self.usecase_name)
+
+    @classmethod
+    def from_usecase(cls, usecase: UseCase, *, usecase_file: Path) -> MonitoringStackSettings:
+        monitoring = usecase.monitoring
+        return cls(
+            usecase_name=usecase.name,
+            usecase_file=usecase_file.resolve(),
+            model_package_group_name=resource_name_for(usecase.name),
+            enabled=monitoring.enabled,
+            schedule_minutes=monitoring.schedule_minutes,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class SluiceSettings:
     """One use case's deployment: its stack name and the settings of each capability."""
 
@@ -465,6 +570,7 @@ class SluiceSettings:
     training_pipeline: TrainingPipelineSettings
     scoring_api: ScoringApiSettings
     promotion: PromotionSettings
+    monitoring: MonitoringStackSettings
     serving_endpoint: ServingEndpointSettings | None = None
     """Only for heavy models, and only once ``initial_model_data`` names a registered model's artifact."""
 
@@ -479,6 +585,7 @@ class SluiceSettings:
             training_pipeline=TrainingPipelineSettings.from_usecase(usecase, usecase_file=usecase_file),
             scoring_api=ScoringApiSettings.from_usecase(usecase, usecase_file=usecase_file),
             promotion=PromotionSettings.from_usecase(usecase, usecase_file=usecase_file),
+            monitoring=MonitoringStackSettings.from_usecase(usecase, usecase_file=usecase_file),
             serving_endpoint=ServingEndpointSettings.from_usecase(usecase, initial_model_data=initial_model_data),
         )
 

@@ -11,6 +11,7 @@ from infra.alerting import Alerting
 from infra.data_pipeline import DataPipeline
 from infra.endpoint_role import EndpointRole
 from infra.layers import SharedCodeLayer
+from infra.monitoring import Monitoring
 from infra.promotion import Promotion
 from infra.scoring_api import ScoringApi
 from infra.serving_endpoint import ServingEndpoint
@@ -20,7 +21,7 @@ from infra.training_pipeline import TrainingPipeline
 
 class SluiceStack(Stack):
     """Alerting, shared code, and the capabilities of one use case: data pipeline, training pipeline,
-    the scoring API, a heavy model's endpoint, and the promotion of candidate models."""
+    the scoring API, a heavy model's endpoint, the promotion of candidate models, and production monitoring."""
 
     def __init__(self, scope: Construct, *, settings: SluiceSettings, **kwargs: Any) -> None:
         super().__init__(scope, settings.stack_name, **kwargs)
@@ -91,6 +92,18 @@ class SluiceStack(Stack):
             alerting=self.alerting,
             endpoint_role=self.endpoint_role,
         )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            settings=settings.monitoring,
+            lake_bucket=self.data_pipeline.lake_bucket,
+            deployment_table=self.scoring_api.deployment_table,
+            training_state_machine=self.training_pipeline.state_machine,
+            shared_code_layer=self.shared_code.layer,
+            dependency_layer=self.training_pipeline.dependencies,
+            alerting=self.alerting,
+            dashboard=self.promotion.dashboard,
+        )
         self._add_outputs()
 
     def _add_outputs(self) -> None:
@@ -125,6 +138,14 @@ class SluiceStack(Stack):
             "Rolls a promotion back when a candidate alarm fires",
         )
         outputs["DashboardName"] = (promotion.dashboard_name, "Traffic, errors, latency and alarms per variant")
+        outputs["MonitorFunctionName"] = (
+            self.monitoring.monitor_function.function_name,
+            "Monitors served traffic and labels (scheduled; invoke it to run now)",
+        )
+        outputs["RetrainFunctionName"] = (
+            self.monitoring.retrain_function.function_name,
+            "Starts a training run when a monitoring alarm fires",
+        )
         if self.endpoint_name is not None and self.endpoint_role is not None:
             outputs["EndpointName"] = (
                 self.endpoint_name,

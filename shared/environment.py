@@ -92,6 +92,12 @@ class RegistryEnvironment(FunctionEnvironment):
     model_package_group: str = Field(min_length=1, alias="MODEL_PACKAGE_GROUP")
 
 
+class AlarmTopicEnvironment(FunctionEnvironment):
+    """A function that notifies the alarm topic (SNS) itself."""
+
+    alarm_topic_arn: str = Field(pattern=r"^arn:", alias="ALARM_TOPIC_ARN")
+
+
 class WorkdirEnvironment(FunctionEnvironment):
     """A function that writes scratch files (Lambda's ``/tmp`` by default)."""
 

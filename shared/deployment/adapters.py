@@ -141,3 +141,34 @@ class DeploymentStore:
         except _client_errors() as exc:
             raise DeploymentError(f"cannot read the deployment events of {usecase!r}: {exc}") from exc
         return [from_item(item) for item in response.get("Items", [])]
+
+    def latest_event(self, usecase: str, *, action: str, scanned: int = 1000) -> dict[str, Any] | None:
+        """The most recent audit event whose ``action`` is ``action`` (among the ``scanned`` newest), or None."""
+        start: dict[str, Any] | None = None
+        seen = 0
+        while seen < scanned:
+            try:
+                response = self._client.query(
+                    TableName=self._table,
+                    KeyConditionExpression="usecase = :u AND begins_with(sk, :p)",
+                    FilterExpression="#action = :a",
+                    ExpressionAttributeNames={"#action": "action"},
+                    ExpressionAttributeValues={
+                        ":u": {"S": usecase},
+                        ":p": {"S": EVENT_SORT_KEY_PREFIX},
+                        ":a": {"S": action},
+                    },
+                    ScanIndexForward=False,
+                    Limit=min(100, scanned - seen),
+                    **({"ExclusiveStartKey": start} if start else {}),
+                )
+            except _client_errors() as exc:
+                raise DeploymentError(f"cannot read the deployment events of {usecase!r}: {exc}") from exc
+            items = response.get("Items", [])
+            if items:
+                return from_item(items[0])
+            seen += int(response.get("ScannedCount", 0))
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                return None
+        return None

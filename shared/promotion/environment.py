@@ -6,6 +6,7 @@ from pydantic import Field
 
 from shared.environment import (
     ENDPOINT_NAME_VARIABLE,
+    AlarmTopicEnvironment,
     DeploymentEnvironment,
     LakeEnvironment,
     RegistryEnvironment,
@@ -13,12 +14,13 @@ from shared.environment import (
 )
 
 
-class PromotionEnvironment(UseCaseEnvironment, DeploymentEnvironment, LakeEnvironment, RegistryEnvironment):
+class PromotionEnvironment(
+    UseCaseEnvironment, DeploymentEnvironment, LakeEnvironment, RegistryEnvironment, AlarmTopicEnvironment
+):
     """``SLUICE_USECASE_FILE`` (relative to ``LAMBDA_TASK_ROOT``), ``DEPLOYMENT_TABLE``, ``LAKE_BUCKET``,
     ``MODEL_PACKAGE_GROUP``, ``ALARM_TOPIC_ARN``; heavy use cases add ``SAGEMAKER_ENDPOINT_NAME`` and
     ``SAGEMAKER_EXECUTION_ROLE_ARN`` (the role the endpoint's models run as)."""
 
-    alarm_topic_arn: str = Field(pattern=r"^arn:", alias="ALARM_TOPIC_ARN")
     endpoint_name: str | None = Field(default=None, alias=ENDPOINT_NAME_VARIABLE)
     endpoint_role_arn: str | None = Field(default=None, alias="SAGEMAKER_EXECUTION_ROLE_ARN")
 

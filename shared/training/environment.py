@@ -1,4 +1,4 @@
-"""The environments of the training pipeline's functions (training set, register, trigger)."""
+"""The environments of the training pipeline's functions (training set, register, trigger, retrain)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from pydantic import Field
 
 from shared.environment import (
     USECASE_VARIABLE,
+    AlarmTopicEnvironment,
+    DeploymentEnvironment,
     FunctionEnvironment,
     LakeEnvironment,
     RegistryEnvironment,
@@ -24,10 +26,23 @@ class RegisterEnvironment(UseCaseEnvironment, LakeEnvironment, RegistryEnvironme
     inference_image: str = Field(min_length=1, alias="INFERENCE_IMAGE")
 
 
-class TriggerEnvironment(FunctionEnvironment):
+class TrainingStateMachineEnvironment(FunctionEnvironment):
+    """A function that starts runs of the training state machine: ``STATE_MACHINE_ARN``."""
+
+    state_machine_arn: str = Field(pattern=r"^arn:", alias="STATE_MACHINE_ARN")
+
+
+class TriggerEnvironment(TrainingStateMachineEnvironment):
     """``STATE_MACHINE_ARN``, ``SLUICE_USECASE`` (the use-case name), ``DEBOUNCE_SECONDS`` (the execution-name
     time bucket; the event source's batching window)."""
 
-    state_machine_arn: str = Field(pattern=r"^arn:", alias="STATE_MACHINE_ARN")
     usecase: str = Field(min_length=1, alias=USECASE_VARIABLE)
     debounce_seconds: int = Field(default=300, ge=0, alias="DEBOUNCE_SECONDS")
+
+
+class RetrainEnvironment(
+    UseCaseEnvironment, TrainingStateMachineEnvironment, DeploymentEnvironment, LakeEnvironment, AlarmTopicEnvironment
+):
+    """The retrain function's: ``SLUICE_USECASE_FILE`` (its ``[monitoring]`` cooldown), ``STATE_MACHINE_ARN``,
+    ``DEPLOYMENT_TABLE`` (the audit history), ``LAKE_BUCKET`` (the latest monitoring report) and
+    ``ALARM_TOPIC_ARN`` (where the report's alert sentences go)."""

@@ -29,6 +29,8 @@ EXPECTED_OUTPUTS = {
     "PromotionStateMachineArn",
     "RollbackFunctionName",
     "DashboardName",
+    "MonitorFunctionName",
+    "RetrainFunctionName",
 }
 
 

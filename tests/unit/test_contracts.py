@@ -18,10 +18,16 @@ import pytest
 from shared.environment import FunctionEnvironment
 from shared.ingest.environment import IngestEnvironment
 from shared.lake import layout
+from shared.monitoring.environment import MonitorEnvironment
 from shared.promotion.environment import PromotionEnvironment, RollbackEnvironment
 from shared.promotion.transitions import PromotionOutcome, Stage, Verdict
 from shared.scoring.environment import PredictionLogEnvironment, ScoreSettings
-from shared.training.environment import RegisterEnvironment, TrainingSetEnvironment, TriggerEnvironment
+from shared.training.environment import (
+    RegisterEnvironment,
+    RetrainEnvironment,
+    TrainingSetEnvironment,
+    TriggerEnvironment,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE = ("app.py", "infra", "functions", "shared", "cli", "local", "training")
@@ -34,6 +40,8 @@ ENVIRONMENTS: tuple[type[FunctionEnvironment], ...] = (
     PredictionLogEnvironment,
     PromotionEnvironment,
     RollbackEnvironment,
+    MonitorEnvironment,
+    RetrainEnvironment,
 )
 LAKE_AREAS = (
     layout.CURATED,
