@@ -76,8 +76,13 @@ test: venv
 test-suite: synth
 	$(PY) -m pytest tests -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=25
 
+# Evidently (the monitor benchmark's comparison) lives in its own virtualenv: never beside the runtime.
+BENCH_VENV := bench/.venv-evidently
+
 bench: venv
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	@$(BENCH_VENV)/bin/python -m pip install -q -r bench/requirements.txt 2>&1 | grep -v "^WARNING: Location"; test $${PIPESTATUS[0]} -eq 0
 	$(PY) -m bench
 
 clean:
-	rm -rf cdk.out .local .build .pytest_cache .mypy_cache .ruff_cache bench/results
+	rm -rf cdk.out .local .build .pytest_cache .mypy_cache .ruff_cache bench/results bench/.venv-evidently
