@@ -393,9 +393,7 @@ def _infer_body(model: TrainedModel, records: list[dict[str, Any]]) -> dict[str,
     }
 
 
-def test_a_v2_infer_request_is_scored_by_column_and_logged(
-    aws: dict[str, Any], call: Any, model: TrainedModel
-) -> None:
+def test_a_v2_infer_request_is_scored_by_column_and_logged(aws: dict[str, Any], call: Any, model: TrainedModel) -> None:
     # Given a champion and 5 records sent as v2 columns
     _deploy(aws)
     records = _records(model, 5)
