@@ -84,7 +84,7 @@ def _typed_decoder(contract: Contract) -> msgspec.json.Decoder[Any] | None:
                 f"Input{position}",
                 [
                     ("shape", list[int]),
-                    ("datatype", Literal[V2_DATATYPES[column.type]]),  # type: ignore[misc]
+                    ("datatype", Literal[V2_DATATYPES[column.type]]),
                     ("data", list[value_type]),  # type: ignore[valid-type]
                     ("parameters", dict[str, Any] | None, None),
                 ],

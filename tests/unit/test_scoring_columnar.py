@@ -54,7 +54,9 @@ def decoder() -> InferBodyDecoder:
 
 def test_valid_columns_are_decoded_in_one_typed_pass(decoder: InferBodyDecoder) -> None:
     decoded = decoder.decode(json.dumps({**body(), "id": "r-1"}))
-    assert decoded.validated and decoded.protocol == "v2" and decoded.id == "r-1"
+    assert decoded.validated
+    assert decoded.protocol == "v2"
+    assert decoded.id == "r-1"
     assert len(decoded) == 3
     assert decoded.columns is not None
     assert decoded.columns["tenure"] == [0, 12, 120]
@@ -68,7 +70,8 @@ def test_a_nullable_column_may_be_left_out_and_shape_n_by_1_is_accepted(decoder:
         item["shape"] = [3, 1]
     decoded = decoder.decode(json.dumps(sent))
     assert decoded.validated
-    assert decoded.columns is not None and decoded.columns["charges"] == [None] * 3
+    assert decoded.columns is not None
+    assert decoded.columns["charges"] == [None] * 3
 
 
 def test_nested_n_by_1_data_is_flattened(decoder: InferBodyDecoder) -> None:
