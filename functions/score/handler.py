@@ -1,6 +1,7 @@
 """Score handler: the scoring API (API Gateway REST, proxy events) → :class:`shared.scoring.runtime.ScoringService`.
 
-Routes: ``POST /v1/{usecase}/predict``, ``POST /v1/{usecase}/feedback``, ``GET /v1/{usecase}/openapi.json``.
+Routes: ``POST /v1/{usecase}/predict``, ``POST /v1/{usecase}/feedback``, ``GET /v1/{usecase}/openapi.json``, and
+``POST /v2/models/{usecase}/infer`` (bulk scoring in the Open Inference Protocol's shape).
 The service, its clients and its environment (:class:`shared.scoring.environment.ScoreSettings`) are built on
 first use by :mod:`shared.scoring.runtime`; errors become HTTP answers through its one table (:func:`_refused`).
 """
@@ -42,6 +43,18 @@ def _json(status: int, body: str) -> Response[Any]:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
 
 
+def _scored(usecase_name: str, protocol: str) -> Response[Any]:
+    body = service().predict(
+        usecase_name,
+        app.current_event.decoded_body or "",
+        request_id=_request_id(),
+        idempotency_key=app.current_event.get_header_value("Idempotency-Key", case_sensitive=False),
+        lambda_context=app.lambda_context,
+        protocol=protocol,
+    )
+    return _json(200, body)
+
+
 ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
     400: {"description": "malformed body"},
     404: {"description": "unknown use case"},
@@ -53,20 +66,25 @@ PREDICT_RESPONSES: dict[int, OpenAPIResponse] = {
     200: {"description": "the scores, and field-level errors of the records not scored"},
     **ERROR_RESPONSES,
 }
+INFER_RESPONSES: dict[int, OpenAPIResponse] = {
+    200: {"description": "the scores by column, and field-level errors of the rows not scored"},
+    **ERROR_RESPONSES,
+}
 FEEDBACK_RESPONSES: dict[int, OpenAPIResponse] = {202: {"description": "the labels were stored"}, **ERROR_RESPONSES}
 
 
 @app.post("/v1/<usecase_name>/predict", summary="Score one record or a batch", responses=PREDICT_RESPONSES)
 def predict(usecase_name: str) -> Response[Any]:
     """``PredictRequest`` → ``PredictResponse`` (the OpenAPI document's names), decoded and encoded by the service."""
-    body = service().predict(
-        usecase_name,
-        app.current_event.decoded_body or "",
-        request_id=_request_id(),
-        idempotency_key=app.current_event.get_header_value("Idempotency-Key", case_sensitive=False),
-        lambda_context=app.lambda_context,
-    )
-    return _json(200, body)
+    return _scored(usecase_name, "records")
+
+
+@app.post(
+    "/v2/models/<usecase_name>/infer", summary="Score columns (Open Inference Protocol)", responses=INFER_RESPONSES
+)
+def infer(usecase_name: str) -> Response[Any]:
+    """``InferRequest`` → ``InferResponse``: one input per contract column, one output per answer column."""
+    return _scored(usecase_name, "v2")
 
 
 @app.post("/v1/<usecase_name>/feedback", summary="Send observed labels", responses=FEEDBACK_RESPONSES)

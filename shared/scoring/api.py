@@ -22,6 +22,7 @@ __all__ = [
     "FeedbackItem",
     "FeedbackRequest",
     "FieldError",
+    "InferResponse",
     "PredictRequest",
     "PredictResponse",
     "Prediction",
@@ -81,6 +82,26 @@ class PredictResponse(BaseModel):
     errors: list[RecordErrors]
 
 
+class InferOutput(BaseModel):
+    """One answer column of a v2 infer response."""
+
+    name: Literal["index", "entity_id", "score", "decision", "model_version", "variant"]
+    datatype: str
+    shape: list[int]
+    data: list[Any]
+
+
+class InferResponse(BaseModel):
+    """The Open Inference Protocol's response: the scored rows by column, and the refused rows' errors."""
+
+    model_name: str
+    model_version: str = Field(description="the served model versions, comma-separated")
+    id: str = Field(description="the request's id, or this request's id when it sent none")
+    parameters: dict[str, Any]
+    outputs: list[InferOutput]
+    errors: list[RecordErrors]
+
+
 class FeedbackAccepted(BaseModel):
     accepted: int
 
@@ -93,6 +114,7 @@ class ErrorResponse(BaseModel):
 
 
 PREDICT_PATH = "/v1/{usecase_name}/predict"
+INFER_PATH = "/v2/models/{usecase_name}/infer"
 FEEDBACK_PATH = "/v1/{usecase_name}/feedback"
 _REF = "#/components/schemas/{model}"
 
@@ -122,6 +144,51 @@ def predict_request_schema(usecase: UseCase, schemas: dict[str, Any]) -> dict[st
     return _schema_ref(schemas, "PredictRequest", request)
 
 
+def infer_request_schema(usecase: UseCase, schemas: dict[str, Any]) -> dict[str, Any]:
+    """The v2 infer body: one input per contract column, its datatype among those its type allows."""
+    from shared.scoring.columnar import V2_DATATYPES
+
+    inputs = []
+    for column in usecase.contract.columns:
+        inputs.append(
+            {
+                "type": "object",
+                "title": f"Input {column.name}",
+                "properties": {
+                    "name": {"const": column.name},
+                    "shape": {
+                        "type": "array",
+                        "items": {"type": "integer", "minimum": 1},
+                        "minItems": 1,
+                        "maxItems": 2,
+                    },
+                    "datatype": {"enum": list(V2_DATATYPES[column.type])},
+                    "data": {"type": "array", "minItems": 1, "maxItems": usecase.serving.max_batch_records},
+                    "parameters": {"type": "object"},
+                },
+                "required": ["name", "shape", "datatype", "data"],
+                "additionalProperties": False,
+            }
+        )
+    request = {
+        "title": "InferRequest",
+        "description": (
+            "Open Inference Protocol (v2) request: one input per contract column, shape [N] or [N, 1], every "
+            "input of the same N; a nullable column may hold null or be left out. Rows are checked as records are."
+        ),
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "parameters": {"type": "object"},
+            "inputs": {"type": "array", "items": {"oneOf": inputs}, "minItems": 1},
+            "outputs": {"type": "array"},
+        },
+        "required": ["inputs"],
+        "additionalProperties": False,
+    }
+    return _schema_ref(schemas, "InferRequest", request)
+
+
 def complete_openapi_document(document: dict[str, Any], usecase: UseCase) -> dict[str, Any]:
     """The routes' document with the request bodies and the responses' schemas filled in."""
     schemas: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
@@ -130,6 +197,10 @@ def complete_openapi_document(document: dict[str, Any], usecase: UseCase) -> dic
         PREDICT_PATH: (
             predict_request_schema(usecase, schemas),
             {200: _schema_ref(schemas, "PredictResponse", PredictResponse.model_json_schema(ref_template=_REF))},
+        ),
+        INFER_PATH: (
+            infer_request_schema(usecase, schemas),
+            {200: _schema_ref(schemas, "InferResponse", InferResponse.model_json_schema(ref_template=_REF))},
         ),
         FEEDBACK_PATH: (
             _schema_ref(schemas, "FeedbackRequest", FeedbackRequest.model_json_schema(ref_template=_REF)),

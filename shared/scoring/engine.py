@@ -120,6 +120,8 @@ class ScoreOutcome:
     shadow_scored: int = 0
     log_failures: int = 0
     notes: list[str] = field(default_factory=list)
+    served: list[ScoredBlock] = field(default_factory=list)
+    """The served blocks (one a variant), whose columns the v2 response is made of."""
 
     def encoded(self) -> bytes:
         """The response body, as JSON."""
@@ -139,12 +141,20 @@ class _Batch:
 
     positions: np.ndarray
     entity_ids: list[Any]
-    records: list[Any]
+    records: list[Any] | None
+    """None for a columnar body: :meth:`rows` builds them when the endpoint needs them."""
     columns: dict[str, list[Any]]
     feed: dict[str, np.ndarray]
 
     def __len__(self) -> int:
         return len(self.entity_ids)
+
+    def rows(self) -> list[Any]:
+        """The records (the features of each, as JSON objects for the endpoint)."""
+        if self.records is not None:
+            return self.records
+        names = list(self.columns)
+        return [dict(zip(names, row, strict=True)) for row in zip(*self.columns.values(), strict=True)]
 
     def take(self, mask: np.ndarray) -> _Batch:
         """The records where ``mask`` is true."""
@@ -153,7 +163,7 @@ class _Batch:
         return _Batch(
             positions=self.positions[rows],
             entity_ids=[self.entity_ids[i] for i in picked],
-            records=[self.records[i] for i in picked],
+            records=None if self.records is None else [self.records[i] for i in picked],
             columns={name: [values[i] for i in picked] for name, values in self.columns.items()},
             feed={name: values[rows] for name, values in self.feed.items()},
         )
@@ -206,7 +216,7 @@ class ScoringEngine:
     # --- the request -------------------------------------------------------------------------------------------------
 
     def predict(self, records: Sequence[Any] | DecodedBody, *, request_id: str) -> ScoreOutcome:
-        count = len(records.records) if isinstance(records, DecodedBody) else len(records)
+        count = len(records)
         if count > self._serving.max_batch_records:
             raise TooManyRecordsError(count, self._serving.max_batch_records)
         telemetry = RequestTelemetry(usecase=self._usecase.name)
@@ -262,6 +272,7 @@ class ScoringEngine:
             telemetry=telemetry,
             shadow_scored=shadow_scored,
             log_failures=failures,
+            served=[block for _, block in served],
         )
 
     # --- validation --------------------------------------------------------------------------------------------------
@@ -269,6 +280,8 @@ class ScoringEngine:
     def _valid(self, records: Sequence[Any] | DecodedBody) -> tuple[_Batch, list[dict[str, Any]]]:
         """The valid records as a batch, and the field-level errors of the others (none valid: 422)."""
         if isinstance(records, DecodedBody):
+            if records.validated and records.columns is not None:
+                return self._columnar_batch(records.columns), []
             if records.validated and records.record_type is not None:
                 return self._typed_batch(records), []
             records = records.records
@@ -310,6 +323,17 @@ class ScoringEngine:
             entity_ids=list(map(entity, records)),
             records=records,
             columns=columns,
+            feed=onnx_feed_from_columns(columns, self._contract),
+        )
+
+    def _columnar_batch(self, columns: dict[str, list[Any]]) -> _Batch:
+        """A batch of columns the wire decoder validated: the model's inputs built column by column."""
+        entity_ids = columns[self._contract.entity_id]
+        return _Batch(
+            positions=np.arange(len(entity_ids), dtype=np.intp),
+            entity_ids=entity_ids,
+            records=None,
+            columns={name: columns[name] for name in self._feature_names},
             feed=onnx_feed_from_columns(columns, self._contract),
         )
 
@@ -385,11 +409,11 @@ class ScoringEngine:
         not counted as a fallback: nothing failed).
         """
         try:
-            return endpoint.scores(batch.records, target_variant=target_variant)
+            return endpoint.scores(batch.rows(), target_variant=target_variant)
         except UnknownVariantError:
             if variant == CHALLENGER:
                 return None
-            return endpoint.scores(batch.records, target_variant=None)
+            return endpoint.scores(batch.rows(), target_variant=None)
 
     def _score(
         self, ref: ModelRef, batch: _Batch, variant: str, telemetry: RequestTelemetry, *, target_variant: str | None

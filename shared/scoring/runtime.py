@@ -24,6 +24,7 @@ from shared.deployment.adapters import DeploymentStore
 from shared.environment import read_environment
 from shared.exceptions import SettingsError
 from shared.scoring import telemetry
+from shared.scoring.columnar import V2, InferBodyDecoder, v2_response
 from shared.scoring.engine import ScoringEngine
 from shared.scoring.environment import ScoreSettings
 from shared.scoring.exceptions import (
@@ -123,11 +124,20 @@ class ScoringService:
         return self.usecase
 
     def predict(
-        self, usecase_name: str, raw: str | bytes, *, request_id: str, idempotency_key: str | None, lambda_context: Any
+        self,
+        usecase_name: str,
+        raw: str | bytes,
+        *,
+        request_id: str,
+        idempotency_key: str | None,
+        lambda_context: Any,
+        protocol: str = "records",
     ) -> str:
-        """The response body (JSON) of a predict request; with a key, a retry gets the first answer."""
+        """The response body (JSON) of a predict request (``protocol="v2"``: a v2 infer request, answered in v2's
+        shape); with a key, a retry gets the first answer."""
         self.served(usecase_name)
-        records = self.body_decoder.decode(raw)
+        decoder = self.infer_decoder if protocol == V2 else self.body_decoder
+        records = decoder.decode(raw)
         self._logger.append_keys(request_id=request_id, usecase=usecase_name)
         if not idempotency_key:
             return self.score(records, request_id=request_id)
@@ -157,7 +167,7 @@ class ScoringService:
         self._logger.info(
             "scored",
             extra={
-                "records": len(records.records),
+                "records": len(records),
                 "predictions": len(outcome.predictions),
                 "invalid_records": len(outcome.errors),
                 "model_versions": list(outcome.model_versions),
@@ -166,6 +176,8 @@ class ScoringService:
                 "prediction_log_errors": outcome.log_failures,
             },
         )
+        if records.protocol == V2:
+            return v2_response(outcome, self.usecase, records.id).decode()
         return outcome.encoded().decode()
 
     def feedback(self, usecase_name: str, raw: str | bytes, *, request_id: str) -> str:
@@ -225,6 +237,10 @@ class ScoringService:
     @cached_property
     def body_decoder(self) -> PredictBodyDecoder:
         return PredictBodyDecoder(self.usecase.contract)
+
+    @cached_property
+    def infer_decoder(self) -> InferBodyDecoder:
+        return InferBodyDecoder(self.usecase.contract)
 
     @cached_property
     def engine(self) -> ScoringEngine:

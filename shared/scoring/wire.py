@@ -43,7 +43,7 @@ def encode(value: Any) -> bytes:
     return ENCODER.encode(value)
 
 
-def _value_type(column: Column) -> Any | None:  # noqa: PLR0911 - one branch per column type
+def value_type(column: Column) -> Any | None:  # noqa: PLR0911 - one branch per column type
     """The msgspec type of one non-null value of ``column``; None when it cannot be said exactly."""
     if column.allowed is not None:
         kinds = {type(v) for v in column.allowed}
@@ -92,15 +92,15 @@ def record_type(contract: Contract) -> RecordType | None:
     fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
     attribute: dict[str, str] = {}
     for position, column in enumerate(contract.columns):
-        value_type = _value_type(column)
-        if value_type is None:
+        exact = value_type(column)
+        if exact is None:
             return None
         name = f"c{position}"
         attribute[column.name] = name
         if column.nullable or column.name in optional:
-            fields.append((name, value_type | None, None))
+            fields.append((name, exact | None, None))
         else:
-            fields.append((name, value_type))
+            fields.append((name, exact))
     struct = msgspec.defstruct(
         "ScoringRecord",
         fields,
@@ -113,11 +113,23 @@ def record_type(contract: Contract) -> RecordType | None:
 
 @dataclass(frozen=True)
 class DecodedBody:
-    """The records of a predict body; ``validated``: each passed the contract while being decoded."""
+    """The records of a predict body; ``validated``: each passed the contract while being decoded.
+
+    A columnar body (:mod:`shared.scoring.columnar`) decoded valid has ``columns`` (every contract column's
+    values, ``None`` where null or left out) and ``count`` instead of records. ``protocol`` names the
+    response's shape (``"records"`` or ``"v2"``), ``id`` the v2 request's id.
+    """
 
     records: list[Any]
     validated: bool
     record_type: RecordType | None = None
+    columns: dict[str, list[Any]] | None = None
+    count: int | None = None
+    protocol: str = "records"
+    id: str | None = None
+
+    def __len__(self) -> int:
+        return self.count if self.count is not None else len(self.records)
 
 
 class PredictBodyDecoder:

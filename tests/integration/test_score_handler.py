@@ -368,3 +368,94 @@ def test_the_prediction_log_handler_writes_json_lines(aws: dict[str, Any], call:
     lines = [json.loads(x) for k in keys for x in s3.get_object(Bucket=LAKE, Key=k)["Body"].read().splitlines()]
     assert sorted(r["index"] for r in lines) == [0, 1, 2]
     assert all("/hour=" in k and k.endswith(".jsonl") for k in keys)
+
+
+# --- bulk callers: the Open Inference Protocol (v2) infer route ------------------------------------------------------
+
+INFER = f"/v2/models/{USECASE}/infer"
+V2_TYPES = {"int": "INT64", "float": "FP64", "bool": "BOOL"}
+
+
+def _infer_body(model: TrainedModel, records: list[dict[str, Any]]) -> dict[str, Any]:
+    contract = model.usecase.contract
+    names = [c.name for c in contract.columns if c.name in records[0]]
+    return {
+        "id": "bulk-1",
+        "inputs": [
+            {
+                "name": name,
+                "shape": [len(records)],
+                "datatype": V2_TYPES.get(contract.column(name).type.value, "BYTES"),
+                "data": [r.get(name) for r in records],
+            }
+            for name in names
+        ],
+    }
+
+
+def test_a_v2_infer_request_is_scored_by_column_and_logged(aws: dict[str, Any], call: Any, model: TrainedModel) -> None:
+    # Given a champion and 5 records sent as v2 columns
+    _deploy(aws)
+    records = _records(model, 5)
+    # When they are sent to the v2 route
+    status, body = call(api_event("POST", INFER, _infer_body(model, records)))
+    # Then the answer is v2's: the model, the request's id, and one output per answer column over the 5 rows
+    assert status == 200, body
+    assert (body["model_name"], body["model_version"], body["id"]) == (USECASE, "1", "bulk-1")
+    outputs = {output["name"]: output for output in body["outputs"]}
+    assert set(outputs) == {"index", "entity_id", "score", "decision", "model_version", "variant"}
+    assert all(output["shape"] == [5] for output in outputs.values())
+    assert outputs["index"]["data"] == [0, 1, 2, 3, 4]
+    assert outputs["entity_id"]["data"] == [r["rownames"] for r in records]
+    assert set(outputs["decision"]["data"]) <= {"Yes", "No"}
+    assert body["errors"] == []
+    # And the same scores as the records route gives
+    _, by_records = call(api_event("POST", f"/v1/{USECASE}/predict", {"records": records}, request_id="req-2"))
+    assert outputs["score"]["data"] == [p["score"] for p in by_records["predictions"]]
+    # And the predictions reach the prediction log
+    assert len(_logged_lines(aws["queues"]["log"])) == 10
+
+
+def test_a_v2_row_with_a_bad_value_is_refused_with_its_reason_and_the_others_scored(
+    aws: dict[str, Any], call: Any, model: TrainedModel
+) -> None:
+    _deploy(aws)
+    body = _infer_body(model, _records(model, 3))
+    tenure = next(i for i in body["inputs"] if i["name"] == "tenure")
+    tenure["data"][1] = 500
+    status, answer = call(api_event("POST", INFER, body))
+    assert status == 200, answer
+    assert next(o for o in answer["outputs"] if o["name"] == "index")["data"] == [0, 2]
+    assert [(e["index"], [f["field"] for f in e["errors"]]) for e in answer["errors"]] == [(1, ["tenure"])]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda b: b["inputs"].pop(0), "required columns missing"),
+        (lambda b: b["inputs"][1]["data"].pop(), "differ in length"),
+        (lambda b: b["inputs"][1].update(shape=[7]), "shape"),
+        (lambda b: b["inputs"][1].update(datatype="BYTES"), "datatype"),
+        (lambda b: b["inputs"].append({**b["inputs"][1], "name": "colour"}), "not a contract column"),
+        (lambda b: b["inputs"].append(b["inputs"][1]), "named twice"),
+    ],
+)
+def test_a_malformed_v2_body_is_400_with_the_reason(
+    aws: dict[str, Any], call: Any, model: TrainedModel, change: Any, reason: str
+) -> None:
+    _deploy(aws)
+    body = _infer_body(model, _records(model, 3))
+    change(body)
+    status, answer = call(api_event("POST", INFER, body))
+    assert status == 400, answer
+    assert any(reason in error["reason"] for error in answer["errors"]), answer
+
+
+def test_the_openapi_document_describes_the_v2_route(aws: dict[str, Any], call: Any) -> None:
+    _, document = call(api_event("GET", f"/v1/{USECASE}/openapi.json"))
+    infer = document["paths"]["/v2/models/{usecase_name}/infer"]["post"]
+    assert infer["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/InferRequest")
+    assert infer["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/InferResponse")
+    inputs = document["components"]["schemas"]["InferRequest"]["properties"]["inputs"]["items"]["oneOf"]
+    tenure = next(i for i in inputs if i["properties"]["name"]["const"] == "tenure")
+    assert "INT64" in tenure["properties"]["datatype"]["enum"]
