@@ -4,6 +4,7 @@
 
     client ──x-api-key──► API Gateway (REST, stage ``api``) ──proxy──► score λ (onnxruntime)
         POST /v1/{usecase}/predict        API key         │ reads the deployment table (champion / challenger)
+        POST /v2/models/{usecase}/infer  API key         │ (bulk scoring, Open Inference Protocol columns)
         POST /v1/{usecase}/feedback       API key         │ reads models/{usecase}/ (ONNX), writes feedback/{usecase}/
         GET  /v1/{usecase}/openapi.json   public          │ heavy models: sagemaker:InvokeEndpoint
                                                           ├──► prediction-log queue ──(batches)──► prediction-log λ
@@ -54,6 +55,8 @@ DEPLOYMENT_PARTITION_KEY = "usecase"
 DEPLOYMENT_SORT_KEY = "sk"
 
 API_VERSION = "v1"
+OPEN_INFERENCE_VERSION = "v2"
+"""The Open Inference Protocol's path prefix (``/v2/models/{usecase}/infer``)."""
 USECASE_PATH_PARAMETER = "usecase"
 API_KEY_HEADER = "x-api-key"
 JSON = "application/json"
@@ -403,7 +406,45 @@ class ScoringApi(Construct):
                 request_models={JSON: model} if model is not None else None,
             )
             self._acknowledge_method(method, key_required=key_required)
+        # Bulk callers in the Open Inference Protocol's shape (KServe / Triton v2): POST /v2/models/{usecase}/infer.
+        infer = (
+            api.root.add_resource(OPEN_INFERENCE_VERSION)
+            .add_resource("models")
+            .add_resource(f"{{{USECASE_PATH_PARAMETER}}}")
+            .add_resource("infer")
+            .add_method(
+                "POST",
+                integration,
+                api_key_required=True,
+                request_parameters=path_parameters,
+                request_validator=validator,
+                request_models={JSON: self._infer_model(api)},
+            )
+        )
+        self._acknowledge_method(infer, key_required=True)
         return api
+
+    def _infer_model(self, api: apigateway.RestApi) -> apigateway.Model:
+        """Only the body's shape (named inputs); the score function checks each column against the contract."""
+        return api.add_model(
+            "InferRequest",
+            content_type=JSON,
+            schema=apigateway.JsonSchema(
+                schema=apigateway.JsonSchemaVersion.DRAFT4,
+                title="InferRequest",
+                type=apigateway.JsonSchemaType.OBJECT,
+                required=["inputs"],
+                properties={
+                    "inputs": apigateway.JsonSchema(
+                        type=apigateway.JsonSchemaType.ARRAY,
+                        min_items=1,
+                        items=apigateway.JsonSchema(
+                            type=apigateway.JsonSchemaType.OBJECT, required=["name", "shape", "datatype", "data"]
+                        ),
+                    )
+                },
+            ),
+        )
 
     def _predict_model(self, api: apigateway.RestApi) -> apigateway.Model:
         """Only the body's shape: the score function validates each record against the contract (422)."""

@@ -135,7 +135,7 @@ def test_predict_and_feedback_require_an_api_key_and_proxy_to_the_score_function
 ) -> None:
     # Given the API's methods
     methods = _methods(template_json)
-    assert set(methods) == {"POST predict", "POST feedback", "GET openapi.json"}
+    assert set(methods) == {"POST predict", "POST infer", "POST feedback", "GET openapi.json"}
     for name, method in methods.items():
         # Then every method is a Lambda proxy integration of the score function
         integration = method["Integration"]
@@ -147,6 +147,7 @@ def test_predict_and_feedback_require_an_api_key_and_proxy_to_the_score_function
         assert "RequestValidatorId" in method, name
     assert set(methods["POST predict"]["RequestModels"]) == {"application/json"}
     assert set(methods["POST feedback"]["RequestModels"]) == {"application/json"}
+    assert set(methods["POST infer"]["RequestModels"]) == {"application/json"}
 
 
 def test_the_routes_live_under_v1_and_the_usecase(template_json: dict[str, Any]) -> None:
@@ -164,6 +165,8 @@ def test_the_routes_live_under_v1_and_the_usecase(template_json: dict[str, Any])
             properties = resources[parent["Ref"]]["Properties"]
         paths.add("/" + "/".join(parts))
     assert {"/v1/{usecase}/predict", "/v1/{usecase}/feedback", "/v1/{usecase}/openapi.json"} <= paths
+    # And bulk callers find the Open Inference Protocol's path
+    assert "/v2/models/{usecase}/infer" in paths
 
 
 def test_the_request_validator_checks_bodies_and_parameters(template: Template) -> None:
