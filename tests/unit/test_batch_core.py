@@ -160,10 +160,11 @@ def test_predictions_reach_the_log_marked_as_batch(trained: TrainedModel, tmp_pa
     # Given a scored chunk
     store = _store(trained)
     store.put(RAW, "batch/customers.csv", _csv(trained, trained.records[:20]))
-    plan, results, _ = _run(trained, store, _usecase(trained), tmp_path)
+    _plan, results, _ = _run(trained, store, _usecase(trained), tmp_path)
     # When its prediction-log object is read as monitoring reads it
     key = results[0].prediction_log_key
-    assert key is not None and key.startswith(lake.prediction_log_hour_prefix("telco_churn", NOW))
+    assert key is not None
+    assert key.startswith(lake.prediction_log_hour_prefix("telco_churn", NOW))
     records = logged_records(store.body(LAKE, key).decode())
     # Then every scored row is there, marked as batch, with its features
     assert len(records) == 20
@@ -235,13 +236,16 @@ def test_a_large_object_is_chunked_and_every_row_is_scored_once(trained: Trained
     store.put(RAW, "batch/big.jsonl", _jsonl(records))
     usecase = _usecase(trained, chunk_bytes=8 * 1024)
     # When the job runs
-    plan, results, failures = _run(trained, store, usecase, tmp_path)
+    plan, _results, failures = _run(trained, store, usecase, tmp_path)
     # Then there are many chunks, none failed, and every entity was scored exactly once
-    assert len(plan.chunks) > 10 and not failures
+    assert len(plan.chunks) > 10
+    assert not failures
     ids = _scored_ids(store, plan)
     assert sorted(ids) == sorted(r["rownames"] for r in records)
     # And no chunk ever read the whole object
-    assert max(end - start for _, start, end in store.range_reads) <= 64 * 1024 < len(store.body(RAW, "batch/big.jsonl"))
+    assert (
+        max(end - start for _, start, end in store.range_reads) <= 64 * 1024 < len(store.body(RAW, "batch/big.jsonl"))
+    )
 
 
 def test_a_large_csv_chunked_keeps_every_rejected_row_at_its_object_line(trained: TrainedModel, tmp_path: Path) -> None:
@@ -297,7 +301,7 @@ def test_a_parquet_object_is_cut_into_row_groups_read_by_range(trained: TrainedM
     store = _store(trained)
     store.put(RAW, "batch/customers.parquet", buffer.getvalue())
     # When the job runs with at most 300 rows a chunk
-    plan, results, failures = _run(trained, store, _usecase(trained, max_rows_per_chunk=300), tmp_path)
+    plan, _results, failures = _run(trained, store, _usecase(trained, max_rows_per_chunk=300), tmp_path)
     # Then chunks are runs of row groups, and every row is scored once
     assert [(c.start, c.end, c.first_row) for c in plan.chunks] == [(0, 3, 1), (3, 6, 301), (6, 9, 601), (9, 10, 901)]
     assert not failures
@@ -357,7 +361,8 @@ def test_a_manifest_request_and_a_prefix_past_one_listing_page(trained: TrainedM
     by_manifest = list_job_objects(store, JobRequest(usecase="telco_churn", objects=(entry,)))
     # Then every object is there, with size and ETag
     assert len(by_prefix) == 1200
-    assert by_manifest[0].size == len(body) and by_manifest[0].etag
+    assert by_manifest[0].size == len(body)
+    assert by_manifest[0].etag
 
 
 def test_a_redriven_chunk_replaces_its_failure_and_an_unrun_chunk_counts_as_failed(
