@@ -1,12 +1,13 @@
 """`make bench`: every benchmark, one after the other; each writes its figures to bench/results/."""
 
-from bench import ingest_bench, monitor_bench, score_bench
+from bench import batch_bench, ingest_bench, monitor_bench, score_bench
 
 
 def main() -> None:
     ingest_bench.main()
     score_bench.main()
     monitor_bench.main()
+    batch_bench.main()
 
 
 if __name__ == "__main__":

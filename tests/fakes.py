@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shared.lake.adapters import StoredObject
 from shared.lake.exceptions import StorageError
+
+LISTED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class InMemoryObjectStore:
@@ -20,6 +25,7 @@ class InMemoryObjectStore:
         self.objects: dict[tuple[str, str], bytes] = {}
         self.versions: dict[tuple[str, str, str], bytes] = {}
         self.writes: list[tuple[str, str]] = []
+        self.range_reads: list[tuple[str, int, int]] = []
 
     def put(self, bucket: str, key: str, body: bytes, version_id: str | None = None) -> None:
         self.objects[(bucket, key)] = body
@@ -67,6 +73,22 @@ class InMemoryObjectStore:
 
     def copy(self, src_bucket: str, src_key: str, src_version_id: str | None, dst_bucket: str, dst_key: str) -> None:
         self._write(dst_bucket, dst_key, self.body(src_bucket, src_key, src_version_id))
+
+    def put_bytes(self, bucket: str, key: str, body: bytes, *, content_type: str) -> None:
+        self._write(bucket, key, body)
+
+    def get_range(self, bucket: str, key: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)``, as S3's ranged GET (fewer past the end); counted in ``range_reads``."""
+        self.range_reads.append((key, start, end))
+        return self.body(bucket, key)[max(start, 0) : max(end, 0)] if end > start else b""
+
+    def list_objects(self, bucket: str, prefix: str) -> list[StoredObject]:
+        """Every object under ``prefix`` with its size and an ETag (the md5 of its bytes, as S3's single-part one)."""
+        return [
+            StoredObject(key, LISTED_AT, len(body), f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"')
+            for key in self.keys(bucket, prefix)
+            for body in (self.objects[(bucket, key)],)
+        ]
 
     def _write(self, bucket: str, key: str, body: bytes) -> None:
         self.objects[(bucket, key)] = body

@@ -23,10 +23,12 @@ MULTIPART_THRESHOLD = 64 * 1024 * 1024
 
 @dataclass(frozen=True)
 class StoredObject:
-    """One object of a listing: its key and when it was last written."""
+    """One object of a listing: its key, when it was last written, its size in bytes and its ETag."""
 
     key: str
     last_modified: datetime
+    size: int = 0
+    etag: str = ""
 
 
 class ByteStream(Protocol):
@@ -134,6 +136,19 @@ class S3ObjectStore:
         except _client_errors() as exc:
             raise StorageError(f"cannot read s3://{bucket}/{key}: {exc}") from exc
 
+    def get_range(self, bucket: str, key: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of the object (an HTTP ranged GET); fewer when the object ends before ``end``,
+        none when ``start`` is at or past its end (or the range is empty)."""
+        if start < 0 or end <= start:
+            return b""
+        try:
+            return self._client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}")["Body"].read()
+        except _client_errors() as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code == "InvalidRange":
+                return b""
+            raise StorageError(f"cannot read bytes {start}-{end - 1} of s3://{bucket}/{key}: {exc}") from exc
+
     def exists(self, bucket: str, key: str) -> bool:
         from botocore.exceptions import ClientError
 
@@ -161,7 +176,10 @@ class S3ObjectStore:
         objects: list[StoredObject] = []
         try:
             for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                objects.extend(StoredObject(item["Key"], item["LastModified"]) for item in page.get("Contents", []))
+                objects.extend(
+                    StoredObject(item["Key"], item["LastModified"], int(item.get("Size", 0)), item.get("ETag", ""))
+                    for item in page.get("Contents", [])
+                )
         except _client_errors() as exc:
             raise StorageError(f"cannot list s3://{bucket}/{prefix}: {exc}") from exc
         return objects

@@ -19,6 +19,15 @@ inputs, so a re-run of the same object version overwrites its outputs instead of
     monitoring/{usecase}/joined/date=YYYY-MM-DD/outcome.json               ... and that day's counts (joined, late, ...)
     monitoring/{usecase}/reports/{run_id}/report.json (.html)              one monitor run's report
     monitoring/{usecase}/reports/latest.json                               the last run's report (a pointer)
+    batch-predictions/{usecase}/{job}/part-{chunk_key}.parquet             one chunk's scores (entity id, score,
+                                                                           decision, model version)
+    batch-predictions/{usecase}/{job}/rejected/part-{chunk_key}.jsonl      ... its rows that failed the contract
+    batch-predictions/{usecase}/{job}/plan.json                            the job's chunks (the map's items)
+    batch-predictions/{usecase}/{job}/manifest.json                        the job's manifest (in = scored + rejected)
+    predictions/{usecase}/date=YYYY-MM-DD/hour=HH/batch-{chunk_key}.jsonl  a batch chunk's predictions in the log
+
+Batch keys hold the chunk key (a sha256 of job, object, ETag and byte/row range): re-running or redriving a
+job overwrites its own objects.
 """
 
 from __future__ import annotations
@@ -259,3 +268,40 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
         raise ValueError(f"{uri!r} is not an s3://bucket/key URI")
     bucket, key = uri[5:].split("/", 1)
     return bucket, key
+
+
+BATCH_PREDICTIONS = "batch-predictions"
+BATCH_MANIFEST_FILE = "manifest.json"
+BATCH_PLAN_FILE = "plan.json"
+BATCH_PREDICTION_LOG_PREFIX = "batch-"
+"""Prefix of a batch chunk's object name in the prediction log (the API's objects are bare hashes)."""
+
+
+def batch_prefix(usecase: str, job_id: str | None = None) -> str:
+    """Every batch job of a use case, or the outputs of one job."""
+    base = f"{BATCH_PREDICTIONS}/{usecase}/"
+    return f"{base}{job_id}/" if job_id else base
+
+
+def batch_output_key(usecase: str, job_id: str, chunk_key: str) -> str:
+    """One chunk's scores, Parquet."""
+    return f"{batch_prefix(usecase, job_id)}part-{chunk_key}.parquet"
+
+
+def batch_rejected_key(usecase: str, job_id: str, chunk_key: str) -> str:
+    """One chunk's rows that failed the contract, JSON Lines (as quarantine writes them)."""
+    return f"{batch_prefix(usecase, job_id)}rejected/part-{chunk_key}.jsonl"
+
+
+def batch_plan_key(usecase: str, job_id: str) -> str:
+    """The job's plan: its model and chunks; a re-run of the same job reuses it (same chunk keys, same log hour)."""
+    return f"{batch_prefix(usecase, job_id)}{BATCH_PLAN_FILE}"
+
+
+def batch_manifest_key(usecase: str, job_id: str) -> str:
+    return f"{batch_prefix(usecase, job_id)}{BATCH_MANIFEST_FILE}"
+
+
+def batch_prediction_log_key(usecase: str, *, at: datetime, chunk_key: str) -> str:
+    """A batch chunk's predictions in the prediction log (same hour partitions as the API's; a re-run overwrites)."""
+    return prediction_log_key(usecase, at=at, object_id=f"{BATCH_PREDICTION_LOG_PREFIX}{chunk_key}")

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -24,6 +24,11 @@ from shared.lake import layout as lake
 from shared.lake.exceptions import StorageError
 
 log = logging.getLogger(__name__)
+
+
+API_SOURCE = "api"
+BATCH_SOURCE = "batch"
+"""A prediction-log record's ``source``: scored for an API request, or by a batch job."""
 
 
 def split_lines(body: str) -> list[str]:
@@ -50,6 +55,8 @@ class PredictionLogRecord(BaseModel):
     served: bool
     degraded: bool = False
     time: datetime
+    source: Literal["api", "batch"] = "api"
+    """Who scored it: the API (a request) or a batch job (``request_id`` is then the job and chunk)."""
 
     @property
     def identity(self) -> tuple[str, str, int]:

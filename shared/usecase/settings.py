@@ -446,6 +446,28 @@ class MonitoringSettings(BaseModel):
         return tuple(sorted(value))
 
 
+class BatchSettings(BaseModel):
+    """Batch prediction (``[batch]``): how a job is cut into chunks and how many run at once.
+
+    A text object is cut into byte ranges of ``chunk_bytes`` aligned to lines, a Parquet object into its row
+    groups, a gzip object is one chunk (streamed, not splittable). A chunk is retried ``retry_attempts`` times;
+    the job fails when more than ``tolerated_failure_percentage`` of its chunks still fail.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_concurrency: int = Field(default=40, ge=1, le=10_000)
+    """Chunks scored at once (the Distributed Map's ``MaxConcurrency``)."""
+    tolerated_failure_percentage: float = Field(default=0.0, ge=0, le=100)
+    """Failed chunks (after retries), as a share of all chunks, that still let the job succeed."""
+    chunk_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    """Bytes of a text object per chunk (the last line of a chunk may run past it)."""
+    max_rows_per_chunk: int = Field(default=50_000, ge=1, le=10_000_000)
+    """Rows validated and scored at once within a chunk (the model call's batch; bounds a worker's memory)."""
+    retry_attempts: int = Field(default=2, ge=0, le=10)
+    """Retries of a failed chunk before it counts against the tolerance."""
+
+
 class UseCase(BaseModel):
     """A use case: a named dataset contract and the model settings for it."""
 
@@ -460,6 +482,7 @@ class UseCase(BaseModel):
     serving: ServingSettings = Field(default_factory=ServingSettings)
     promotion: PromotionSettings = Field(default_factory=PromotionSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
 
     @field_validator("name")
     @classmethod

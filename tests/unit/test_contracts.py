@@ -55,6 +55,7 @@ LAKE_AREAS = (
     layout.FEEDBACK,
     layout.PROMOTIONS,
     layout.MONITORING,
+    layout.BATCH_PREDICTIONS,
 )
 SAME_WORD_OTHER_MEANING = {
     # value: modules where the same word is another contract, defined there once
