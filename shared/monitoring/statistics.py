@@ -306,21 +306,22 @@ def chi2_homogeneity(reference_counts: ArrayLike, current_counts: ArrayLike) -> 
 def ks_statistic(a: ArrayLike, b: ArrayLike) -> float:
     """``sup |F_a - F_b|`` of two samples' empirical CDFs (NaN dropped), in O(n log n).
 
-    Both samples are sorted and merged by a stable sort (timsort merges two sorted runs in linear time), the
-    ECDFs are read only at the last position of each run of equal values, so ties are handled exactly.
+    Between two consecutive distinct values ``u_j < u_(j+1)`` of the smaller sample its ECDF is constant and the
+    larger sample's rises, so the supremum over that stretch is at one of its ends: the larger sample's ECDF at
+    ``u_j`` (values ``<= u_j``) or just below ``u_(j+1)`` (values ``< u_(j+1)``). Both samples are sorted once and
+    those counts read by ``searchsorted`` at the ``u`` alone (no merge of the samples); ties are exact, and each
+    gap is the same ``i/n₁ - j/n₂`` as in a merge of both sorted samples.
     """
-    first, second = np.sort(_finite(a)), np.sort(_finite(b))
-    n1, n2 = first.size, second.size
-    if n1 == 0 or n2 == 0:
+    first, second = _finite(a), _finite(b)
+    if first.size == 0 or second.size == 0:
         raise InsufficientDataError("the Kolmogorov-Smirnov test needs two non-empty samples")
-    merged = np.concatenate([first, second])
-    order = np.argsort(merged, kind="stable")
-    ordered = merged[order]
-    from_first = np.cumsum(order < n1)
-    from_second = np.arange(1, n1 + n2 + 1) - from_first
-    last_of_value = np.append(ordered[1:] != ordered[:-1], True)
-    gaps = np.abs(from_first[last_of_value] / n1 - from_second[last_of_value] / n2)
-    return float(gaps.max())
+    small, large = (np.sort(first), np.sort(second)) if first.size <= second.size else (np.sort(second), np.sort(first))
+    points = small[np.append(small[1:] != small[:-1], True)]  # distinct values, ascending
+    small_at = np.searchsorted(small, points, side="right") / small.size  # F_small(u_j), constant up to u_(j+1)
+    large_at = np.searchsorted(large, points, side="right") / large.size  # F_large(u_j)
+    large_below = np.searchsorted(large, points, side="left") / large.size  # F_large just below u_j
+    small_before = np.concatenate([[0.0], small_at[:-1]])  # F_small on the stretch that ends just below u_j
+    return float(max(np.abs(small_at - large_at).max(), np.abs(small_before - large_below).max()))
 
 
 def ks_2samp(a: ArrayLike, b: ArrayLike) -> tuple[float, float]:
@@ -392,10 +393,15 @@ def auc(scores: ArrayLike, labels: ArrayLike) -> float:
     return float((ranks[:n1].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
 
 
-def _delong_components(positives: np.ndarray, negatives: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """DeLong's structural components V10 (one per positive) and V01 (one per negative), by midranks (Sun & Xu)."""
+def _delong_components(
+    positives: np.ndarray, negatives: np.ndarray, combined: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """DeLong's structural components V10 (one per positive) and V01 (one per negative), by midranks (Sun & Xu).
+
+    ``combined``: the midranks of ``positives`` then ``negatives``, when the caller has them already."""
     n1, n0 = positives.size, negatives.size
-    combined = midranks(np.concatenate([positives, negatives]))
+    if combined is None:
+        combined = midranks(np.concatenate([positives, negatives]))
     v10 = (combined[:n1] - midranks(positives)) / n0
     v01 = 1.0 - (combined[n1:] - midranks(negatives)) / n1
     return v10, v01
@@ -439,11 +445,16 @@ class AucSummary:
 def summarize_auc(scores: ArrayLike, labels: ArrayLike) -> AucSummary:
     """AUC and DeLong variance of one sample (store the training holdout's as the baseline)."""
     positives, negatives = _class_split(scores, labels)
+    n1, n0 = positives.size, negatives.size
+    if n1 < 2 or n0 < 2:
+        raise InsufficientDataError("DeLong's variance needs at least two rows of each class")
+    combined = midranks(np.concatenate([positives, negatives]))  # ranked once: the AUC and DeLong's components
+    v10, v01 = _delong_components(positives, negatives, combined)
     return AucSummary(
-        value=auc(scores, labels),
-        variance=delong_auc_variance(scores, labels),
-        positives=int(positives.size),
-        negatives=int(negatives.size),
+        value=float((combined[:n1].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0)),
+        variance=float(v10.var(ddof=1) / n1 + v01.var(ddof=1) / n0),
+        positives=int(n1),
+        negatives=int(n0),
     )
 
 
