@@ -275,8 +275,20 @@ def bin_counts(values: ArrayLike, edges: ArrayLike) -> np.ndarray:
     """Counts of ``values`` (NaN excluded) in the ``len(edges) + 1`` bins of :func:`quantile_edges`' edges."""
     finite = _finite(values)
     cut = np.asarray(edges, dtype=np.float64)
+    if _ascending(finite):  # values sorted once by the caller: read the counts at the edges
+        at_or_below = np.searchsorted(finite, cut, side="right")
+        return np.diff(np.concatenate([[0], at_or_below, [finite.size]])).astype(np.float64)
     index = np.searchsorted(cut, finite, side="left")
     return np.bincount(index, minlength=cut.size + 1).astype(np.float64)
+
+
+def _ascending(values: np.ndarray) -> bool:
+    return bool(values.size < 2 or np.all(values[1:] >= values[:-1]))
+
+
+def _sort(values: np.ndarray) -> np.ndarray:
+    """``values`` sorted (returned as they are when they already are: a caller may sort a column once)."""
+    return values if _ascending(values) else np.sort(values)
 
 
 def chi2_homogeneity(reference_counts: ArrayLike, current_counts: ArrayLike) -> tuple[float, int, float]:
@@ -315,7 +327,7 @@ def ks_statistic(a: ArrayLike, b: ArrayLike) -> float:
     first, second = _finite(a), _finite(b)
     if first.size == 0 or second.size == 0:
         raise InsufficientDataError("the Kolmogorov-Smirnov test needs two non-empty samples")
-    small, large = (np.sort(first), np.sort(second)) if first.size <= second.size else (np.sort(second), np.sort(first))
+    small, large = (_sort(first), _sort(second)) if first.size <= second.size else (_sort(second), _sort(first))
     points = small[np.append(small[1:] != small[:-1], True)]  # distinct values, ascending
     small_at = np.searchsorted(small, points, side="right") / small.size  # F_small(u_j), constant up to u_(j+1)
     large_at = np.searchsorted(large, points, side="right") / large.size  # F_large(u_j)
@@ -365,9 +377,11 @@ def _scores_and_labels(scores: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray
     return s, y.astype(bool)
 
 
-def midranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 1…n of ``values``, ties given the average of the ranks they span."""
-    order = np.argsort(values, kind="stable")
+def midranks(values: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
+    """Ranks 1…n of ``values``, ties given the average of the ranks they span (``order``: their stable argsort,
+    when the caller has it)."""
+    if order is None:
+        order = np.argsort(values, kind="stable")
     ordered = values[order]
     starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
     ends = np.append(starts[1:], ordered.size)  # exclusive
@@ -393,18 +407,17 @@ def auc(scores: ArrayLike, labels: ArrayLike) -> float:
     return float((ranks[:n1].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
 
 
-def _delong_components(
-    positives: np.ndarray, negatives: np.ndarray, combined: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """DeLong's structural components V10 (one per positive) and V01 (one per negative), by midranks (Sun & Xu).
-
-    ``combined``: the midranks of ``positives`` then ``negatives``, when the caller has them already."""
+def _delong_components(positives: np.ndarray, negatives: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """DeLong's structural components V10 (one per positive) and V01 (one per negative), by midranks (Sun & Xu),
+    and the midranks of ``positives`` then ``negatives`` (the AUC's). One sort: each class's stable order is its
+    subsequence of the combined one."""
     n1, n0 = positives.size, negatives.size
-    if combined is None:
-        combined = midranks(np.concatenate([positives, negatives]))
-    v10 = (combined[:n1] - midranks(positives)) / n0
-    v01 = 1.0 - (combined[n1:] - midranks(negatives)) / n1
-    return v10, v01
+    values = np.concatenate([positives, negatives])
+    order = np.argsort(values, kind="stable")
+    combined = midranks(values, order)
+    v10 = (combined[:n1] - midranks(positives, order[order < n1])) / n0
+    v01 = 1.0 - (combined[n1:] - midranks(negatives, order[order >= n1] - n1)) / n1
+    return v10, v01, combined
 
 
 def delong_auc_variance(scores: ArrayLike, labels: ArrayLike) -> float:
@@ -415,7 +428,7 @@ def delong_auc_variance(scores: ArrayLike, labels: ArrayLike) -> float:
     positives, negatives = _class_split(scores, labels)
     if positives.size < 2 or negatives.size < 2:
         raise InsufficientDataError("DeLong's variance needs at least two rows of each class")
-    v10, v01 = _delong_components(positives, negatives)
+    v10, v01, _ = _delong_components(positives, negatives)
     return float(v10.var(ddof=1) / positives.size + v01.var(ddof=1) / negatives.size)
 
 
@@ -448,8 +461,7 @@ def summarize_auc(scores: ArrayLike, labels: ArrayLike) -> AucSummary:
     n1, n0 = positives.size, negatives.size
     if n1 < 2 or n0 < 2:
         raise InsufficientDataError("DeLong's variance needs at least two rows of each class")
-    combined = midranks(np.concatenate([positives, negatives]))  # ranked once: the AUC and DeLong's components
-    v10, v01 = _delong_components(positives, negatives, combined)
+    v10, v01, combined = _delong_components(positives, negatives)  # ranked once: the AUC and its variance
     return AucSummary(
         value=float((combined[:n1].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0)),
         variance=float(v10.var(ddof=1) / n1 + v01.var(ddof=1) / n0),
