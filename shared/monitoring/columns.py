@@ -88,10 +88,10 @@ def encode(column: np.ndarray) -> EncodedColumn:
             inverse.reshape(-1).astype(np.int64), found.tolist(), found.astype(str).astype(object), null
         )
     items = values.tolist()
-    lookup: dict[Any, int] = {}
-    codes = np.fromiter((lookup.setdefault(v, len(lookup)) for v in items), dtype=np.int64, count=len(items))
-    keys = list(lookup)
+    keys = list(dict.fromkeys(items))  # distinct values in order of appearance (one C-level pass)
     if all(key is None or type(key) is str for key in keys):
+        index = {key: i for i, key in enumerate(keys)}
+        codes = np.fromiter(map(index.__getitem__, items), dtype=np.int64, count=len(items))
         text = np.asarray(["None" if key is None else key for key in keys], dtype=object).reshape(-1)
         return EncodedColumn(codes, keys, text, np.asarray([key is None for key in keys], dtype=bool))
     return _encode_by_definition(values)
@@ -102,9 +102,10 @@ def _encode_by_definition(values: np.ndarray) -> EncodedColumn:
     triples = zip(
         element_nulls(values).tolist(), values.astype(str).tolist(), segment_values(values).tolist(), strict=True
     )
-    lookup: dict[tuple[bool, str, str], int] = {}
-    codes = np.fromiter((lookup.setdefault(t, len(lookup)) for t in triples), dtype=np.int64, count=values.size)
-    keys = list(lookup)
+    items = list(triples)
+    keys = list(dict.fromkeys(items))
+    index = {key: i for i, key in enumerate(keys)}
+    codes = np.fromiter(map(index.__getitem__, items), dtype=np.int64, count=len(items))
     encoded = EncodedColumn(
         codes,
         [key[1] for key in keys],
