@@ -193,7 +193,8 @@ def _windows(  # noqa: PLR0917  (the columns of one window)
     hours: Sequence[float],
 ) -> list[Any]:
     """One :class:`MonitorWindow` per length, ending at :func:`_now`; labels are the labeled rows inside it."""
-    from shared.monitoring.types import JoinedWindow, MonitorWindow, WindowData
+    from shared.monitoring.types import MonitorWindow
+    from shared.monitoring.window import JoinedColumns, PredictionColumns
 
     end = np.datetime64(_now().replace(tzinfo=None), "us")
     windows = []
@@ -201,23 +202,26 @@ def _windows(  # noqa: PLR0917  (the columns of one window)
         inside = when >= end - np.timedelta64(int(length * 3600 * 1_000_000), "us")
         rows = int(inside.sum())
         with_label = inside & labeled
+        labels = int(with_label.sum())
         segments = {name: features[name][with_label] for name in data.SEGMENTS}
         windows.append(
             MonitorWindow(
                 hours=length,
-                predictions=WindowData(
+                predictions=PredictionColumns(
                     features={name: column[inside] for name, column in features.items()},
                     score=score[inside],
                     model_version=np.full(rows, MODEL_VERSION, dtype=object),
                     variant=np.full(rows, "champion", dtype=object),
                     time=when[inside],
                 ),
-                labels=JoinedWindow(
-                    score=score[with_label],
+                labels=JoinedColumns(
+                    predictions=PredictionColumns(
+                        score=score[with_label],
+                        features=segments,
+                        model_version=np.full(labels, MODEL_VERSION, dtype=object),
+                        variant=np.full(labels, "champion", dtype=object),
+                    ),
                     positive=positive[with_label],
-                    features=segments,
-                    model_version=np.full(int(with_label.sum()), MODEL_VERSION, dtype=object),
-                    variant=np.full(int(with_label.sum()), "champion", dtype=object),
                 ),
             )
         )

@@ -55,8 +55,8 @@ import numpy as np
 
 from shared.monitoring.baseline import Baseline, CategoricalProfile, MetricSummary, NumericProfile
 from shared.monitoring.cells import ALERT, INSUFFICIENT_EVIDENCE, CellEvidence, CellKey, CellResult, judge_family
+from shared.monitoring.columns import EncodedColumn, WindowColumns
 from shared.monitoring.exceptions import MonitoringError
-from shared.monitoring.segments import segment_values
 from shared.monitoring.statistics import (
     ECE_BINS,
     AucSummary,
@@ -106,7 +106,7 @@ from shared.monitoring.types import (
     WindowSummary,
     finite_or_none,
 )
-from shared.monitoring.window import JoinedColumns, PredictionColumns
+from shared.monitoring.window import PredictionColumns
 from shared.usecase.settings import MonitoringSettings, UseCase
 
 MIN_KS_SAMPLE = 100
@@ -120,7 +120,6 @@ alone took most of a run."""
 MAX_SEGMENT_VALUES = 20
 """CBPE estimates at most this many values of a segment column (the most frequent) when there is no baseline."""
 SCORE = "score"
-_NONE = np.array(None, dtype=object)
 METRIC_LABELS = {
     "auc": "AUC",
     "brier": "Brier score",
@@ -164,56 +163,45 @@ def run_monitor(
     settings = usecase.monitoring
     several = sum(model.baseline is not None for model in models) > 1
     planned: list[_Planned] = []
-    for window in windows:
+    read = [_Read(window) for window in windows]
+    for window in read:
         for model in models:
             if model.baseline is None:
                 continue
-            rows = _version_rows(window.predictions.model_version, model.model_version)
+            rows = window.served.version_rows(model.model_version)
             planned.extend(_data_quality_cells(settings, model, model.baseline, window, rows))
             planned.extend(_drift_cells(settings, model, model.baseline, window, rows))
-            if window.labels is not None:
-                labeled = _version_rows(window.labels.model_version, model.model_version)
-                planned.extend(_performance_cells(settings, model, model.baseline, window, window.labels, labeled))
+            if window.labeled is not None:
+                labeled = window.labeled.version_rows(model.model_version)
+                planned.extend(_performance_cells(settings, model, model.baseline, window, window.labeled, labeled))
     results = judge_family([p.evidence for p in planned], fdr=settings.fdr)
     cells = [_cell(p, r, several=several) for p, r in zip(planned, results, strict=True)]
-    quality = [q for window in windows for q in _feature_quality(usecase, models, window)]
+    quality = [q for window in read for q in _feature_quality(usecase, models, window)]
     return MonitoringReport(
         usecase=usecase.name,
         generated_at=now.isoformat(),
         fdr=settings.fdr,
         models=[_model_summary(model) for model in models],
-        windows=[_window_summary(window, now) for window in windows],
+        windows=[_window_summary(window, now) for window in read],
         violations=[_violation(cell) for cell in cells if cell.verdict == ALERT],
         cells=cells,
         data_quality=quality,
-        estimates=[e for window in windows for model in models for e in _estimates(usecase, model, window)],
-        reliability=[c for window in windows for model in models for c in _reliability(model, window)],
+        estimates=[e for window in read for model in models for e in _estimates(usecase, model, window)],
+        reliability=[c for window in read for model in models for c in _reliability(model, window)],
         notes=_notes(models, windows, quality),
     )
 
 
-def _version_rows(versions: np.ndarray, model_version: str) -> np.ndarray:
-    column = np.asarray(versions)
-    if column.size == 0:
-        return np.zeros(0, dtype=bool)
-    return np.asarray(column.astype(str) == str(model_version), dtype=bool)
+class _Read:
+    """A window with its columns read once (:class:`WindowColumns`): its traffic's, and its labels' if any."""
 
-
-def _nulls(column: np.ndarray) -> np.ndarray:
-    values = np.asarray(column)
-    if values.dtype.kind in "fc":
-        return np.isnan(values)
-    if values.dtype.kind in "iub":
-        return np.zeros(values.size, dtype=bool)
-    return np.asarray(np.equal(values.astype(object), _NONE), dtype=bool)
-
-
-def _feature_column(data: PredictionColumns, name: str) -> np.ndarray:
-    """The feature's column; a feature absent from the log (an older log format) reads as all null."""
-    column = data.features.get(name)
-    if column is None:
-        return np.full(len(data), None, dtype=object)
-    return np.asarray(column)
+    def __init__(self, window: MonitorWindow) -> None:
+        self.window = window
+        self.name = window.name
+        self.hours = window.hours
+        self.served = WindowColumns(window.predictions)
+        self.labeled = WindowColumns(window.labels.predictions) if window.labels is not None else None
+        self.positive = np.asarray(window.labels.positive, dtype=bool) if window.labels is not None else None
 
 
 def _one_sided(p_value: float, effect: float, direction: int) -> float:
@@ -272,12 +260,11 @@ def _evidence(
 
 
 def _data_quality_cells(
-    settings: MonitoringSettings, model: ServedModel, baseline: Baseline, window: MonitorWindow, rows: np.ndarray
+    settings: MonitoringSettings, model: ServedModel, baseline: Baseline, window: _Read, rows: np.ndarray
 ) -> Iterator[_Planned]:
     n = int(rows.sum())
     for name, profile in baseline.features.items():
-        column = _feature_column(window.predictions, name)[rows]
-        nulls = _nulls(column)
+        nulls = window.served.nulls(name)[rows]
         held = ProportionSummary(successes=profile.null_count, n=profile.count)
         seen = ProportionSummary(successes=int(nulls.sum()), n=n)
         comparison = compare_proportions(held, seen) if n and profile.count else None
@@ -306,30 +293,30 @@ def _data_quality_cells(
             baseline_n=profile.count,
         )
         if isinstance(profile, CategoricalProfile):
-            yield _unseen_cell(settings, model, window, name, profile, column[~nulls])
+            yield _unseen_cell(settings, model, window, name, profile, window.served.encoded(name).counts(rows))
 
 
 def _unseen_cell(  # noqa: PLR0917
     settings: MonitoringSettings,
     model: ServedModel,
-    window: MonitorWindow,
+    window: _Read,
     name: str,
     profile: CategoricalProfile,
-    values: np.ndarray,
+    counts: np.ndarray,
 ) -> _Planned:
-    text = values.astype(str)
-    unseen = ~np.isin(text, list(profile.counts))
+    """``counts``: the version's rows per distinct value of the column (:class:`EncodedColumn`)."""
+    present, unseen = _unseen_counts(window.served.encoded(name), counts, profile.counts)
     held_n = profile.count - profile.null_count
-    seen = ProportionSummary(successes=int(unseen.sum()), n=int(text.size))
-    comparison = compare_proportions(ProportionSummary(successes=0, n=held_n), seen) if text.size and held_n else None
-    new = sorted(set(text[unseen].tolist()))
+    seen = ProportionSummary(successes=sum(unseen.values()), n=present)
+    comparison = compare_proportions(ProportionSummary(successes=0, n=held_n), seen) if present and held_n else None
+    new = sorted(unseen)
     return _Planned(
         evidence=_evidence(
             window=window.name,
             segment=OVERALL,
             subject=name,
             statistic="pooled z",
-            n=int(text.size),
+            n=present,
             comparison=comparison,
             direction=UP,
             required=_required_proportion_n(0.0, settings.null_rate_alert, settings=settings, baseline_n=held_n),
@@ -341,42 +328,59 @@ def _unseen_cell(  # noqa: PLR0917
         hours=window.hours,
         feature_name=name,
         metric="unseen_share",
-        value=seen.rate if text.size else None,
+        value=seen.rate if present else None,
         baseline_n=held_n,
         detail=", ".join(repr(v) for v in new[:5]) + (f" and {len(new) - 5} more" if len(new) > 5 else ""),
     )
 
 
+def _unseen_counts(encoded: EncodedColumn, counts: np.ndarray, known: Mapping[str, int]) -> tuple[int, dict[str, int]]:
+    """The non-null rows among ``counts`` (rows per distinct value), and the rows per text never in ``known``."""
+    present = 0
+    unseen: dict[str, int] = {}
+    for text, null, count in zip(encoded.text.tolist(), encoded.null.tolist(), counts.tolist(), strict=True):
+        if null or not count:
+            continue
+        present += count
+        if text not in known:
+            unseen[text] = unseen.get(text, 0) + count
+    return present, unseen
+
+
 def _drift_cells(
-    settings: MonitoringSettings, model: ServedModel, baseline: Baseline, window: MonitorWindow, rows: np.ndarray
+    settings: MonitoringSettings, model: ServedModel, baseline: Baseline, window: _Read, rows: np.ndarray
 ) -> Iterator[_Planned]:
     for name, profile in baseline.features.items():
-        column = _feature_column(window.predictions, name)[rows]
-        yield _drift_cell(settings, model, window, name, profile, column, DATA_DRIFT)
-    score = np.asarray(window.predictions.score, dtype=np.float64)[rows]
-    yield _drift_cell(settings, model, window, SCORE, baseline.score, score, PREDICTION_DRIFT)
+        if isinstance(profile, NumericProfile):
+            values = window.served.column(name)[rows][~window.served.nulls(name)[rows]]
+            yield _drift_cell(settings, model, window, name, profile, values, DATA_DRIFT)
+        else:
+            counts = window.served.encoded(name).counts_by_text(rows)
+            yield _drift_cell(settings, model, window, name, profile, counts, DATA_DRIFT)
+    score = np.asarray(window.window.predictions.score, dtype=np.float64)[rows]
+    yield _drift_cell(settings, model, window, SCORE, baseline.score, score[~np.isnan(score)], PREDICTION_DRIFT)
 
 
 def _drift_cell(  # noqa: PLR0917
     settings: MonitoringSettings,
     model: ServedModel,
-    window: MonitorWindow,
+    window: _Read,
     name: str,
     profile: NumericProfile | CategoricalProfile,
-    column: np.ndarray,
+    values: np.ndarray | Mapping[str, int],
     check_type: CheckType,
 ) -> _Planned:
-    values = column[~_nulls(column)]
+    """``values``: a numeric feature's non-null values, or a categorical one's non-null rows per category."""
+    numbers = np.zeros(0)
     if isinstance(profile, NumericProfile):
         reference = np.asarray(profile.counts, dtype=np.float64)
-        numbers = values.astype(np.float64)
+        numbers = np.sort(np.asarray(values).astype(np.float64))  # sorted once: the bin counts and KS read it
         current = bin_counts(numbers, profile.edges)
         statistic = "ks" if len(profile.sample) >= MIN_KS_SAMPLE else "chi2"
     else:
         categories = list(profile.counts)
         reference = np.asarray([profile.counts[c] for c in categories], dtype=np.float64)
-        found, counts = np.unique(values.astype(str), return_counts=True) if values.size else ([], [])
-        of = dict(zip(np.asarray(found).tolist(), np.asarray(counts).tolist(), strict=True))
+        of = values if isinstance(values, Mapping) else {}
         current = np.asarray([of.get(c, 0) for c in categories], dtype=np.float64)
         statistic = "chi2"
     n = int(current.sum())
@@ -393,7 +397,7 @@ def _drift_cell(  # noqa: PLR0917
     else:
         drift = psi(reference, current)
         if statistic == "ks":
-            _, p_value = ks_2samp(np.asarray(profile.sample, dtype=np.float64), values.astype(np.float64))  # type: ignore[union-attr]
+            _, p_value = ks_2samp(np.asarray(profile.sample, dtype=np.float64), numbers)  # type: ignore[union-attr]
         else:
             _, _, p_value = chi2_homogeneity(reference, current)
         evidence = CellEvidence(
@@ -422,47 +426,27 @@ def _drift_cell(  # noqa: PLR0917
 # ---------------------------------------------------------------------------------------------------------------
 
 
-class _SegmentKeys:
-    """The segment columns of some rows spelled as the baseline keys them (:func:`segment_values`), once each."""
-
-    def __init__(self, features: Mapping[str, np.ndarray], rows: int) -> None:
-        self._features = features
-        self._rows = rows
-        self._keys: dict[str, np.ndarray | None] = {}
-
-    def rows(self, column: str, value: str) -> np.ndarray:
-        """The rows whose ``column`` is spelled ``value``; none when the column is absent."""
-        if column not in self._keys:
-            data = self._features.get(column)
-            self._keys[column] = segment_values(data) if data is not None else None
-        keys = self._keys[column]
-        if keys is None:
-            return np.zeros(self._rows, dtype=bool)
-        return np.asarray(keys == value, dtype=bool)
-
-
 def _populations(
-    baseline: Baseline, features: Mapping[str, np.ndarray], rows: np.ndarray
+    baseline: Baseline, labeled: WindowColumns, rows: np.ndarray
 ) -> Iterator[tuple[str, np.ndarray, MetricSummary]]:
     yield OVERALL, rows, baseline.overall
-    keys = _SegmentKeys(features, rows.size)
     for column, values in baseline.segments.items():
         for value, summary in values.items():
-            yield f"{column}={value}", rows & keys.rows(column, value), summary
+            yield f"{column}={value}", rows & labeled.segment_rows(column, value), summary
 
 
 def _performance_cells(  # noqa: PLR0917
     settings: MonitoringSettings,
     model: ServedModel,
     baseline: Baseline,
-    window: MonitorWindow,
-    labels: JoinedColumns,
+    window: _Read,
+    labeled: WindowColumns,
     rows: np.ndarray,
 ) -> Iterator[_Planned]:
-    scores = np.asarray(labels.score, dtype=np.float64)
-    positive = np.asarray(labels.positive, dtype=bool)
+    scores = np.asarray(labeled.data.score, dtype=np.float64)
+    positive = window.positive if window.positive is not None else np.zeros(labeled.rows, dtype=bool)
     threshold = model.deployed_threshold if model.deployed_threshold is not None else baseline.threshold
-    for segment, inside, summary in _populations(baseline, labels.features, rows):
+    for segment, inside, summary in _populations(baseline, labeled, rows):
         s, y = scores[inside], positive[inside]
         for metric, n, comparison, direction, required, min_effect in _metric_tests(settings, summary, s, y, threshold):
             check_type = (
@@ -748,19 +732,15 @@ def _no_baseline(model: ServedModel) -> str:
     )
 
 
-def _counts(versions: np.ndarray) -> dict[str, int]:
-    found, counts = np.unique(np.asarray(versions).astype(str), return_counts=True)
-    return dict(zip(found.tolist(), [int(c) for c in counts], strict=True))
-
-
-def _window_summary(window: MonitorWindow, now: datetime) -> WindowSummary:
+def _window_summary(read: _Read, now: datetime) -> WindowSummary:
+    window = read.window
     return WindowSummary(
         window=window.name,
         hours=window.hours,
         start=(now - timedelta(hours=window.hours)).isoformat(),
         end=now.isoformat(),
-        predictions=_counts(window.predictions.model_version),
-        labels=_counts(window.labels.model_version) if window.labels is not None else {},
+        predictions=read.served.version_counts(),
+        labels=read.labeled.version_counts() if read.labeled is not None else {},
         refusals=dict(window.refusals),
         joined={k: v for k, v in window.join.counts().items() if v},
     )
@@ -784,28 +764,25 @@ def _feature_names(models: Sequence[ServedModel], data: PredictionColumns) -> li
     return list(dict.fromkeys(names))
 
 
-def _feature_quality(
-    usecase: UseCase, models: Sequence[ServedModel], window: MonitorWindow
-) -> Iterator[FeatureQuality]:
-    data = window.predictions
-    served = np.asarray(data.served, dtype=bool)  # a shadow line repeats a served line's features
-    for name in _feature_names(models, data):
-        column = _feature_column(data, name)[served]
-        nulls = _nulls(column)
-        n = int(column.size)
+def _feature_quality(usecase: UseCase, models: Sequence[ServedModel], window: _Read) -> Iterator[FeatureQuality]:
+    columns = window.served
+    served = np.asarray(columns.data.served, dtype=bool)  # a shadow line repeats a served line's features
+    n = int(served.sum())
+    for name in _feature_names(models, columns.data):
+        nulls = int(columns.nulls(name)[served].sum())
         known = _known_categories(usecase, models, name)
         unseen: list[str] = []
         unseen_count = 0
-        if known is not None and column.dtype.kind not in "fciub":
-            text = column[~nulls].astype(str)
-            outside = ~np.isin(text, list(known))
-            unseen_count = int(outside.sum())
-            unseen = sorted(set(text[outside].tolist()))
+        if known is not None and columns.column(name).dtype.kind not in "fciub":
+            encoded = columns.encoded(name)
+            _, outside = _unseen_counts(encoded, encoded.counts(served), dict.fromkeys(known, 0))
+            unseen_count = sum(outside.values())
+            unseen = sorted(outside)
         yield FeatureQuality(
             window=window.name,
             feature_name=name,
             n=n,
-            null_rate=float(nulls.mean()) if n else 0.0,
+            null_rate=nulls / n if n else 0.0,
             unseen_categories=unseen,
             unseen_count=unseen_count,
         )
@@ -819,31 +796,35 @@ def _optional(compute: Callable[[], float]) -> float | None:
 
 
 def _estimate_populations(
-    usecase: UseCase, model: ServedModel, data: PredictionColumns, rows: np.ndarray
+    usecase: UseCase, model: ServedModel, columns: WindowColumns, rows: np.ndarray
 ) -> Iterator[tuple[str, str | None, str | None]]:
     yield OVERALL, None, None
     for column in usecase.contract.segments:
         if model.baseline is not None and column in model.baseline.segments:
             values = list(model.baseline.segments[column])
         else:
-            served = _feature_column(data, column)[rows]
-            present = segment_values(served[~_nulls(served)])
-            found, counts = np.unique(present.astype(str), return_counts=True)
+            encoded = columns.encoded(column)
+            present: dict[str, int] = {}
+            for key, null, count in zip(
+                encoded.segment.tolist(), encoded.null.tolist(), encoded.counts(rows).tolist(), strict=True
+            ):
+                if count and not null:
+                    present[key] = present.get(key, 0) + count
+            found = np.asarray(sorted(present), dtype=str)
+            counts = np.asarray([present[key] for key in found.tolist()], dtype=np.int64)
             values = [str(v) for v in found[np.argsort(-counts)][:MAX_SEGMENT_VALUES]]
         for value in values:
             yield f"{column}={value}", column, value
 
 
-def _estimates(usecase: UseCase, model: ServedModel, window: MonitorWindow) -> Iterator[PerformanceEstimate]:
-    data = window.predictions
-    rows = _version_rows(data.model_version, model.model_version)
+def _estimates(usecase: UseCase, model: ServedModel, window: _Read) -> Iterator[PerformanceEstimate]:
+    data = window.served.data
+    rows = window.served.version_rows(model.model_version)
     threshold = model.deployed_threshold
-    labels = window.labels
-    labeled = _version_rows(labels.model_version, model.model_version) if labels is not None else None
-    served_keys = _SegmentKeys(data.features, len(data))
-    labeled_keys = _SegmentKeys(labels.features, len(labels)) if labels is not None else None
-    for segment, column, value in _estimate_populations(usecase, model, data, rows):
-        inside = rows if column is None or value is None else rows & served_keys.rows(column, value)
+    labels = window.labeled
+    labeled = labels.version_rows(model.model_version) if labels is not None else None
+    for segment, column, value in _estimate_populations(usecase, model, window.served, rows):
+        inside = rows if column is None or value is None else rows & window.served.segment_rows(column, value)
         scores = np.asarray(data.score, dtype=np.float64)[inside]
         scores = scores[~np.isnan(scores)]
         if scores.size < 2:
@@ -851,12 +832,12 @@ def _estimates(usecase: UseCase, model: ServedModel, window: MonitorWindow) -> I
         confusion = expected_confusion(scores, threshold) if threshold is not None else None
         realized: dict[str, float | None] = {}
         labeled_n = 0
-        if labels is not None and labeled is not None:
+        if labels is not None and labeled is not None and window.positive is not None:
             chosen = labeled
-            if column is not None and value is not None and labeled_keys is not None:
-                chosen = labeled & labeled_keys.rows(column, value)
-            s = np.asarray(labels.score, dtype=np.float64)[chosen]
-            y = np.asarray(labels.positive, dtype=bool)[chosen]
+            if column is not None and value is not None:
+                chosen = labeled & labels.segment_rows(column, value)
+            s = np.asarray(labels.data.score, dtype=np.float64)[chosen]
+            y = window.positive[chosen]
             labeled_n = int(s.size)
             if labeled_n:
                 rates = threshold_rates(s, y, threshold) if threshold is not None else None
@@ -883,12 +864,12 @@ def _estimates(usecase: UseCase, model: ServedModel, window: MonitorWindow) -> I
         )
 
 
-def _reliability(model: ServedModel, window: MonitorWindow) -> Iterator[ReliabilityCurve]:
-    if window.labels is None:
+def _reliability(model: ServedModel, window: _Read) -> Iterator[ReliabilityCurve]:
+    if window.labeled is None or window.positive is None:
         return
-    rows = _version_rows(window.labels.model_version, model.model_version)
-    s = np.asarray(window.labels.score, dtype=np.float64)[rows]
-    y = np.asarray(window.labels.positive, dtype=bool)[rows]
+    rows = window.labeled.version_rows(model.model_version)
+    s = np.asarray(window.labeled.data.score, dtype=np.float64)[rows]
+    y = window.positive[rows]
     keep = ~np.isnan(s)
     s, y = s[keep], y[keep]
     if s.size == 0:

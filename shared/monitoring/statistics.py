@@ -275,8 +275,20 @@ def bin_counts(values: ArrayLike, edges: ArrayLike) -> np.ndarray:
     """Counts of ``values`` (NaN excluded) in the ``len(edges) + 1`` bins of :func:`quantile_edges`' edges."""
     finite = _finite(values)
     cut = np.asarray(edges, dtype=np.float64)
+    if _ascending(finite):  # values sorted once by the caller: read the counts at the edges
+        at_or_below = np.searchsorted(finite, cut, side="right")
+        return np.diff(np.concatenate([[0], at_or_below, [finite.size]])).astype(np.float64)
     index = np.searchsorted(cut, finite, side="left")
     return np.bincount(index, minlength=cut.size + 1).astype(np.float64)
+
+
+def _ascending(values: np.ndarray) -> bool:
+    return bool(values.size < 2 or np.all(values[1:] >= values[:-1]))
+
+
+def _sort(values: np.ndarray) -> np.ndarray:
+    """``values`` sorted (returned as they are when they already are: a caller may sort a column once)."""
+    return values if _ascending(values) else np.sort(values)
 
 
 def chi2_homogeneity(reference_counts: ArrayLike, current_counts: ArrayLike) -> tuple[float, int, float]:
@@ -306,21 +318,22 @@ def chi2_homogeneity(reference_counts: ArrayLike, current_counts: ArrayLike) -> 
 def ks_statistic(a: ArrayLike, b: ArrayLike) -> float:
     """``sup |F_a - F_b|`` of two samples' empirical CDFs (NaN dropped), in O(n log n).
 
-    Both samples are sorted and merged by a stable sort (timsort merges two sorted runs in linear time), the
-    ECDFs are read only at the last position of each run of equal values, so ties are handled exactly.
+    Between two consecutive distinct values ``u_j < u_(j+1)`` of the smaller sample its ECDF is constant and the
+    larger sample's rises, so the supremum over that stretch is at one of its ends: the larger sample's ECDF at
+    ``u_j`` (values ``<= u_j``) or just below ``u_(j+1)`` (values ``< u_(j+1)``). Both samples are sorted once and
+    those counts read by ``searchsorted`` at the ``u`` alone (no merge of the samples); ties are exact, and each
+    gap is the same ``i/n₁ - j/n₂`` as in a merge of both sorted samples.
     """
-    first, second = np.sort(_finite(a)), np.sort(_finite(b))
-    n1, n2 = first.size, second.size
-    if n1 == 0 or n2 == 0:
+    first, second = _finite(a), _finite(b)
+    if first.size == 0 or second.size == 0:
         raise InsufficientDataError("the Kolmogorov-Smirnov test needs two non-empty samples")
-    merged = np.concatenate([first, second])
-    order = np.argsort(merged, kind="stable")
-    ordered = merged[order]
-    from_first = np.cumsum(order < n1)
-    from_second = np.arange(1, n1 + n2 + 1) - from_first
-    last_of_value = np.append(ordered[1:] != ordered[:-1], True)
-    gaps = np.abs(from_first[last_of_value] / n1 - from_second[last_of_value] / n2)
-    return float(gaps.max())
+    small, large = (_sort(first), _sort(second)) if first.size <= second.size else (_sort(second), _sort(first))
+    points = small[np.append(small[1:] != small[:-1], True)]  # distinct values, ascending
+    small_at = np.searchsorted(small, points, side="right") / small.size  # F_small(u_j), constant up to u_(j+1)
+    large_at = np.searchsorted(large, points, side="right") / large.size  # F_large(u_j)
+    large_below = np.searchsorted(large, points, side="left") / large.size  # F_large just below u_j
+    small_before = np.concatenate([[0.0], small_at[:-1]])  # F_small on the stretch that ends just below u_j
+    return float(max(np.abs(small_at - large_at).max(), np.abs(small_before - large_below).max()))
 
 
 def ks_2samp(a: ArrayLike, b: ArrayLike) -> tuple[float, float]:
@@ -364,9 +377,11 @@ def _scores_and_labels(scores: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray
     return s, y.astype(bool)
 
 
-def midranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 1…n of ``values``, ties given the average of the ranks they span."""
-    order = np.argsort(values, kind="stable")
+def midranks(values: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
+    """Ranks 1…n of ``values``, ties given the average of the ranks they span (``order``: their stable argsort,
+    when the caller has it)."""
+    if order is None:
+        order = np.argsort(values, kind="stable")
     ordered = values[order]
     starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
     ends = np.append(starts[1:], ordered.size)  # exclusive
@@ -392,13 +407,17 @@ def auc(scores: ArrayLike, labels: ArrayLike) -> float:
     return float((ranks[:n1].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
 
 
-def _delong_components(positives: np.ndarray, negatives: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """DeLong's structural components V10 (one per positive) and V01 (one per negative), by midranks (Sun & Xu)."""
+def _delong_components(positives: np.ndarray, negatives: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """DeLong's structural components V10 (one per positive) and V01 (one per negative), by midranks (Sun & Xu),
+    and the midranks of ``positives`` then ``negatives`` (the AUC's). One sort: each class's stable order is its
+    subsequence of the combined one."""
     n1, n0 = positives.size, negatives.size
-    combined = midranks(np.concatenate([positives, negatives]))
-    v10 = (combined[:n1] - midranks(positives)) / n0
-    v01 = 1.0 - (combined[n1:] - midranks(negatives)) / n1
-    return v10, v01
+    values = np.concatenate([positives, negatives])
+    order = np.argsort(values, kind="stable")
+    combined = midranks(values, order)
+    v10 = (combined[:n1] - midranks(positives, order[order < n1])) / n0
+    v01 = 1.0 - (combined[n1:] - midranks(negatives, order[order >= n1] - n1)) / n1
+    return v10, v01, combined
 
 
 def delong_auc_variance(scores: ArrayLike, labels: ArrayLike) -> float:
@@ -409,7 +428,7 @@ def delong_auc_variance(scores: ArrayLike, labels: ArrayLike) -> float:
     positives, negatives = _class_split(scores, labels)
     if positives.size < 2 or negatives.size < 2:
         raise InsufficientDataError("DeLong's variance needs at least two rows of each class")
-    v10, v01 = _delong_components(positives, negatives)
+    v10, v01, _ = _delong_components(positives, negatives)
     return float(v10.var(ddof=1) / positives.size + v01.var(ddof=1) / negatives.size)
 
 
@@ -439,11 +458,15 @@ class AucSummary:
 def summarize_auc(scores: ArrayLike, labels: ArrayLike) -> AucSummary:
     """AUC and DeLong variance of one sample (store the training holdout's as the baseline)."""
     positives, negatives = _class_split(scores, labels)
+    n1, n0 = positives.size, negatives.size
+    if n1 < 2 or n0 < 2:
+        raise InsufficientDataError("DeLong's variance needs at least two rows of each class")
+    v10, v01, combined = _delong_components(positives, negatives)  # ranked once: the AUC and its variance
     return AucSummary(
-        value=auc(scores, labels),
-        variance=delong_auc_variance(scores, labels),
-        positives=int(positives.size),
-        negatives=int(negatives.size),
+        value=float((combined[:n1].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0)),
+        variance=float(v10.var(ddof=1) / n1 + v01.var(ddof=1) / n0),
+        positives=int(n1),
+        negatives=int(n0),
     )
 
 
