@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from shared.clients import client_factory
 from shared.environment import read_environment
 from shared.monitoring.environment import MonitorEnvironment
 from shared.monitoring.service import MonitoringService
@@ -16,19 +15,12 @@ def load_settings(function: str) -> MonitorEnvironment:
 
 def service_from_environment(function: str = "monitor") -> MonitoringService:
     """The service on AWS with this function's environment (boto3 clients created here, not at import)."""
-    import boto3
-
     from shared.deployment.adapters import DeploymentStore
     from shared.lake.adapters import S3ObjectStore
     from shared.registry.adapters import SageMakerRegistry
 
     settings = load_settings(function)
-    clients: dict[str, Any] = {}
-
-    def client(name: str) -> Any:
-        if name not in clients:
-            clients[name] = boto3.client(name)
-        return clients[name]
+    client = client_factory()
 
     return MonitoringService(
         load_usecase(settings.usecase_path),

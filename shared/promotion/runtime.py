@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from shared.clients import client_factory
 from shared.environment import read_environment
 from shared.promotion.environment import PromotionEnvironment
 from shared.promotion.service import PromotionService, build_service
@@ -16,15 +15,8 @@ def load_settings(function: str) -> PromotionEnvironment:
 
 def service_from_environment(function: str) -> PromotionService:
     """The service on AWS with this function's environment (boto3 clients created here, not at import)."""
-    import boto3
-
     settings = load_settings(function)
-    clients: dict[str, Any] = {}
-
-    def client(name: str) -> Any:
-        if name not in clients:
-            clients[name] = boto3.client(name)
-        return clients[name]
+    client = client_factory()
 
     return build_service(
         load_usecase(settings.usecase_path),

@@ -70,8 +70,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
 def _handler() -> Any:
     from functions.retrain import handler
 
-    handler.settings.cache_clear()
-    handler.usecase.cache_clear()
+    handler.service.cache_clear()
     return handler
 
 
