@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 from shared.batch.adapters import BatchStore
 from shared.batch.exceptions import ChunkFailedError
+from shared.batch.json_lines import Part, constant, join_lines, json_texts, numbers_texts
 from shared.batch.reading import header_line, owned_lines, parquet_file
 from shared.batch.types import Chunk, ChunkKind, ChunkResult, JobContext
 from shared.deployment.state import ModelRef
@@ -55,8 +56,8 @@ from shared.scoring.engine import negative_class
 from shared.scoring.exceptions import ModelFileMismatchError
 from shared.scoring.models import LoadedModel, SessionFactory, load_model, onnx_session
 from shared.scoring.prediction_log_lake import BATCH_SOURCE
-from shared.usecase.features import onnx_feed_from_columns
-from shared.usecase.settings import ColumnType, Contract, UseCase
+from shared.usecase.features import MISSING_TEXT, TEXT_TYPES, text_value
+from shared.usecase.settings import NUMERIC_TYPES, ColumnType, Contract, UseCase
 
 ENTITY_ID = "entity_id"
 SCORE = "score"
@@ -152,7 +153,7 @@ def score_chunk(
     batch_rows = max_rows or usecase.batch.max_rows_per_chunk
     outputs = _ChunkOutputs()
     lines = _Lines()
-    labels = np.array([negative_class(contract), contract.positive_class], dtype=object)
+    labels = pa.array([negative_class(contract), contract.positive_class])
     with _records(chunk, store, usecase, workdir=workdir, lines=lines, batch_rows=batch_rows) as reader:
         check = compiled.check_columns(reader.columns, reader.column_types)
         if check.rejection is not None:
@@ -297,11 +298,25 @@ def _reject(rows: list[QuarantinedRow], lines: _Lines, outputs: _ChunkOutputs) -
         outputs.rejected.append(msgspec.json.encode({**located, **document}))
 
 
-def _column_values(table: pa.Table, name: str, column_type: ColumnType) -> Any:
-    values = table[name]
-    if column_type in (ColumnType.INT, ColumnType.FLOAT):
-        return pc.cast(values, pa.float64()).to_numpy()
-    return values.to_numpy(zero_copy_only=False)
+def _feed(valid: pa.Table, contract: Contract) -> dict[str, np.ndarray]:
+    """The model's inputs from a validated table, as :func:`onnx_feed_from_columns` builds them from its columns.
+
+    Numbers as float64, then float32 (a null is NaN); a text column through its distinct values (each mapped
+    by :func:`text_value` once, a null as ``""``), so no Python object is made per row.
+    """
+    feed: dict[str, np.ndarray] = {}
+    for column in contract.features:
+        values = valid[column.name]
+        if column.type in NUMERIC_TYPES:
+            numbers = pc.cast(values, pa.float64()).to_numpy()
+            feed[column.name] = numbers.astype(np.float32).reshape(-1, 1)
+        elif column.type in TEXT_TYPES:
+            encoded = values.combine_chunks().dictionary_encode()
+            distinct = [text_value(v) for v in encoded.dictionary.to_pylist()]
+            texts = np.array([*distinct, MISSING_TEXT], dtype=object)
+            indices = encoded.indices.fill_null(len(distinct)).to_numpy()
+            feed[column.name] = texts[indices].reshape(-1, 1)
+    return feed
 
 
 def _score(
@@ -310,23 +325,22 @@ def _score(
     *,
     model: LoadedModel,
     contract: Contract,
-    labels: np.ndarray,
+    labels: pa.Array,
     outputs: _ChunkOutputs,
     prediction_log: bool,
     chunk: Chunk,
 ) -> None:
-    features = {c.name: _column_values(valid, c.name, c.type) for c in contract.features}
-    feed = onnx_feed_from_columns(features, contract)
+    feed = _feed(valid, contract)
     scores = np.asarray(model.positive_scores(feed), dtype=np.float64)
     ref = context.model
-    decisions = labels[(scores >= ref.threshold).astype(np.intp)]
+    positive = (scores >= ref.threshold).astype(np.int8)
     entity_ids = valid[contract.entity_id]
     outputs.scores.append(
         pa.table(
             {
                 ENTITY_ID: entity_ids,
                 SCORE: pa.array(scores, pa.float64()),
-                DECISION: pa.array(decisions.tolist()),
+                DECISION: labels.take(pa.array(positive)),
                 MODEL_VERSION: pa.repeat(pa.scalar(ref.version, pa.int32()), len(scores)),
             }
         )
@@ -338,7 +352,7 @@ def _score(
                 contract,
                 context=context,
                 scores=scores,
-                decisions=decisions,
+                positive=positive,
                 first_index=outputs.rows_scored,
                 chunk=chunk,
             )
@@ -352,35 +366,47 @@ def _log_lines(
     *,
     context: JobContext,
     scores: np.ndarray,
-    decisions: np.ndarray,
+    positive: np.ndarray,
     first_index: int,
     chunk: Chunk,
 ) -> bytes:
-    """The prediction log's JSON Lines of scored rows (the fields of ``PredictionLogRecord``, source batch)."""
-    names = [c.name for c in contract.features]
-    rows = valid.select(names).to_pylist()
-    entity_ids = valid[contract.entity_id].to_pylist()
+    """The prediction log's JSON Lines of scored rows (the fields of ``PredictionLogRecord``, source batch).
+
+    Built column by column (:mod:`shared.batch.json_lines`): the same bytes as encoding one dict per row.
+    """
     ref = context.model
-    request_id = f"{context.job_id}/{chunk.chunk_key}"
-    common = {
-        "usecase": context.usecase,
-        "request_id": request_id,
-        "threshold": ref.threshold,
-        "model_version": ref.version,
-        "variant": context.variant,
-        "served": True,
-        "degraded": False,
-        "time": context.created_at,
-        "source": BATCH_SOURCE,
-    }
-    records = [
-        {**common, "index": first_index + i, "entity_id": entity, "features": features, "score": s, "label": d}
-        for i, (entity, features, s, d) in enumerate(
-            zip(entity_ids, rows, scores.tolist(), decisions.tolist(), strict=True)
-        )
+    common = constant(
+        {
+            "usecase": context.usecase,
+            "request_id": f"{context.job_id}/{chunk.chunk_key}",
+            "threshold": ref.threshold,
+            "model_version": ref.version,
+            "variant": context.variant,
+            "served": True,
+            "degraded": False,
+            "time": context.created_at,
+            "source": BATCH_SOURCE,
+        }
+    )
+    rows = len(scores)
+    labels = pa.array([constant(negative_class(contract)), constant(contract.positive_class)], pa.binary())
+    parts: list[Part] = [
+        common[:-1] + b',"index":',
+        pc.cast(pa.array(np.arange(first_index, first_index + rows, dtype=np.int64)), pa.large_string()),
+        b',"entity_id":',
+        json_texts(valid[contract.entity_id]),
+        b',"features":{',
     ]
-    encoder = msgspec.json.Encoder()
-    return b"".join(encoder.encode(record) + b"\n" for record in records)
+    for number, column in enumerate(contract.features):
+        parts += [(b"," if number else b"") + constant(column.name) + b":", json_texts(valid[column.name])]
+    parts += [
+        b'},"score":',
+        numbers_texts(scores),
+        b',"label":',
+        labels.cast(pa.large_string()).take(pa.array(positive)),
+        b"}\n",
+    ]
+    return join_lines(parts, rows)
 
 
 def _publish(
