@@ -67,8 +67,11 @@ def _cut_list(encoded: bytes, count: int) -> pa.Array:
     return pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(data[keep])))
 
 
-def join_lines(parts: Sequence[Part], rows: int) -> bytes:
-    """The lines ``parts[0] + parts[1] + ...`` for each of ``rows`` rows (constants repeated on every line)."""
+def join_lines(parts: Sequence[Part], rows: int) -> bytes | memoryview:
+    """The lines ``parts[0] + parts[1] + ...`` for each of ``rows`` rows (constants repeated on every line).
+
+    The lines are a view of Arrow's buffer (no copy); ``b"".join`` them, or ``bytes()`` one.
+    """
     if rows == 0:
         return b""
     merged: list[Part] = []
@@ -82,4 +85,4 @@ def join_lines(parts: Sequence[Part], rows: int) -> bytes:
     arguments = [pa.scalar(p.decode(), pa.large_string()) if isinstance(p, bytes) else p for p in merged]
     lines = pc.binary_join_element_wise(*arguments, pa.scalar("", pa.large_string()))
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64, count=rows + 1, offset=8 * lines.offset)
-    return lines.buffers()[2][int(offsets[0]) : int(offsets[-1])].to_pybytes()
+    return memoryview(lines.buffers()[2])[int(offsets[0]) : int(offsets[-1])]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -126,7 +127,7 @@ class _Lines:
 class _ChunkOutputs:
     scores: list[pa.Table] = field(default_factory=list)
     rejected: list[bytes] = field(default_factory=list)
-    logged: list[bytes] = field(default_factory=list)
+    logged: list[bytes | memoryview] = field(default_factory=list)
     rows_in: int = 0
     rows_scored: int = 0
     rows_rejected: int = 0
@@ -331,45 +332,54 @@ def _score(
     chunk: Chunk,
 ) -> None:
     feed = _feed(valid, contract)
-    scores = np.asarray(model.positive_scores(feed), dtype=np.float64)
     ref = context.model
-    positive = (scores >= ref.threshold).astype(np.int8)
-    entity_ids = valid[contract.entity_id]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # onnxruntime lets go of the GIL: the log's columns are encoded while the model scores (a second vCPU)
+        scoring = pool.submit(model.positive_scores, feed)
+        log_columns = _log_columns(valid, contract, first_index=outputs.rows_scored) if prediction_log else []
+        scores = np.asarray(scoring.result(), dtype=np.float64)
+    positive = pa.array((scores >= ref.threshold).astype(np.int8))
     outputs.scores.append(
         pa.table(
             {
-                ENTITY_ID: entity_ids,
+                ENTITY_ID: valid[contract.entity_id],
                 SCORE: pa.array(scores, pa.float64()),
-                DECISION: labels.take(pa.array(positive)),
+                DECISION: labels.take(positive),
                 MODEL_VERSION: pa.repeat(pa.scalar(ref.version, pa.int32()), len(scores)),
             }
         )
     )
     if prediction_log:
         outputs.logged.append(
-            _log_lines(
-                valid,
-                contract,
-                context=context,
-                scores=scores,
-                positive=positive,
-                first_index=outputs.rows_scored,
-                chunk=chunk,
-            )
+            _log_lines(log_columns, contract, context=context, scores=scores, positive=positive, chunk=chunk)
         )
     outputs.rows_scored += len(scores)
 
 
+def _log_columns(valid: pa.Table, contract: Contract, *, first_index: int) -> list[Part]:
+    """The prediction log's parts that do not depend on the scores: index, entity id, features."""
+    rows = valid.num_rows
+    parts: list[Part] = [
+        b',"index":',
+        pc.cast(pa.array(np.arange(first_index, first_index + rows, dtype=np.int64)), pa.large_string()),
+        b',"entity_id":',
+        json_texts(valid[contract.entity_id]),
+        b',"features":{',
+    ]
+    for number, column in enumerate(contract.features):
+        parts += [(b"," if number else b"") + constant(column.name) + b":", json_texts(valid[column.name])]
+    return parts
+
+
 def _log_lines(
-    valid: pa.Table,
+    columns: list[Part],
     contract: Contract,
     *,
     context: JobContext,
     scores: np.ndarray,
-    positive: np.ndarray,
-    first_index: int,
+    positive: pa.Array,
     chunk: Chunk,
-) -> bytes:
+) -> bytes | memoryview:
     """The prediction log's JSON Lines of scored rows (the fields of ``PredictionLogRecord``, source batch).
 
     Built column by column (:mod:`shared.batch.json_lines`): the same bytes as encoding one dict per row.
@@ -388,25 +398,17 @@ def _log_lines(
             "source": BATCH_SOURCE,
         }
     )
-    rows = len(scores)
     labels = pa.array([constant(negative_class(contract)), constant(contract.positive_class)], pa.binary())
     parts: list[Part] = [
-        common[:-1] + b',"index":',
-        pc.cast(pa.array(np.arange(first_index, first_index + rows, dtype=np.int64)), pa.large_string()),
-        b',"entity_id":',
-        json_texts(valid[contract.entity_id]),
-        b',"features":{',
-    ]
-    for number, column in enumerate(contract.features):
-        parts += [(b"," if number else b"") + constant(column.name) + b":", json_texts(valid[column.name])]
-    parts += [
+        common[:-1],
+        *columns,
         b'},"score":',
         numbers_texts(scores),
         b',"label":',
-        labels.cast(pa.large_string()).take(pa.array(positive)),
+        labels.cast(pa.large_string()).take(positive),
         b"}\n",
     ]
-    return join_lines(parts, rows)
+    return join_lines(parts, len(scores))
 
 
 def _publish(
