@@ -64,7 +64,8 @@ def _cut_list(encoded: bytes, count: int) -> pa.Array:
     # value i starts after the "[" and the i commas before it; the last ends before the "]"
     offsets = starts - 1 - np.arange(count + 1, dtype=np.int64)
     offsets[count] = len(data) - 2 - (count - 1)
-    return pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(data[keep])))
+    texts = np.ascontiguousarray(data[keep])
+    return pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(texts))
 
 
 def join_lines(parts: Sequence[Part], rows: int) -> bytes | memoryview:

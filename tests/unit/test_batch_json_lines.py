@@ -27,7 +27,7 @@ COLUMNS = {
     "whole": pa.array([1, None, -7, 2**40], pa.int64()),
     "real": pa.array([1.5, None, float("nan"), 1e20], pa.float64()),
     "flag": pa.array([True, None, False, True]),
-    "text": pa.array(['a,b', None, 'q"x\\n\u00e9', "a,b"]),
+    "text": pa.array(["a,b", None, 'q"x\\n\u00e9', "a,b"]),
     "when": pa.array([NOW, None, NOW, NOW], pa.timestamp("us", tz="UTC")),
 }
 
