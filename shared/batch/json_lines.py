@@ -10,6 +10,7 @@ Python object is made per row and the bytes are the ones msgspec writes for the 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import msgspec
 import numpy as np
@@ -19,7 +20,7 @@ import pyarrow.compute as pc
 _COMMA = ord(",")
 _ENCODER = msgspec.json.Encoder()
 
-Part = bytes | pa.Array
+Part: TypeAlias = bytes | pa.Array
 """A part of a line: a constant (the same bytes on every line) or a column of JSON texts (one per line)."""
 
 
