@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -34,6 +35,7 @@ import pyarrow.parquet as pq
 
 from shared.batch.adapters import BatchStore
 from shared.batch.exceptions import ChunkFailedError
+from shared.batch.json_lines import Part, constant, join_lines, json_texts, numbers_texts
 from shared.batch.reading import header_line, owned_lines, parquet_file
 from shared.batch.types import Chunk, ChunkKind, ChunkResult, JobContext
 from shared.deployment.state import ModelRef
@@ -55,8 +57,8 @@ from shared.scoring.engine import negative_class
 from shared.scoring.exceptions import ModelFileMismatchError
 from shared.scoring.models import LoadedModel, SessionFactory, load_model, onnx_session
 from shared.scoring.prediction_log_lake import BATCH_SOURCE
-from shared.usecase.features import onnx_feed_from_columns
-from shared.usecase.settings import ColumnType, Contract, UseCase
+from shared.usecase.features import MISSING_TEXT, TEXT_TYPES, text_value
+from shared.usecase.settings import NUMERIC_TYPES, ColumnType, Contract, UseCase
 
 ENTITY_ID = "entity_id"
 SCORE = "score"
@@ -125,7 +127,7 @@ class _Lines:
 class _ChunkOutputs:
     scores: list[pa.Table] = field(default_factory=list)
     rejected: list[bytes] = field(default_factory=list)
-    logged: list[bytes] = field(default_factory=list)
+    logged: list[bytes | memoryview] = field(default_factory=list)
     rows_in: int = 0
     rows_scored: int = 0
     rows_rejected: int = 0
@@ -152,7 +154,7 @@ def score_chunk(
     batch_rows = max_rows or usecase.batch.max_rows_per_chunk
     outputs = _ChunkOutputs()
     lines = _Lines()
-    labels = np.array([negative_class(contract), contract.positive_class], dtype=object)
+    labels = pa.array([negative_class(contract), contract.positive_class])
     with _records(chunk, store, usecase, workdir=workdir, lines=lines, batch_rows=batch_rows) as reader:
         check = compiled.check_columns(reader.columns, reader.column_types)
         if check.rejection is not None:
@@ -297,11 +299,25 @@ def _reject(rows: list[QuarantinedRow], lines: _Lines, outputs: _ChunkOutputs) -
         outputs.rejected.append(msgspec.json.encode({**located, **document}))
 
 
-def _column_values(table: pa.Table, name: str, column_type: ColumnType) -> Any:
-    values = table[name]
-    if column_type in (ColumnType.INT, ColumnType.FLOAT):
-        return pc.cast(values, pa.float64()).to_numpy()
-    return values.to_numpy(zero_copy_only=False)
+def _feed(valid: pa.Table, contract: Contract) -> dict[str, np.ndarray]:
+    """The model's inputs from a validated table, as :func:`onnx_feed_from_columns` builds them from its columns.
+
+    Numbers as float64, then float32 (a null is NaN); a text column through its distinct values (each mapped
+    by :func:`text_value` once, a null as ``""``), so no Python object is made per row.
+    """
+    feed: dict[str, np.ndarray] = {}
+    for column in contract.features:
+        values = valid[column.name]
+        if column.type in NUMERIC_TYPES:
+            numbers = pc.cast(values, pa.float64()).to_numpy()
+            feed[column.name] = numbers.astype(np.float32).reshape(-1, 1)
+        elif column.type in TEXT_TYPES:
+            encoded = values.combine_chunks().dictionary_encode()
+            distinct = [text_value(v) for v in encoded.dictionary.to_pylist()]
+            texts = np.array([*distinct, MISSING_TEXT], dtype=object)
+            indices = encoded.indices.fill_null(len(distinct)).to_numpy()
+            feed[column.name] = texts[indices].reshape(-1, 1)
+    return feed
 
 
 def _score(
@@ -310,77 +326,89 @@ def _score(
     *,
     model: LoadedModel,
     contract: Contract,
-    labels: np.ndarray,
+    labels: pa.Array,
     outputs: _ChunkOutputs,
     prediction_log: bool,
     chunk: Chunk,
 ) -> None:
-    features = {c.name: _column_values(valid, c.name, c.type) for c in contract.features}
-    feed = onnx_feed_from_columns(features, contract)
-    scores = np.asarray(model.positive_scores(feed), dtype=np.float64)
+    feed = _feed(valid, contract)
     ref = context.model
-    decisions = labels[(scores >= ref.threshold).astype(np.intp)]
-    entity_ids = valid[contract.entity_id]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # onnxruntime lets go of the GIL: the log's columns are encoded while the model scores (a second vCPU)
+        scoring = pool.submit(model.positive_scores, feed)
+        log_columns = _log_columns(valid, contract, first_index=outputs.rows_scored) if prediction_log else []
+        scores = np.asarray(scoring.result(), dtype=np.float64)
+    positive = pa.array((scores >= ref.threshold).astype(np.int8))
     outputs.scores.append(
         pa.table(
             {
-                ENTITY_ID: entity_ids,
+                ENTITY_ID: valid[contract.entity_id],
                 SCORE: pa.array(scores, pa.float64()),
-                DECISION: pa.array(decisions.tolist()),
+                DECISION: labels.take(positive),
                 MODEL_VERSION: pa.repeat(pa.scalar(ref.version, pa.int32()), len(scores)),
             }
         )
     )
     if prediction_log:
         outputs.logged.append(
-            _log_lines(
-                valid,
-                contract,
-                context=context,
-                scores=scores,
-                decisions=decisions,
-                first_index=outputs.rows_scored,
-                chunk=chunk,
-            )
+            _log_lines(log_columns, contract, context=context, scores=scores, positive=positive, chunk=chunk)
         )
     outputs.rows_scored += len(scores)
 
 
+def _log_columns(valid: pa.Table, contract: Contract, *, first_index: int) -> list[Part]:
+    """The prediction log's parts that do not depend on the scores: index, entity id, features."""
+    rows = valid.num_rows
+    parts: list[Part] = [
+        b',"index":',
+        pc.cast(pa.array(np.arange(first_index, first_index + rows, dtype=np.int64)), pa.large_string()),
+        b',"entity_id":',
+        json_texts(valid[contract.entity_id]),
+        b',"features":{',
+    ]
+    for number, column in enumerate(contract.features):
+        parts += [(b"," if number else b"") + constant(column.name) + b":", json_texts(valid[column.name])]
+    return parts
+
+
 def _log_lines(
-    valid: pa.Table,
+    columns: list[Part],
     contract: Contract,
     *,
     context: JobContext,
     scores: np.ndarray,
-    decisions: np.ndarray,
-    first_index: int,
+    positive: pa.Array,
     chunk: Chunk,
-) -> bytes:
-    """The prediction log's JSON Lines of scored rows (the fields of ``PredictionLogRecord``, source batch)."""
-    names = [c.name for c in contract.features]
-    rows = valid.select(names).to_pylist()
-    entity_ids = valid[contract.entity_id].to_pylist()
+) -> bytes | memoryview:
+    """The prediction log's JSON Lines of scored rows (the fields of ``PredictionLogRecord``, source batch).
+
+    Built column by column (:mod:`shared.batch.json_lines`): the same bytes as encoding one dict per row.
+    """
     ref = context.model
-    request_id = f"{context.job_id}/{chunk.chunk_key}"
-    common = {
-        "usecase": context.usecase,
-        "request_id": request_id,
-        "threshold": ref.threshold,
-        "model_version": ref.version,
-        "variant": context.variant,
-        "served": True,
-        "degraded": False,
-        "time": context.created_at,
-        "source": BATCH_SOURCE,
-    }
-    records = [
-        {**common, "index": first_index + i, "entity_id": entity, "features": features, "score": s, "label": d}
-        for i, (entity, features, s, d) in enumerate(
-            zip(entity_ids, rows, scores.tolist(), decisions.tolist(), strict=True)
-        )
+    common = constant(
+        {
+            "usecase": context.usecase,
+            "request_id": f"{context.job_id}/{chunk.chunk_key}",
+            "threshold": ref.threshold,
+            "model_version": ref.version,
+            "variant": context.variant,
+            "served": True,
+            "degraded": False,
+            "time": context.created_at,
+            "source": BATCH_SOURCE,
+        }
+    )
+    labels = pa.array([constant(negative_class(contract)), constant(contract.positive_class)], pa.binary())
+    parts: list[Part] = [
+        common[:-1],
+        *columns,
+        b'},"score":',
+        numbers_texts(scores),
+        b',"label":',
+        labels.cast(pa.large_string()).take(positive),
+        b"}\n",
     ]
-    encoder = msgspec.json.Encoder()
-    return b"".join(encoder.encode(record) + b"\n" for record in records)
+    return join_lines(parts, len(scores))
 
 
 def _publish(
