@@ -378,3 +378,19 @@ def notes_usecase() -> UseCase:
             },
         }
     )
+
+
+def test_a_number_in_a_category_column_of_json_lines_is_quarantined_not_a_crash(ingest: Ingest, store) -> None:
+    # Given JSON Lines where one line holds a number in a category column and another a list
+    records = telco_frame().head(20).to_dict(orient="records")
+    records[3]["contract"] = 7
+    records[4]["payment_method"] = ["Mailed check"]
+    body = "\n".join(json.dumps(r) for r in records) + "\n"
+    # When it is ingested
+    manifest = ingest("telco/typed.jsonl", body)
+    # Then both lines are quarantined with a reason naming the field, and the others curated
+    rows = {row["line"]: row for row in quarantined_rows(store, manifest)}
+    assert set(rows) == {4, 5}, manifest.reason
+    assert set(reasons(rows[4])) == {"contract"}
+    assert set(reasons(rows[5])) == {"payment_method"}
+    assert manifest.rows_curated == 18
