@@ -379,3 +379,20 @@ def test_a_redriven_chunk_replaces_its_failure_and_an_unrun_chunk_counts_as_fail
     assert manifest.chunks_failed == 1
     assert manifest.failed[0].chunk_key == plan.chunks[-1].chunk_key
     assert manifest.failed[0].error == "Unaccounted"
+
+
+def test_json_lines_with_a_number_in_a_category_column_reject_that_row(trained: TrainedModel, tmp_path: Path) -> None:
+    # Given JSON Lines where one row holds a number where the contract declares a category
+    records = [dict(r) for r in trained.records[:ROWS]]
+    category = next(c.name for c in trained.usecase.contract.features if c.type.value == "category")
+    records[10][category] = 7
+    records[20]["female"] = 7  # an int column outside its allowed values
+    store = _store(trained)
+    store.put(RAW, "batch/typed.jsonl", _jsonl(records))
+    usecase = _usecase(trained)
+    # When the job runs
+    plan, results, failures = _run(trained, store, usecase, tmp_path)
+    manifest = fold_manifest(plan, results, failures, now=NOW)
+    # Then that row is rejected with its field, the others scored
+    assert not failures, failures
+    assert (manifest.rows_in, manifest.rows_scored, manifest.rows_rejected) == (ROWS, ROWS - 2, 2)
