@@ -79,7 +79,7 @@ def _rows(n: int = 40) -> list[dict[str, Any]]:
     ]
 
 
-def _upload(
+def _upload(  # noqa: PLR0917 - a test's shorthand
     store: InMemoryObjectStore, usecase: UseCase, key: str, rows: list[dict[str, Any]], now: datetime, tmp: Path
 ) -> Manifest:
     body = _csv(rows).encode()
@@ -231,7 +231,9 @@ def test_a_backfill_stopped_half_way_resumes_without_duplicates(tmp_path: Path) 
     # Given three objects under 2.1.0, and a backfill that stops on the second, after writing its curated file
     old, new, store, audit = _usecase(OLD), _usecase(NEW), _StopsOnce(), InMemoryAuditLog()
     for n in range(3):
-        _upload(store, old, f"loans/part-{n}.csv", _rows(40)[n * 10 : n * 10 + 10], DAY1 + timedelta(hours=n), tmp_path)
+        _upload(
+            store, old, f"loans/part-{n}.csv", _rows(40)[n * 10 + 10 : n * 10 + 20], DAY1 + timedelta(hours=n), tmp_path
+        )
     order = plan_backfill(usecase=new.name, contract_version=NEW, store=store, lake_bucket=LAKE).objects
     store.stop_at = lake.manifest_key(new.name, order[1].object_id, NEW)
     with pytest.raises(StorageError):
@@ -255,8 +257,9 @@ def test_a_backfill_stopped_half_way_resumes_without_duplicates(tmp_path: Path) 
     versioned = store.keys(LAKE, lake.curated_prefix(new.name, NEW))
     ids = [row["account_id"] for row in _parquet_rows(store, versioned)]
     quarantined = store.keys(LAKE, lake.quarantine_prefix(new.name, NEW))
-    assert sorted(ids) == list(range(1, 31))
+    assert sorted(ids) == list(range(11, 31))
     assert len(quarantined) == 1
+    assert store.body(LAKE, quarantined[0]).decode().count("\n") == 10
     assert plan_backfill(usecase=new.name, contract_version=NEW, store=store, lake_bucket=LAKE).reconciled
 
 
