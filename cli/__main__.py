@@ -7,7 +7,10 @@ Commands: ``status`` (what serves, at what weights, which stage), ``models`` (re
 follow it; ``--no-wait`` returns once it started), ``rollback`` (now: to the champion during a promotion,
 to the previous champion in the watch window), ``approve`` / ``abort`` (answer a promotion waiting for a
 human), ``history`` (the audit log), ``monitor`` (the latest monitoring report; ``--run`` runs the monitor
-first, ``--window HOURS``, ``--fail-on-violation`` exits 2 on alerts). Exit code 0 on success, 1 when the
+first, ``--window HOURS``, ``--fail-on-violation`` exits 2 on alerts), ``backfill --contract-version X.Y.Z``
+(re-ingest the retained raw objects under the use-case file's new contract, then switch training to that curated
+set; ``--concurrency N``, ``--no-switch``; exits 1 when an object failed or did not reconcile: run it again to
+resume). Exit code 0 on success, 1 when the
 command could not be carried out or the promotion failed or was rolled back (the reason is printed), 2 on a
 usage error (and ``monitor --fail-on-violation`` with alerts), 130 when interrupted (a promotion being
 followed goes on).
@@ -55,6 +58,10 @@ def parser() -> argparse.ArgumentParser:
     monitor.add_argument("--window", type=float, default=None, help="only this window (hours)")
     monitor.add_argument("--run", action="store_true", help="run the monitor function now, then print")
     monitor.add_argument("--fail-on-violation", action="store_true", help="exit 2 when the report has alerts")
+    backfill = sub.add_parser("backfill", help="re-ingest retained raw objects under a new contract version")
+    backfill.add_argument("--contract-version", required=True, help="the version the use-case file carries")
+    backfill.add_argument("--concurrency", type=int, default=8, help="objects backfilled at a time")
+    backfill.add_argument("--no-switch", action="store_true", help="backfill only; leave training where it is")
     history = sub.add_parser("history", help="the audit log of deployment events")
     history.add_argument("--limit", type=int, default=50)
     return root
@@ -83,6 +90,17 @@ def main(argv: list[str] | None = None) -> int:
                 commands.decide(ctx, approve=args.command == "approve", reason=args.reason)
             case "history":
                 commands.history(ctx, limit=args.limit)
+            case "backfill":
+                return (
+                    0
+                    if commands.backfill(
+                        ctx,
+                        contract_version=args.contract_version,
+                        concurrency=args.concurrency,
+                        switch=not args.no_switch,
+                    )
+                    else 1
+                )
             case "monitor":
                 alerts = commands.monitor(ctx, window=args.window, run=args.run)
                 if alerts and args.fail_on_violation:

@@ -300,3 +300,58 @@ def monitor(ctx: StackContext, *, window: float | None, run: bool) -> int:
         print(f"note         {note}")
     print(f"report       s3://{bucket}/{latest.report_html_key}")
     return len(alerts)
+
+
+BACKFILL_FUNCTION_OUTPUT = "BackfillFunctionName"
+
+
+def backfill(ctx: StackContext, *, contract_version: str, concurrency: int, switch: bool) -> bool:
+    """Re-ingest every retained object under ``contract_version`` with the backfill function, ``concurrency`` at a
+    time, then (``switch``) point training at the new curated set when every object reconciles. True when the
+    set reconciles (and, with ``switch``, training reads it)."""
+    from shared.backfill.adapters import BackfillFunction
+    from shared.backfill.service import plan_backfill, require_version, run_backfill, switch_curated_set
+
+    require_version(ctx.usecase, contract_version)
+    name, bucket = ctx.usecase.name, ctx.output("LakeBucketName")
+    store = S3ObjectStore(ctx.client("s3"))
+    plan = plan_backfill(usecase=name, contract_version=contract_version, store=store, lake_bucket=bucket)
+    print(
+        f"backfill     {name} → contract {contract_version}: {len(plan.objects)} objects, "
+        f"{len(plan.to_run)} to run, {len(plan.objects) - len(plan.to_run)} done"
+    )
+    function = BackfillFunction(ctx.client("lambda"), ctx.output(BACKFILL_FUNCTION_OUTPUT), contract_version)
+
+    def progress(done: int, total: int) -> None:
+        print(f"\r  {done}/{total} objects", end="\n" if done == total else "", flush=True)
+
+    run = run_backfill(plan, function, concurrency=concurrency, on_done=progress)
+    for outcome in run.outcomes:
+        if not outcome.done:
+            print(f"  {outcome.state.value:<11} {outcome.source_key}: {outcome.reason}")
+    for reason in run.failures.values():
+        print(f"  failed      {reason}")
+    rows = sum(o.rows_in for o in run.outcomes)
+    curated = sum(o.rows_curated for o in run.outcomes)
+    print(
+        f"this run     {len(run.outcomes)} objects, {rows} rows in = {curated} curated + {rows - curated} quarantined"
+    )
+    if not run.reconciled:
+        print("not switched: run the same command again to resume (done objects are skipped)")
+        return False
+    if not switch:
+        print(f"reconciled   switch with: python -m cli backfill --contract-version {contract_version}")
+        return True
+    pointer = switch_curated_set(
+        usecase=name,
+        contract_version=contract_version,
+        store=store,
+        lake_bucket=bucket,
+        audit=_store(ctx),
+        actor=actor(),
+    )
+    print(
+        f"switched     training reads s3://{bucket}/{lake.curated_prefix(name, contract_version)} "
+        f"({pointer.objects} objects; was {pointer.previous_version or 'the live set'})"
+    )
+    return True

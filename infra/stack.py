@@ -8,6 +8,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from infra.alerting import Alerting
+from infra.backfill import Backfill, BackfillSettings
 from infra.data_pipeline import DataPipeline
 from infra.endpoint_role import EndpointRole
 from infra.layers import SharedCodeLayer
@@ -33,6 +34,16 @@ class SluiceStack(Stack):
             settings=settings.data_pipeline,
             shared_code_layer=self.shared_code.layer,
             alerting=self.alerting,
+        )
+        self.backfill = Backfill(
+            self,
+            "Backfill",
+            settings=BackfillSettings(
+                usecase_name=settings.usecase_name, usecase_file=settings.data_pipeline.usecase_file
+            ),
+            raw_bucket=self.data_pipeline.raw_bucket,
+            lake_bucket=self.data_pipeline.lake_bucket,
+            shared_code_layer=self.shared_code.layer,
         )
         self.training_pipeline = TrainingPipeline(
             self,
@@ -141,6 +152,10 @@ class SluiceStack(Stack):
         outputs["MonitorFunctionName"] = (
             self.monitoring.monitor_function.function_name,
             "Monitors served traffic and labels (scheduled; invoke it to run now)",
+        )
+        outputs["BackfillFunctionName"] = (
+            self.backfill.function.function_name,
+            "Re-ingests one object under a new contract version (python -m cli backfill)",
         )
         outputs["RetrainFunctionName"] = (
             self.monitoring.retrain_function.function_name,

@@ -108,3 +108,19 @@ class FakeLambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return 300_000
+
+
+class InMemoryAuditLog:
+    """The deployment table's audit history (``append_event`` / ``latest_event``) as a list, oldest first."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def append_event(self, usecase: str, event: Any, *, at: datetime | None = None) -> str:
+        when = (at or datetime.now(UTC)).astimezone(UTC)
+        self.events.append({**event, "usecase": usecase, "at": when.isoformat()})
+        return f"event#{when.isoformat()}#{len(self.events)}"
+
+    def latest_event(self, usecase: str, *, action: str, scanned: int = 1000) -> dict[str, Any] | None:
+        found = [e for e in self.events[-scanned:] if e["usecase"] == usecase and e.get("action") == action]
+        return found[-1] if found else None

@@ -85,19 +85,26 @@ def ingest_object(
     now: datetime,
     workdir: Path,
     block_size: int = BLOCK_SIZE,
+    versioned: str | None = None,
 ) -> Manifest:
     """Ingest one object version into the lake; return (and write) its manifest.
+
+    ``versioned`` (a contract version; a backfill) writes every output under that contract's folder
+    (:func:`shared.lake.layout.contract_folder`) instead of the live layout; ``now`` is then the object's
+    original ingest time, so its rows keep their ``_ingested_at`` and ingest date.
 
     Raises :class:`~shared.lake.exceptions.StorageError` when the store fails (retry); a bad object is
     never an exception: it is rejected, quarantined and recorded in the manifest.
     """
-    manifest_key = lake.manifest_key(usecase.name, source.object_id)
+    manifest_key = lake.manifest_key(usecase.name, source.object_id, versioned)
     if store.exists(lake_bucket, manifest_key):
         return Manifest.model_validate_json(store.get_bytes(lake_bucket, manifest_key))
     workspace = Path(workdir) / f"ingest-{source.object_id}"
     shutil.rmtree(workspace, ignore_errors=True)
     workspace.mkdir(parents=True)
-    run = _IngestRun(source, usecase=usecase, store=store, lake_bucket=lake_bucket, now=now, workspace=workspace)
+    run = _IngestRun(
+        source, usecase=usecase, store=store, lake_bucket=lake_bucket, now=now, workspace=workspace, versioned=versioned
+    )
     try:
         manifest = run.execute(block_size)
     finally:
@@ -116,8 +123,10 @@ class _IngestRun:
         lake_bucket: str,
         now: datetime,
         workspace: Path,
+        versioned: str | None = None,
     ) -> None:
         self.source = source
+        self.versioned = versioned
         self.usecase = usecase
         self.store = store
         self.lake_bucket = lake_bucket
@@ -149,7 +158,9 @@ class _IngestRun:
         curated_keys = curated.upload(self.store, self.lake_bucket)
         quarantine_keys: list[str] = []
         if quarantine.rows:
-            key = lake.quarantine_rows_key(self.usecase.name, ingest_date=self.ingest_date, object_id=self.object_id)
+            key = lake.quarantine_rows_key(
+                self.usecase.name, ingest_date=self.ingest_date, object_id=self.object_id, versioned=self.versioned
+            )
             quarantine.upload(self.store, self.lake_bucket, key)
             quarantine_keys.append(key)
         reason = "" if self.rows_in else "no data rows"
@@ -210,7 +221,11 @@ class _IngestRun:
 
     def _curated_key(self, event_date: str | None) -> str:
         return lake.curated_key(
-            self.usecase.name, ingest_date=self.ingest_date, object_id=self.object_id, event_date=event_date
+            self.usecase.name,
+            ingest_date=self.ingest_date,
+            object_id=self.object_id,
+            event_date=event_date,
+            versioned=self.versioned,
         )
 
     def _lineage(self, table: pa.Table, lines: pa.Array) -> pa.Table:
@@ -226,8 +241,8 @@ class _IngestRun:
     def _reject(self, exc: ObjectRejectedError) -> Manifest:
         usecase, object_id = self.usecase.name, self.object_id
         extension = self.object_format.extension if self.object_format else file_extension(self.source.key)
-        report_key = lake.rejected_report_key(usecase, object_id)
-        copy_key = lake.rejected_source_key(usecase, object_id, extension)
+        report_key = lake.rejected_report_key(usecase, object_id, self.versioned)
+        copy_key = lake.rejected_source_key(usecase, object_id, extension, self.versioned)
         self.store.copy(self.source.bucket, self.source.key, self.source.version_id, self.lake_bucket, copy_key)
         self.rows_curated, self.rows_quarantined = 0, self.rows_in
         self.schema_changes = list(exc.schema_changes) or self.schema_changes

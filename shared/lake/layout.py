@@ -25,6 +25,19 @@ inputs, so a re-run of the same object version overwrites its outputs instead of
     batch-predictions/{usecase}/{job}/plan.json                            the job's chunks (the map's items)
     batch-predictions/{usecase}/{job}/manifest.json                        the job's manifest (in = scored + rejected)
     predictions/{usecase}/date=YYYY-MM-DD/hour=HH/batch-{chunk_key}.jsonl  a batch chunk's predictions in the log
+    curated/{usecase}/contract={version}/ingest_date=YYYY-MM-DD[/event_date=…]/{object_id}.parquet
+                                                                           a backfill: the object re-ingested under
+                                                                           contract {version} (original ingest date)
+    quarantine/{usecase}/contract={version}/ingest_date=YYYY-MM-DD/{object_id}.jsonl   ... its quarantined rows
+    quarantine/{usecase}/contract={version}/rejected/{object_id}/report.json (source{ext})  ... or the object
+    manifests/{usecase}/contract={version}/{object_id}.json                ... and its manifest (the per-object
+                                                                           backfill record, written last)
+    curated/{usecase}/CURRENT.json                                         which curated set training reads (a
+                                                                           pointer; absent: the live layout above)
+
+A backfill's keys are the live ones with ``contract={version}/`` after the use case (``versioned=``
+below), so the live set is never written, the versioned set is one prefix per area (the backfill function's role
+writes only those), and the live manifests' listing skips the nested ``contract=`` folders.
 
 Batch keys hold the chunk key (a sha256 of job, object, ETag and byte/row range): re-running or redriving a
 job overwrites its own objects.
@@ -69,43 +82,77 @@ def area_prefix(area: str) -> str:
     return f"{area}/"
 
 
-def curated_prefix(usecase: str) -> str:
-    return f"{CURATED}/{usecase}/"
+CONTRACT_PARTITION = "contract="
+"""The folder that holds a backfill's outputs under a use case's curated, quarantine and manifests areas."""
+CURATED_POINTER_FILE = "CURRENT.json"
 
 
-def curated_key(usecase: str, *, ingest_date: date, object_id: str, event_date: date | str | None = None) -> str:
+def contract_folder(version: str | None) -> str:
+    """``contract={version}/`` (a backfill's folder under a use case), or nothing for the live layout."""
+    return f"{CONTRACT_PARTITION}{version}/" if version else ""
+
+
+def curated_prefix(usecase: str, versioned: str | None = None) -> str:
+    """The live curated set of a use case, or (``versioned``: a contract version) the backfilled one."""
+    return f"{CURATED}/{usecase}/{contract_folder(versioned)}"
+
+
+def curated_pointer_key(usecase: str) -> str:
+    """The pointer naming the curated set training reads (:mod:`shared.lake.pointer`)."""
+    return f"{curated_prefix(usecase)}{CURATED_POINTER_FILE}"
+
+
+def curated_key(
+    usecase: str,
+    *,
+    ingest_date: date,
+    object_id: str,
+    event_date: date | str | None = None,
+    versioned: str | None = None,
+) -> str:
     """The curated Parquet file of one object (and one event date, when the contract has an event time)."""
     partition = f"ingest_date={ingest_date.isoformat()}"
     if event_date is not None:
         value = event_date if isinstance(event_date, str) else event_date.isoformat()
         partition += f"/event_date={value}"
-    return f"{curated_prefix(usecase)}{partition}/{object_id}.parquet"
+    return f"{curated_prefix(usecase, versioned)}{partition}/{object_id}.parquet"
 
 
-def quarantine_rows_key(usecase: str, *, ingest_date: date, object_id: str) -> str:
+def quarantine_prefix(usecase: str, versioned: str | None = None) -> str:
+    return f"{QUARANTINE}/{usecase}/{contract_folder(versioned)}"
+
+
+def quarantine_rows_key(usecase: str, *, ingest_date: date, object_id: str, versioned: str | None = None) -> str:
     """The JSON Lines file of one object's rows that failed the contract."""
-    return f"{QUARANTINE}/{usecase}/ingest_date={ingest_date.isoformat()}/{object_id}.jsonl"
+    return f"{quarantine_prefix(usecase, versioned)}ingest_date={ingest_date.isoformat()}/{object_id}.jsonl"
 
 
-def rejected_prefix(usecase: str, object_id: str) -> str:
-    return f"{QUARANTINE}/{usecase}/rejected/{object_id}/"
+def rejected_prefix(usecase: str, object_id: str, versioned: str | None = None) -> str:
+    return f"{quarantine_prefix(usecase, versioned)}rejected/{object_id}/"
 
 
-def rejected_report_key(usecase: str, object_id: str) -> str:
-    return f"{rejected_prefix(usecase, object_id)}report.json"
+def rejected_report_key(usecase: str, object_id: str, versioned: str | None = None) -> str:
+    return f"{rejected_prefix(usecase, object_id, versioned)}report.json"
 
 
-def rejected_source_key(usecase: str, object_id: str, extension: str) -> str:
+def rejected_source_key(usecase: str, object_id: str, extension: str, versioned: str | None = None) -> str:
     """Where the copy of a rejected object goes; ``extension`` keeps its file type (e.g. ``.csv.gz``)."""
-    return f"{rejected_prefix(usecase, object_id)}source{extension}"
+    return f"{rejected_prefix(usecase, object_id, versioned)}source{extension}"
 
 
-def manifest_prefix(usecase: str) -> str:
-    return f"{MANIFESTS}/{usecase}/"
+def manifest_prefix(usecase: str, versioned: str | None = None) -> str:
+    """The live manifests of a use case (list them with :func:`is_live_manifest_key`), or a backfill's."""
+    return f"{MANIFESTS}/{usecase}/{contract_folder(versioned)}"
 
 
-def manifest_key(usecase: str, object_id: str) -> str:
-    return f"{manifest_prefix(usecase)}{object_id}.json"
+def manifest_key(usecase: str, object_id: str, versioned: str | None = None) -> str:
+    return f"{manifest_prefix(usecase, versioned)}{object_id}.json"
+
+
+def is_live_manifest_key(usecase: str, key: str) -> bool:
+    """A live ingest manifest (``manifests/{usecase}/{object_id}.json``), not one in a backfill's folder."""
+    rest = key.removeprefix(manifest_prefix(usecase))
+    return rest != key and "/" not in rest and rest.endswith(".json")
 
 
 def training_set_train_key(usecase: str, run_id: str) -> str:

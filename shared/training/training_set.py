@@ -11,6 +11,12 @@ cutoff, so nothing from after the prediction time leaks into training:
 * one row per entity: the latest by event time (when there is one), then by arrival, then by
   source line — older versions are counted as deduplicated.
 
+The curated set read is the one the use case's pointer names (:mod:`shared.lake.pointer`): when a backfill
+switched it to a contract version, each object is read from its re-ingested copy under that version (same
+``_ingested_at``, so the point in time holds), and objects ingested natively under that version from the live
+layout; live objects of another contract with no backfilled copy are left out and listed. No pointer → the
+live layout, as ingest wrote it.
+
 The holdout split is a deterministic hash of the use case and the entity id, so an entity stays on
 the same side across runs. The set and its report are written under
 :func:`shared.lake.layout.training_set_prefix`; the report carries the sha256 of both files so the
@@ -35,6 +41,7 @@ from shared.ingest.service import LINEAGE_COLUMNS
 from shared.ingest.validation import ARROW_TYPES
 from shared.lake import layout as lake
 from shared.lake.manifest import IngestStatus, Manifest
+from shared.lake.pointer import read_pointer
 from shared.training.exceptions import TrainingSetError
 
 if TYPE_CHECKING:
@@ -84,6 +91,10 @@ class TrainingSetReport(BaseModel):
     manifests_used: tuple[ManifestUsed, ...]
     manifests_late: tuple[str, ...] = ()
     """Keys of accepted manifests ingested after the cutoff (their rows are all late)."""
+    curated_version: str | None = None
+    """The contract version of the curated set read (the pointer's), None for the live layout."""
+    manifests_other_contract: tuple[str, ...] = ()
+    """Live manifests left out: of another contract than the pointer's, and not backfilled under it."""
     rows_read: int = Field(ge=0)
     """Rows in the curated files of the manifests used (before any exclusion)."""
     rows_excluded_late: int = Field(ge=0)
@@ -139,7 +150,9 @@ def build_training_set(
         raise TrainingSetError(f"holdout_fraction must be between 0 and 1, not {holdout_fraction}")
     cutoff = _utc(cutoff)
     contract = usecase.contract
-    used, late, late_rows = _manifests_as_of(usecase.name, store, lake_bucket, cutoff)
+    pointer = read_pointer(store, lake_bucket, usecase.name)
+    version = pointer.contract_version if pointer is not None else None
+    used, late, late_rows, other = _manifests_as_of(usecase.name, store, lake_bucket, cutoff, version)
     if not used:
         raise TrainingSetError(f"no accepted data for {usecase.name!r} ingested on or before {cutoff.isoformat()}")
     table = _read_curated(contract, store, lake_bucket, used)
@@ -185,6 +198,8 @@ def build_training_set(
         holdout_fraction=holdout_fraction,
         manifests_used=tuple(used),
         manifests_late=tuple(late),
+        curated_version=version,
+        manifests_other_contract=tuple(other),
         rows_read=rows_read,
         rows_excluded_late=late_rows,
         rows_excluded_future_event=future_event,
@@ -213,16 +228,26 @@ def _true_count(mask: pa.Array | pa.ChunkedArray) -> int:
 
 
 def _manifests_as_of(
-    usecase: str, store: ObjectStore, bucket: str, cutoff: datetime
-) -> tuple[list[ManifestUsed], list[str], int]:
-    """Accepted manifests with curated rows, split into those ingested by the cutoff and the late ones."""
+    usecase: str, store: ObjectStore, bucket: str, cutoff: datetime, version: str | None
+) -> tuple[list[ManifestUsed], list[str], int, list[str]]:
+    """Accepted manifests with curated rows, split into those ingested by the cutoff and the late ones (and the
+    live ones of another contract than ``version``, the pointer's, that were not backfilled under it)."""
     used: list[ManifestUsed] = []
     late: list[str] = []
+    other: list[str] = []
     late_rows = 0
-    for key in store.list_keys(bucket, lake.manifest_prefix(usecase)):
-        if not key.endswith(".json"):
+    backfilled: dict[str, str] = {}
+    if version is not None:
+        for key in store.list_keys(bucket, lake.manifest_prefix(usecase, version)):
+            backfilled[key.rsplit("/", 1)[-1]] = key
+    for live_key in store.list_keys(bucket, lake.manifest_prefix(usecase)):
+        if not lake.is_live_manifest_key(usecase, live_key):
             continue
+        key = backfilled.get(live_key.rsplit("/", 1)[-1], live_key)
         manifest = Manifest.model_validate_json(store.get_bytes(bucket, key))
+        if version is not None and key == live_key and manifest.contract_version != version:
+            other.append(live_key)
+            continue
         if manifest.status is not IngestStatus.ACCEPTED or not manifest.curated_keys:
             continue
         if _utc(manifest.ingested_at) > cutoff:
@@ -242,7 +267,7 @@ def _manifests_as_of(
             )
         )
     used.sort(key=lambda m: (m.ingested_at, m.object_id))
-    return used, late, late_rows
+    return used, late, late_rows, other
 
 
 def _target_schema(contract: Contract) -> pa.Schema:

@@ -30,6 +30,7 @@ EXPECTED_OUTPUTS = {
     "RollbackFunctionName",
     "DashboardName",
     "MonitorFunctionName",
+    "BackfillFunctionName",
     "RetrainFunctionName",
 }
 
