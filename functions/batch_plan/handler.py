@@ -1,4 +1,4 @@
-"""Batch plan handler: a job request → its plan and chunk list in the lake (:func:`shared.batch.jobs.plan_and_write`)."""
+"""Batch plan handler: a job request → its plan and chunk list in the lake (``plan_and_write``)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ tracer = Tracer()
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001 - Lambda calls it so
     settings = runtime.plan_environment()
     request = JobRequest.model_validate(event)
     store = runtime.lake_store()

@@ -18,7 +18,7 @@ tracer = Tracer()
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001 - Lambda calls it so
     settings = runtime.start_environment()
     usecase = runtime.usecase_at(str(settings.usecase_path))
     store = runtime.lake_store()
