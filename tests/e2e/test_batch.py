@@ -1,0 +1,151 @@
+"""Batch prediction on the embedded cloud: a Distributed Map over 200+ objects, driven as a user would.
+
+Given a champion and a prefix of 210 small objects (CSV, JSON Lines, Parquet, one gzip truncated) with planted
+bad rows, a job reconciles row for row (scored + rejected = rows in), the truncated gzip's chunk is counted
+against the tolerance, and the same job started again writes nothing new.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from local.demo.sample_data import load_sample_rows
+from local.launcher import ROOT, RunningCloud, launch
+from shared.lake import layout as lake
+from shared.usecase.settings import UseCase, load_usecase
+from tests.e2e.conftest import ingest_sample, train, wait_for_execution
+
+BATCH_SETTINGS = """
+[batch]
+max_concurrency = 8
+tolerated_failure_percentage = 5
+chunk_bytes = 4096
+retry_attempts = 1
+"""
+OBJECTS = 210
+ROWS = 12
+
+
+@pytest.fixture(scope="module")
+def usecase_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("usecases") / "telco_churn.toml"
+    path.write_text((ROOT / "usecases" / "telco_churn.toml").read_text() + BATCH_SETTINGS)
+    return path
+
+
+@pytest.fixture(scope="module")
+def batch_usecase(usecase_file: Path) -> UseCase:
+    return load_usecase(usecase_file)
+
+
+@pytest.fixture(scope="module")
+def batch_cloud(usecase_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCloud]:
+    workdir = tmp_path_factory.mktemp("batch-cloud")
+    running = launch(usecase=usecase_file, outputs_file=workdir / "outputs.json", log_file=workdir / "cloud.log")
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def champion(batch_cloud: RunningCloud, batch_usecase: UseCase, usecase_file: Path) -> int:
+    from tests.e2e.conftest import run_cli
+
+    ingest_sample(batch_cloud, batch_usecase, "e2e/batch-training.csv")
+    execution = train(batch_cloud, f"e2e-batch-{int(time.time())}")
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    deployed = run_cli(batch_cloud, "deploy", "1", usecase=usecase_file)
+    assert deployed.returncode == 0, deployed.stderr
+    return 1
+
+
+def _objects(usecase: UseCase) -> tuple[dict[str, bytes], int]:
+    """210 objects of 12 rows each, every 7th row bad (a negative tenure), and one truncated gzip."""
+    rows = [dict(r) for r in load_sample_rows(usecase)[: OBJECTS * ROWS]]
+    for index, row in enumerate(rows):
+        row.pop(usecase.contract.label, None)
+        if index % 7 == 3:
+            row["tenure"] = -5
+    bodies: dict[str, bytes] = {}
+    for n in range(OBJECTS):
+        part = rows[n * ROWS : (n + 1) * ROWS]
+        if n % 3 == 0:
+            header = list(part[0])
+            lines = [",".join(header)] + [",".join("" if r[c] is None else str(r[c]) for c in header) for r in part]
+            bodies[f"jobs/in/part-{n:03}.csv"] = ("\n".join(lines) + "\n").encode()
+        elif n % 3 == 1:
+            bodies[f"jobs/in/part-{n:03}.jsonl"] = "".join(json.dumps(r) + "\n" for r in part).encode()
+        else:
+            sink = io.BytesIO()
+            pq.write_table(pa.Table.from_pylist(part), sink)
+            bodies[f"jobs/in/part-{n:03}.parquet"] = sink.getvalue()
+    whole = gzip.compress("".join(json.dumps(r) + "\n" for r in rows[:ROWS]).encode())
+    bodies["jobs/in/truncated.jsonl.gz"] = whole[: len(whole) // 2]
+    return bodies, OBJECTS * ROWS
+
+
+def _start(cloud: RunningCloud, name: str, document: dict[str, Any]) -> str:
+    sfn = cloud.client("stepfunctions")
+    return str(
+        sfn.start_execution(
+            stateMachineArn=cloud.stack_outputs["BatchStateMachineArn"], name=name, input=json.dumps(document)
+        )["executionArn"]
+    )
+
+
+def test_a_prefix_of_210_objects_reconciles_and_a_rerun_writes_nothing_new(
+    batch_cloud: RunningCloud, batch_usecase: UseCase, champion: int
+) -> None:
+    # Given 210 objects (CSV, JSON Lines, Parquet) with planted bad rows, and a truncated gzip
+    s3, raw = batch_cloud.client("s3"), batch_cloud.stack_outputs["RawBucketName"]
+    bodies, rows_in = _objects(batch_usecase)
+    for key, body in bodies.items():
+        s3.put_object(Bucket=raw, Key=key, Body=body)
+    request = {"usecase": batch_usecase.name, "source_uri": f"s3://{raw}/jobs/in/", "job_id": "e2e-job"}
+    # When the job runs
+    started = time.monotonic()
+    execution = wait_for_execution(batch_cloud, _start(batch_cloud, "e2e-job", request), timeout=240)
+    seconds = time.monotonic() - started
+    lake_bucket = batch_cloud.stack_outputs["LakeBucketName"]
+    manifest = json.loads(
+        s3.get_object(Bucket=lake_bucket, Key=lake.batch_manifest_key(batch_usecase.name, "e2e-job"))["Body"].read()
+    )
+    print(f"\nbatch e2e: {manifest['chunks_total']} chunks in {seconds:.1f}s; {manifest['reason']}")
+    # Then it succeeded within the tolerance, the truncated gzip's chunk named with why
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    assert [f["key"] for f in manifest["failed"]] == ["jobs/in/truncated.jsonl.gz"]
+    assert "truncated" in manifest["failed"][0]["reason"]
+    # And every row of the good objects is accounted for: scored + rejected = rows in
+    assert manifest["rows_in"] == rows_in
+    assert manifest["rows_scored"] + manifest["rows_rejected"] == rows_in
+    assert manifest["rows_rejected"] == len([i for i in range(rows_in) if i % 7 == 3])
+    scored = sum(
+        pq.read_table(io.BytesIO(s3.get_object(Bucket=lake_bucket, Key=key)["Body"].read())).num_rows
+        for key in manifest["output_keys"]
+    )
+    assert scored == manifest["rows_scored"]
+    # When the same job runs again (a new execution of the same job id)
+    before = {o["Key"]: o["ETag"] for o in _listing(s3, lake_bucket, lake.batch_prefix(batch_usecase.name))}
+    again = wait_for_execution(batch_cloud, _start(batch_cloud, "e2e-job-r2", request), timeout=240)
+    after = {o["Key"]: o["ETag"] for o in _listing(s3, lake_bucket, lake.batch_prefix(batch_usecase.name))}
+    # Then it writes no new output (only the manifest and the chunk list are rewritten)
+    assert again["status"] == "SUCCEEDED", again.get("cause")
+    assert set(after) == set(before)
+
+
+def _listing(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        found.extend(page.get("Contents", []))
+    return found
