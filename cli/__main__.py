@@ -55,6 +55,10 @@ def parser() -> argparse.ArgumentParser:
     monitor.add_argument("--window", type=float, default=None, help="only this window (hours)")
     monitor.add_argument("--run", action="store_true", help="run the monitor function now, then print")
     monitor.add_argument("--fail-on-violation", action="store_true", help="exit 2 when the report has alerts")
+    batch = sub.add_parser("batch", help="score every object under an S3 prefix (a batch job)")
+    batch.add_argument("uri", help="s3://bucket/prefix")
+    batch.add_argument("--version", type=int, default=None, help="a registered version (default: the champion)")
+    batch.add_argument("--no-wait", action="store_true", help="return once the job has started")
     history = sub.add_parser("history", help="the audit log of deployment events")
     history.add_argument("--limit", type=int, default=50)
     return root
@@ -81,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
                 commands.rollback(ctx, reason=args.reason)
             case "approve" | "abort":
                 commands.decide(ctx, approve=args.command == "approve", reason=args.reason)
+            case "batch":
+                from cli.batch import batch
+
+                batch(ctx, args.uri, version=args.version, wait=not args.no_wait)
             case "history":
                 commands.history(ctx, limit=args.limit)
             case "monitor":
