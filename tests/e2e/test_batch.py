@@ -22,7 +22,7 @@ import pytest
 from local.demo.sample_data import load_sample_rows
 from local.launcher import ROOT, RunningCloud, launch
 from shared.lake import layout as lake
-from shared.usecase.settings import UseCase, load_usecase
+from shared.usecase.settings import ColumnType, UseCase, load_usecase
 from tests.e2e.conftest import ingest_sample, train, wait_for_execution
 
 BATCH_SETTINGS = """
@@ -76,7 +76,7 @@ def _objects(usecase: UseCase) -> tuple[dict[str, bytes], int]:
     for index, row in enumerate(rows):
         row.pop(usecase.contract.label, None)
         if index % 7 == 3:
-            row["tenure"] = -5
+            row["tenure"] = "-5"
     bodies: dict[str, bytes] = {}
     for n in range(OBJECTS):
         part = rows[n * ROWS : (n + 1) * ROWS]
@@ -88,11 +88,26 @@ def _objects(usecase: UseCase) -> tuple[dict[str, bytes], int]:
             bodies[f"jobs/in/part-{n:03}.jsonl"] = "".join(json.dumps(r) + "\n" for r in part).encode()
         else:
             sink = io.BytesIO()
-            pq.write_table(pa.Table.from_pylist(part), sink)
+            pq.write_table(pa.Table.from_pylist([_typed(usecase, r) for r in part]), sink)
             bodies[f"jobs/in/part-{n:03}.parquet"] = sink.getvalue()
     whole = gzip.compress("".join(json.dumps(r) + "\n" for r in rows[:ROWS]).encode())
     bodies["jobs/in/truncated.jsonl.gz"] = whole[: len(whole) // 2]
     return bodies, OBJECTS * ROWS
+
+
+def _typed(usecase: UseCase, row: dict[str, Any]) -> dict[str, Any]:
+    """A sample row (strings) with the contract's numbers as numbers, for a Parquet object."""
+    kinds = {c.name: c.type for c in usecase.contract.columns}
+    typed: dict[str, Any] = {}
+    for name, value in row.items():
+        kind = kinds.get(name)
+        if kind not in (ColumnType.INT, ColumnType.FLOAT):
+            typed[name] = value
+        elif value is None or not str(value).strip():
+            typed[name] = None
+        else:
+            typed[name] = float(value) if kind is ColumnType.FLOAT else int(float(value))
+    return typed
 
 
 def _start(cloud: RunningCloud, name: str, document: dict[str, Any]) -> str:
