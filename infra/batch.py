@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -34,7 +34,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from infra.alerting import Alerting
 from infra.nag import acknowledge, logical_id
@@ -122,7 +122,7 @@ class BatchPrediction(Construct):
     def _lake_objects(self, *prefixes: str) -> list[str]:
         return [self.lake_bucket.arn_for_objects(f"{prefix}*") for prefix in prefixes]
 
-    def _add_statements(self, function: lambda_.Function, statements: list[iam.PolicyStatement]) -> Construct:
+    def _add_statements(self, function: lambda_.Function, statements: list[iam.PolicyStatement]) -> IConstruct:
         for statement in statements:
             function.add_to_role_policy(statement)
         policy = function.role.node.find_child("DefaultPolicy") if function.role else None
@@ -138,7 +138,7 @@ class BatchPrediction(Construct):
             iam.PolicyStatement(sid="ListSources", actions=["s3:ListBucket"], resources=[self.raw_bucket.bucket_arn]),
         ]
 
-    def _acknowledge_prefixes(self, policy: Construct, *prefixes: str, raw: bool = True) -> None:
+    def _acknowledge_prefixes(self, policy: IConstruct, *prefixes: str, raw: bool = True) -> None:
         lake_id = logical_id(self.lake_bucket)
         for prefix in prefixes:
             acknowledge(
@@ -156,10 +156,6 @@ class BatchPrediction(Construct):
         acknowledge(policy, "AwsSolutions-IAM5[Resource::*]", X_RAY_ACK + " ListModelPackages has none either.")
 
     def _registry_statements(self) -> list[iam.PolicyStatement]:
-        stack = self.node.scope
-        assert stack is not None
-        from aws_cdk import Stack
-
         here = Stack.of(self)
         group = self.settings.model_package_group_name
         return [
@@ -174,7 +170,7 @@ class BatchPrediction(Construct):
             ),
         ]
 
-    def _acknowledge_registry(self, policy: Construct) -> None:
+    def _acknowledge_registry(self, policy: IConstruct) -> None:
         acknowledge(
             policy,
             "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
