@@ -164,3 +164,47 @@ def _listing(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         found.extend(page.get("Contents", []))
     return found
+
+
+def test_the_cli_runs_a_job_with_its_progress_and_an_upload_under_batch_starts_one(
+    batch_cloud: RunningCloud, batch_usecase: UseCase, usecase_file: Path, champion: int
+) -> None:
+    from tests.e2e.conftest import run_cli
+
+    # Given a few objects under a new prefix
+    s3, raw = batch_cloud.client("s3"), batch_cloud.stack_outputs["RawBucketName"]
+    bodies, _ = _objects(batch_usecase)
+    small = {k.replace("jobs/in/", "jobs/cli/"): v for k, v in list(bodies.items())[:6]}
+    for key, body in small.items():
+        s3.put_object(Bucket=raw, Key=key, Body=body)
+    # When the CLI scores the prefix
+    result = run_cli(batch_cloud, "batch", f"s3://{raw}/jobs/cli/", usecase=usecase_file)
+    print(result.stdout)
+    # Then it shows its progress and the manifest's summary, and exits 0
+    assert result.returncode == 0, result.stderr
+    assert "chunks" in result.stdout
+    assert f"rows in {6 * ROWS} = scored" in result.stdout
+    # When the same job is asked for again
+    again = run_cli(batch_cloud, "batch", f"s3://{raw}/jobs/cli/", usecase=usecase_file)
+    # Then the existing execution is reported
+    assert again.returncode == 0, again.stderr
+    assert "already started" in again.stdout
+    # When a data file is uploaded under batch/
+    key = "batch/upload.jsonl"
+    s3.put_object(Bucket=raw, Key=key, Body=small["jobs/cli/part-001.jsonl"])
+    sfn, deadline = batch_cloud.client("stepfunctions"), time.monotonic() + 60
+    machine = batch_cloud.stack_outputs["BatchStateMachineArn"]
+    while True:
+        executions = sfn.list_executions(stateMachineArn=machine)["executions"]
+        mine = [e for e in executions if e["name"] not in ("e2e-job", "e2e-job-r2") and e["status"] == "SUCCEEDED"]
+        if len(mine) >= 2:
+            break
+        assert time.monotonic() < deadline, f"no job started for {key}: {executions}"
+        time.sleep(0.5)
+    # Then a job ran for it, and ingest left it alone
+    lake_bucket = batch_cloud.stack_outputs["LakeBucketName"]
+    manifests = s3.list_objects_v2(Bucket=lake_bucket, Prefix=f"manifests/{batch_usecase.name}/").get("Contents", [])
+    sources = [
+        json.loads(s3.get_object(Bucket=lake_bucket, Key=m["Key"])["Body"].read())["source_key"] for m in manifests
+    ]
+    assert key not in sources
