@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from cli import commands
-from cli.context import DEFAULT_USECASE, CliError, load_context
+from cli.context import DEFAULT_USECASE, CliError, StackContext, load_context
 from shared.environment import USECASE_VARIABLE
 from shared.exceptions import SluiceError
 
@@ -62,9 +62,47 @@ def parser() -> argparse.ArgumentParser:
     backfill.add_argument("--contract-version", required=True, help="the version the use-case file carries")
     backfill.add_argument("--concurrency", type=int, default=8, help="objects backfilled at a time")
     backfill.add_argument("--no-switch", action="store_true", help="backfill only; leave training where it is")
+    batch = sub.add_parser("batch", help="score every object under an S3 prefix (a batch job)")
+    batch.add_argument("uri", help="s3://bucket/prefix")
+    batch.add_argument("--version", type=int, default=None, help="a registered version (default: the champion)")
+    batch.add_argument("--no-wait", action="store_true", help="return once the job has started")
     history = sub.add_parser("history", help="the audit log of deployment events")
     history.add_argument("--limit", type=int, default=50)
     return root
+
+
+def run(ctx: StackContext, args: argparse.Namespace) -> int:
+    """One command; its exit code (0 unless the command says otherwise)."""
+    match args.command:
+        case "status":
+            commands.status(ctx)
+        case "models":
+            commands.models(ctx)
+        case "deploy":
+            commands.deploy(ctx, args.version, reason=args.reason)
+        case "promote":
+            commands.promote(
+                ctx, args.version, wait=not args.no_wait, poll_seconds=args.poll, timeout_seconds=args.timeout
+            )
+        case "rollback":
+            commands.rollback(ctx, reason=args.reason)
+        case "approve" | "abort":
+            commands.decide(ctx, approve=args.command == "approve", reason=args.reason)
+        case "batch":
+            from cli.batch import batch
+
+            batch(ctx, args.uri, version=args.version, wait=not args.no_wait)
+        case "history":
+            commands.history(ctx, limit=args.limit)
+        case "backfill":
+            reconciled = commands.backfill(
+                ctx, contract_version=args.contract_version, concurrency=args.concurrency, switch=not args.no_switch
+            )
+            return 0 if reconciled else 1
+        case "monitor":
+            alerts = commands.monitor(ctx, window=args.window, run=args.run)
+            return 2 if alerts and args.fail_on_violation else 0
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,45 +111,13 @@ def main(argv: list[str] | None = None) -> int:
         ctx = load_context(
             usecase_file=args.usecase, endpoint_url=args.endpoint_url, outputs_file=args.outputs_file, stack=args.stack
         )
-        match args.command:
-            case "status":
-                commands.status(ctx)
-            case "models":
-                commands.models(ctx)
-            case "deploy":
-                commands.deploy(ctx, args.version, reason=args.reason)
-            case "promote":
-                commands.promote(
-                    ctx, args.version, wait=not args.no_wait, poll_seconds=args.poll, timeout_seconds=args.timeout
-                )
-            case "rollback":
-                commands.rollback(ctx, reason=args.reason)
-            case "approve" | "abort":
-                commands.decide(ctx, approve=args.command == "approve", reason=args.reason)
-            case "history":
-                commands.history(ctx, limit=args.limit)
-            case "backfill":
-                return (
-                    0
-                    if commands.backfill(
-                        ctx,
-                        contract_version=args.contract_version,
-                        concurrency=args.concurrency,
-                        switch=not args.no_switch,
-                    )
-                    else 1
-                )
-            case "monitor":
-                alerts = commands.monitor(ctx, window=args.window, run=args.run)
-                if alerts and args.fail_on_violation:
-                    return 2
+        return run(ctx, args)
     except (CliError, SluiceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted; a promotion started goes on (see `status`)", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

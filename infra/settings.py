@@ -561,6 +561,101 @@ class MonitoringStackSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BatchFunctionSettings:
+    """Size of one batch function."""
+
+    source_dir: Path
+    memory_size_mb: int
+    timeout: Duration
+    service_name: str
+    ephemeral_storage: Size = field(default_factory=lambda: Size.mebibytes(512))
+
+
+def _batch_function(
+    name: str, *, memory_size_mb: int, timeout: Duration, storage_mb: int = 512
+) -> BatchFunctionSettings:
+    return BatchFunctionSettings(
+        source_dir=FUNCTIONS_DIR / name,
+        memory_size_mb=memory_size_mb,
+        timeout=timeout,
+        service_name=name.replace("_", "-"),
+        ephemeral_storage=Size.mebibytes(storage_mb),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchStackSettings:
+    """Batch prediction (the CDK side of the use case's ``[batch]``): the Distributed Map's concurrency, tolerance
+    and retries, and the functions it runs."""
+
+    usecase_name: str
+    usecase_file: Path
+    model_package_group_name: str
+    max_concurrency: int
+    tolerated_failure_percentage: float
+    retry_attempts: int
+    retry_interval: Duration = field(default_factory=lambda: Duration.seconds(2))
+    plan: BatchFunctionSettings = field(
+        default_factory=lambda: _batch_function("batch_plan", memory_size_mb=1024, timeout=Duration.minutes(15))
+    )
+    worker: BatchFunctionSettings = field(
+        default_factory=lambda: _batch_function(
+            "batch_worker", memory_size_mb=3008, timeout=Duration.minutes(15), storage_mb=4096
+        )
+    )
+    finish: BatchFunctionSettings = field(
+        default_factory=lambda: _batch_function("batch_finish", memory_size_mb=1024, timeout=Duration.minutes(15))
+    )
+    start: BatchFunctionSettings = field(
+        default_factory=lambda: _batch_function("batch_start", memory_size_mb=512, timeout=Duration.minutes(5))
+    )
+    execution_timeout: Duration = field(default_factory=lambda: Duration.hours(24))
+    log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
+    log_level: str = "INFO"
+    metrics_namespace: str = telemetry.NAMESPACE
+
+    @property
+    def batch_prefix(self) -> str:
+        """The only lake prefix batch jobs write besides the prediction log: ``batch-predictions/<usecase>/``."""
+        return lake_keys.batch_prefix(self.usecase_name)
+
+    @property
+    def predictions_prefix(self) -> str:
+        return lake_keys.prediction_log_prefix(self.usecase_name)
+
+    @property
+    def models_prefix(self) -> str:
+        return lake_keys.model_prefix(self.usecase_name)
+
+    @property
+    def training_output_prefix(self) -> str:
+        """Where a registered version's metrics.json lies (the plan reads a named version's threshold there)."""
+        return lake_keys.training_output_prefix(self.usecase_name)
+
+    @property
+    def upload_prefix(self) -> str:
+        """Raw bucket: an upload under it starts a job."""
+        return lake_keys.BATCH_UPLOAD_PREFIX
+
+    @property
+    def failure_key_template(self) -> str:
+        """``States.Format`` template of a failed chunk's key (use case, job id, chunk key)."""
+        return lake_keys.batch_failure_key("{}", "{}", "{}")
+
+    @classmethod
+    def from_usecase(cls, usecase: UseCase, *, usecase_file: Path) -> BatchStackSettings:
+        batch = usecase.batch
+        return cls(
+            usecase_name=usecase.name,
+            usecase_file=usecase_file.resolve(),
+            model_package_group_name=resource_name_for(usecase.name),
+            max_concurrency=batch.max_concurrency,
+            tolerated_failure_percentage=batch.tolerated_failure_percentage,
+            retry_attempts=batch.retry_attempts,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class SluiceSettings:
     """One use case's deployment: its stack name and the settings of each capability."""
 
@@ -571,6 +666,7 @@ class SluiceSettings:
     scoring_api: ScoringApiSettings
     promotion: PromotionSettings
     monitoring: MonitoringStackSettings
+    batch: BatchStackSettings
     serving_endpoint: ServingEndpointSettings | None = None
     """Only for heavy models, and only once ``initial_model_data`` names a registered model's artifact."""
 
@@ -586,6 +682,7 @@ class SluiceSettings:
             scoring_api=ScoringApiSettings.from_usecase(usecase, usecase_file=usecase_file),
             promotion=PromotionSettings.from_usecase(usecase, usecase_file=usecase_file),
             monitoring=MonitoringStackSettings.from_usecase(usecase, usecase_file=usecase_file),
+            batch=BatchStackSettings.from_usecase(usecase, usecase_file=usecase_file),
             serving_endpoint=ServingEndpointSettings.from_usecase(usecase, initial_model_data=initial_model_data),
         )
 

@@ -9,6 +9,7 @@ from constructs import Construct
 
 from infra.alerting import Alerting
 from infra.backfill import Backfill, BackfillSettings
+from infra.batch import BatchPrediction
 from infra.data_pipeline import DataPipeline
 from infra.endpoint_role import EndpointRole
 from infra.layers import SharedCodeLayer
@@ -115,6 +116,18 @@ class SluiceStack(Stack):
             alerting=self.alerting,
             dashboard=self.promotion.dashboard,
         )
+        self.batch = BatchPrediction(
+            self,
+            "Batch",
+            settings=settings.batch,
+            raw_bucket=self.data_pipeline.raw_bucket,
+            lake_bucket=self.data_pipeline.lake_bucket,
+            deployment_table=self.scoring_api.deployment_table,
+            dependency_layer=self.training_pipeline.dependencies,
+            scoring_layer=self.scoring_api.dependencies,
+            shared_code_layer=self.shared_code.layer,
+            alerting=self.alerting,
+        )
         self._add_outputs()
 
     def _add_outputs(self) -> None:
@@ -160,6 +173,10 @@ class SluiceStack(Stack):
         outputs["RetrainFunctionName"] = (
             self.monitoring.retrain_function.function_name,
             "Starts a training run when a monitoring alarm fires",
+        )
+        outputs["BatchStateMachineArn"] = (
+            self.batch.state_machine.state_machine_arn,
+            "Start a batch job here (python -m cli batch s3://...), or upload under the raw bucket's batch/",
         )
         if self.endpoint_name is not None and self.endpoint_role is not None:
             outputs["EndpointName"] = (

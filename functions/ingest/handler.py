@@ -24,6 +24,7 @@ from shared.ingest import telemetry as ingest_metrics
 from shared.ingest.environment import IngestEnvironment
 from shared.ingest.service import SourceObject, ingest_object
 from shared.lake.adapters import S3ObjectStore
+from shared.lake.layout import BATCH_UPLOAD_PREFIX
 from shared.lake.manifest import IngestStatus, Manifest
 from shared.usecase.settings import UseCase, load_usecase
 
@@ -118,6 +119,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     results = []
     for record in S3Event(event).records:
         source = source_object(record)
+        if source.key.startswith(BATCH_UPLOAD_PREFIX):  # a batch job's input (started through EventBridge)
+            logger.info("not ingested: under the batch prefix", extra={"key": source.key})
+            continue
         logger.info("ingesting", extra={"source": source.model_dump(), "object_id": source.object_id})
         manifest = Manifest.model_validate(idempotent_ingest()(source=source, received_at=_received_at(record)))
         logger.info(

@@ -25,6 +25,10 @@ Patched here:
   patch gives an unnamed execution a UUID name.
 * ``SendTaskFailure``: moto's response handler passes the ``error`` on but drops the ``cause``, so a
   ``Catch`` of the waiting task sees ``"Cause": null`` (AWS gives the cause as sent). The patch passes it.
+* ``ToleratedFailurePercentage`` as a whole number (``5``; AWS takes any number from 0 to 100, and CDK writes
+  integers as such): moto's grammar accepts only a decimal literal (``5.0``) and refuses the whole definition.
+  The patch writes the value as a float before parsing (moto still does not enforce it: Sluice's batch machine
+  catches every item's failure and its finish step enforces the tolerance).
 """
 
 from __future__ import annotations
@@ -41,6 +45,34 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     return str(value)
+
+
+TOLERATED_PERCENTAGE = "ToleratedFailurePercentage"
+
+
+def decimal_tolerated_percentages(definition: str) -> str:
+    """``definition`` with every whole-number ``ToleratedFailurePercentage`` written as a float (``5`` → ``5.0``);
+    a definition that is not JSON, or has none, is returned as it is."""
+    if TOLERATED_PERCENTAGE not in definition:
+        return definition
+    try:
+        document = json.loads(definition)
+    except json.JSONDecodeError:
+        return definition
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                key: float(value)
+                if key == TOLERATED_PERCENTAGE and isinstance(value, int) and not isinstance(value, bool)
+                else walk(value)
+                for key, value in node.items()
+            }
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    return json.dumps(walk(document))
 
 
 class StepFunctionsPatches:
@@ -63,6 +95,18 @@ class StepFunctionsPatches:
         setattr(StepFunctionsParserBackend, "start_execution", start_execution)  # noqa: B010 - a patch, undone on uninstall
         self._patch_sdk_results()
         self._patch_task_failure_cause()
+        self._patch_tolerated_failure_percentage()
+
+    def _patch_tolerated_failure_percentage(self) -> None:
+        from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+        original = AmazonStateLanguageParser.__dict__["parse"]
+
+        def parse(definition: str) -> Any:
+            return original.__func__(decimal_tolerated_percentages(definition))
+
+        self._patches.append((AmazonStateLanguageParser, "parse", original))
+        setattr(AmazonStateLanguageParser, "parse", staticmethod(parse))  # noqa: B010 - a patch, undone on uninstall
 
     def _patch_task_failure_cause(self) -> None:
         from moto.core.responses import EmptyResult

@@ -27,3 +27,7 @@ class ChunkFailedError(BatchError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class JobFailedError(BatchError):
+    """A job finished with more failed chunks than its tolerance: the execution fails with the manifest's reason."""

@@ -352,3 +352,25 @@ def batch_manifest_key(usecase: str, job_id: str) -> str:
 def batch_prediction_log_key(usecase: str, *, at: datetime, chunk_key: str) -> str:
     """A batch chunk's predictions in the prediction log (same hour partitions as the API's; a re-run overwrites)."""
     return prediction_log_key(usecase, at=at, object_id=f"{BATCH_PREDICTION_LOG_PREFIX}{chunk_key}")
+
+
+BATCH_CHUNKS_FILE = "chunks.json"
+BATCH_RESULTS_DIR = "results/"
+BATCH_FAILURES_DIR = "failures/"
+BATCH_UPLOAD_PREFIX = "batch/"
+"""Raw bucket: an object uploaded under this prefix starts a batch job (and is never ingested)."""
+
+
+def batch_chunks_key(usecase: str, job_id: str) -> str:
+    """The job's chunks as one JSON array: the Distributed Map's ``ItemReader`` reads its items there."""
+    return f"{batch_prefix(usecase, job_id)}{BATCH_CHUNKS_FILE}"
+
+
+def batch_result_key(usecase: str, job_id: str, chunk_key: str) -> str:
+    """One succeeded chunk's result (counts and output keys), JSON; the finish step folds them."""
+    return f"{batch_prefix(usecase, job_id)}{BATCH_RESULTS_DIR}{chunk_key}.json"
+
+
+def batch_failure_key(usecase: str, job_id: str, chunk_key: str) -> str:
+    """One failed chunk's error and cause, JSON (written by the map's ``Catch``)."""
+    return f"{batch_prefix(usecase, job_id)}{BATCH_FAILURES_DIR}{chunk_key}.json"
