@@ -79,6 +79,10 @@ class MonitorWindow:
 
 
 def window_name(hours: float) -> str:
+    """``last 6 h``; a window of whole minutes under an hour reads ``last 3 min``."""
+    minutes = hours * 60
+    if hours < 1 and math.isclose(minutes, round(minutes), abs_tol=1e-9):
+        return f"last {round(minutes)} min"
     return f"last {hours:g} h"
 
 

@@ -52,7 +52,8 @@ FIGURES: dict[str, Any] = {}
 @pytest.fixture(scope="module")
 def usecase_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("usecases") / "telco_churn.toml"
-    path.write_text((ROOT / "usecases" / "telco_churn.toml").read_text() + MONITORING_SETTINGS)
+    head, _, _ = (ROOT / "usecases" / "telco_churn.toml").read_text().partition("\n[monitoring]")
+    path.write_text(head + MONITORING_SETTINGS)
     return path
 
 
