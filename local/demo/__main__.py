@@ -39,6 +39,7 @@ from local.launcher import ROOT, RunningCloud, launch
 from shared.lake import layout as lake_keys
 from shared.lake.layout import manifest_prefix
 from shared.monitoring.alarms import monitoring_alarm_prefix
+from shared.monitoring.types import window_name
 from shared.promotion.transitions import PromotionOutcome, Stage
 from shared.scoring import telemetry
 from shared.usecase.settings import UseCase, load_usecase
@@ -429,11 +430,13 @@ def promotion(
 
 MONITORING_TRAFFIC = 2400
 MONITORING_SEED = 20261120
+QUIET_SECONDS = 8.0
 
 
 def send_shifted(cloud: RunningCloud, usecase: UseCase, rows: list[dict[str, str]], timeout: float) -> datetime:
     """Score the shifted traffic, send its labels, wait for the prediction log; when the traffic began."""
     since = datetime.now(UTC)
+    time.sleep(QUIET_SECONDS)  # the window starts in this quiet gap: the promotions' traffic stays out of it
     plan = plan_shift(usecase, rows)
     shifted = ", ".join(f"{name} +{plan.steps[name]:.3g}" for name in plan.features)
     say(f"\nMonitoring: production traffic in which {plan.segment} drifts ({shifted}, one standard deviation)")
@@ -457,9 +460,9 @@ def send_shifted(cloud: RunningCloud, usecase: UseCase, rows: list[dict[str, str
 
 def monitor_with_cli(cloud: RunningCloud, usecase: UseCase, usecase_file: Path, since: datetime) -> dict[str, Any]:
     """`python -m cli monitor --run` over the stage's own minutes; the run's ``latest.json``."""
-    minutes = max(1, math.ceil((datetime.now(UTC) - since).total_seconds() / 60))
-    hours = minutes / 60  # the stage's own traffic, not the promotions'
-    say(f"  $ python -m cli monitor --run --window {hours:.6g}   (the last {minutes} min: this stage's traffic)")
+    seconds = math.ceil((datetime.now(UTC) - since).total_seconds())
+    hours = seconds / 3600  # the stage's own traffic, not the promotions' (it ends at the CLI's clock, a bit later)
+    say(f"  $ python -m cli monitor --run --window {hours:.6g}   ({window_name(hours)}: this stage's traffic)")
     code = follow_cli(cloud, usecase_file, "monitor", "--run", "--window", repr(hours))
     if code != 0:
         raise DemoError(f"the monitor failed (exit {code})")
