@@ -258,6 +258,7 @@ def decide(ctx: StackContext, *, approve: bool, reason: str) -> None:
 def monitor(ctx: StackContext, *, window: float | None, run: bool) -> int:
     """Print the latest monitoring report (``run``: start the monitor function first); the violations' count."""
     from shared.monitoring.service import read_latest, read_report
+    from shared.monitoring.types import window_name
 
     bucket = ctx.output("LakeBucketName")
     if run:
@@ -276,7 +277,7 @@ def monitor(ctx: StackContext, *, window: float | None, run: bool) -> int:
     if latest is None:
         raise CliError("no monitoring report yet: run `python -m cli monitor --run`")
     report = read_report(store, bucket, latest.report_json_key)
-    wanted = f"last {window:g} h" if window is not None else None
+    wanted = window_name(window) if window is not None else None
     cells = [c for c in report.cells if wanted is None or c.window == wanted]
     alerts = [c for c in cells if c.verdict == "alert"]
     print(f"monitoring   {report.usecase}, run {latest.run_id} ({report.generated_at}), FDR {report.fdr:g}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import subprocess
 import sys
 import time
@@ -32,10 +33,13 @@ from infra.assembly import usecase_file
 from local.demo.candidates import register_copy, slowed
 from local.demo.observe import first_breach, latest_execution, logged_predictions, state_transitions
 from local.demo.sample_data import damaged_csv, load_sample_rows, renamed_column_csv, to_csv
+from local.demo.segment_shift import plan_shift, score_and_label, served_lines, shifted_traffic
 from local.demo.traffic import Traffic
 from local.launcher import ROOT, RunningCloud, launch
 from shared.lake import layout as lake_keys
 from shared.lake.layout import manifest_prefix
+from shared.monitoring.alarms import monitoring_alarm_prefix
+from shared.monitoring.types import window_name
 from shared.promotion.transitions import PromotionOutcome, Stage
 from shared.scoring import telemetry
 from shared.usecase.settings import UseCase, load_usecase
@@ -424,6 +428,119 @@ def promotion(
     return {"good": good, "bad": bad, "failed_requests": len(failures)}
 
 
+MONITORING_TRAFFIC = 2400
+MONITORING_SEED = 20261120
+QUIET_SECONDS = 8.0
+
+
+def send_shifted(cloud: RunningCloud, usecase: UseCase, rows: list[dict[str, str]], timeout: float) -> datetime:
+    """Score the shifted traffic, send its labels, wait for the prediction log; when the traffic began."""
+    since = datetime.now(UTC)
+    time.sleep(QUIET_SECONDS)  # the window starts in this quiet gap: the promotions' traffic stays out of it
+    plan = plan_shift(usecase, rows)
+    shifted = ", ".join(f"{name} +{plan.steps[name]:.3g}" for name in plan.features)
+    say(f"\nMonitoring: production traffic in which {plan.segment} drifts ({shifted}, one standard deviation)")
+    say("  and degrades (its customers' outcomes no longer follow the scores); every other customer as in training …")
+    traffic = shifted_traffic(usecase, rows, plan, n=MONITORING_TRAFFIC, seed=MONITORING_SEED)
+    sent = score_and_label(cloud.stack_outputs["ApiUrl"], usecase, api_key(cloud), traffic)
+    if sent.failures:
+        raise DemoError(f"monitoring traffic: {sent.failures[:3]}")
+    say(
+        f"  {sent.predictions:,} customers scored over HTTP ({sent.by_segment['shifted']:,} in {plan.segment}); "
+        f"{sent.labels:,} observed outcomes sent to POST /v1/{usecase.name}/feedback"
+    )
+    s3, lake = cloud.client("s3"), cloud.stack_outputs["LakeBucketName"]
+    deadline = time.monotonic() + timeout
+    while served_lines(s3, lake, lake_keys.prediction_log_prefix(usecase.name), sent.request_ids) < sent.predictions:
+        if time.monotonic() > deadline:
+            raise DemoError("the monitoring traffic did not reach the prediction log")
+        time.sleep(1.0)
+    return since
+
+
+def monitor_with_cli(cloud: RunningCloud, usecase: UseCase, usecase_file: Path, since: datetime) -> dict[str, Any]:
+    """`python -m cli monitor --run` over the stage's own minutes; the run's ``latest.json``."""
+    seconds = math.ceil((datetime.now(UTC) - since).total_seconds())
+    hours = seconds / 3600  # the stage's own traffic, not the promotions' (it ends at the CLI's clock, a bit later)
+    say(f"  $ python -m cli monitor --run --window {hours:.6g}   ({window_name(hours)}: this stage's traffic)")
+    code = follow_cli(cloud, usecase_file, "monitor", "--run", "--window", repr(hours))
+    if code != 0:
+        raise DemoError(f"the monitor failed (exit {code})")
+    s3, lake = cloud.client("s3"), cloud.stack_outputs["LakeBucketName"]
+    latest: dict[str, Any] = json.loads(
+        s3.get_object(Bucket=lake, Key=lake_keys.latest_report_key(usecase.name))["Body"].read()
+    )
+    html = cloud.outputs_file.parent / "monitoring" / latest["run_id"] / "report.html"
+    html.parent.mkdir(parents=True, exist_ok=True)
+    html.write_bytes(s3.get_object(Bucket=lake, Key=latest["report_html_key"])["Body"].read())
+    say(f"  report: s3://{lake}/{latest['report_json_key']}")
+    say(f"  HTML:   s3://{lake}/{latest['report_html_key']} (copied to {html})")
+    return latest
+
+
+def retraining_run(cloud: RunningCloud, usecase: UseCase, usecase_file: Path, timeout: float) -> dict[str, Any]:
+    """Wait for the training execution a monitoring alarm starts; show the alarms and the audit history."""
+    say("\n  Waiting for the monitoring alarms (evaluated every minute) → EventBridge → the retrain function …")
+    sfn, machine = cloud.client("stepfunctions"), cloud.stack_outputs["TrainingStateMachineArn"]
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = [e for e in sfn.list_executions(stateMachineArn=machine)["executions"] if "-retrain-" in e["name"]]
+        if runs:
+            break
+        if time.monotonic() > deadline:
+            raise DemoError("no monitoring alarm started a training run")
+        time.sleep(2.0)
+    alarms = cloud.client("cloudwatch").describe_alarms(AlarmNamePrefix=monitoring_alarm_prefix(usecase.name))
+    for alarm in alarms["MetricAlarms"]:
+        if alarm["StateValue"] == "ALARM":
+            say(f"  ⚠ {alarm['AlarmName']}: ALARM — {alarm.get('AlarmDescription', '')[:110]}")
+    say(f"  the alarm started training execution {runs[0]['name']}")
+    shown = run_cli(cloud, usecase_file, "history", "--limit", "20")
+    for line in shown.stdout.splitlines():
+        if "retrain" in line:
+            say(f"  │ {line[:200]}")
+    return dict(runs[0])
+
+
+def monitoring(
+    cloud: RunningCloud, usecase: UseCase, usecase_file: Path, rows: list[dict[str, str]], timeout: float
+) -> dict[str, Any]:
+    """Traffic in which one segment drifts and degrades, labels sent back, the monitor started with the CLI;
+    its alarm starts a training run, whose version waits for promotion like any other."""
+    started = time.monotonic()
+    since = send_shifted(cloud, usecase, rows, timeout)
+    run_at = time.monotonic()
+    latest = monitor_with_cli(cloud, usecase, usecase_file, since)
+    monitored = time.monotonic() - run_at
+    execution = retraining_run(cloud, usecase, usecase_file, timeout)
+    alarm_delay = time.monotonic() - run_at
+    finished = wait_for(cloud, execution["executionArn"], timeout)
+    if finished["status"] != "SUCCEEDED":
+        raise DemoError(f"the retraining run {finished['status']}: {finished.get('cause', '')}")
+    package, state = newest_package(cloud), deployment_state(cloud, usecase)
+    say(
+        f"  retrained: v{package['ModelPackageVersion']} registered ({package['ModelApprovalStatus']}); "
+        f"v{state.champion.version} still serves alone — a new version is promoted only through `cli promote`"
+    )
+    if state.challenger is not None or state.champion.version == int(package["ModelPackageVersion"]):
+        raise DemoError("the retrained version was promoted without a promotion")
+    seconds = time.monotonic() - started
+    say(
+        f"  monitoring stage: {seconds:.0f} s (monitor run {monitored:.1f} s, "
+        f"monitor → training started {alarm_delay:.0f} s)"
+    )
+    return {"seconds": seconds, "alerts": latest["alerts"], "execution": execution["name"]}
+
+
+def wait_for(cloud: RunningCloud, execution_arn: str, timeout: float) -> dict[str, Any]:
+    sfn, deadline = cloud.client("stepfunctions"), time.monotonic() + timeout
+    while (execution := sfn.describe_execution(executionArn=execution_arn))["status"] == "RUNNING":
+        if time.monotonic() > deadline:
+            raise DemoError(f"{execution_arn} still running after {timeout:.0f}s")
+        time.sleep(2.0)
+    return dict(execution)
+
+
 def run(usecase_file: Path, timeout: float) -> int:
     started = time.monotonic()
     usecase = load_usecase(usecase_file)
@@ -475,12 +592,14 @@ def run(usecase_file: Path, timeout: float) -> int:
         train(cloud, timeout)
         serve(cloud, usecase, usecase_file, rows)
         figures = promotion(cloud, usecase, usecase_file, rows, timeout)
+        figures["monitoring"] = monitoring(cloud, usecase, usecase_file, rows, timeout)
         say("\nShutting the embedded cloud down …")
     good, bad = figures["good"], figures["bad"]
     say(f"\nDone in {time.monotonic() - started:.1f}s.")
     say(f"  state transitions: {good['transitions']} for the promotion, {bad['transitions']} for the rollback")
     if bad["delay"] is not None:
         say(f"  rollback delay, breach → champion alone: {bad['delay']:.1f} s")
+    say(f"  monitoring stage (drift, labels, monitor, alarm → retraining): {figures['monitoring']['seconds']:.0f} s")
     if figures["failed_requests"]:
         say(f"  {figures['failed_requests']} requests failed during the promotions")
         return 1

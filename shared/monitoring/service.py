@@ -12,7 +12,8 @@
    ``reports/latest.json``; the EMF metrics printed to stdout (:func:`telemetry.publish`).
 
 The run id is ``now`` truncated to the schedule (``MonitoringSettings.schedule_minutes``), e.g.
-``20261120T1200Z`` for an hourly monitor at 12:17, plus ``-w1-6`` when the windows are not the declared ones: the
+``20261120T1200Z`` for an hourly monitor at 12:17, plus ``-w1-6`` (``-w90s``, ``-w5min`` under an hour) when the
+windows are not the declared ones: the
 same run twice (a retried invocation, the CLI's ``--run`` in the same slot) overwrites one report. The windows
 end at ``now`` itself, so a run started by hand sees the traffic of the minutes since the slot began.
 """
@@ -35,7 +36,7 @@ from shared.monitoring.exceptions import MonitoringError
 from shared.monitoring.html import render_report
 from shared.monitoring.labels import land_joined_labels, read_window
 from shared.monitoring.monitor import run_monitor
-from shared.monitoring.types import MonitoringReport, MonitorWindow, ServedModel
+from shared.monitoring.types import MonitoringReport, MonitorWindow, ServedModel, window_span
 from shared.registry.service import read_baseline
 from shared.scoring.telemetry import CHALLENGER, CHAMPION, SHADOW
 from shared.usecase.settings import UseCase
@@ -101,7 +102,7 @@ def run_id_for(
     start = epoch + ((_utc(now) - epoch) // slot) * slot
     run_id = start.strftime("%Y%m%dT%H%MZ")
     if tuple(windows_hours) != tuple(declared):
-        run_id += "-w" + "-".join(f"{h:g}" for h in windows_hours)
+        run_id += "-w" + "-".join(window_span(h) for h in windows_hours)
     return run_id
 
 

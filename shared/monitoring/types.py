@@ -79,7 +79,16 @@ class MonitorWindow:
 
 
 def window_name(hours: float) -> str:
-    return f"last {hours:g} h"
+    """``last 6 h``; a window under an hour reads in whole minutes or seconds when it is one (``last 3 min``)."""
+    return f"last {window_span(hours, minutes=' min', seconds=' s', hours_unit=' h')}"
+
+
+def window_span(hours: float, *, minutes: str = "min", seconds: str = "s", hours_unit: str = "") -> str:
+    """``6`` (hours, ``hours_unit`` appended), ``3min`` or ``45s`` under an hour when whole: the window's length."""
+    for count, unit in ((hours * 60, minutes), (hours * 3600, seconds)):
+        if hours < 1 and count >= 1 and math.isclose(count, round(count), abs_tol=1e-6):
+            return f"{round(count)}{unit}"
+    return f"{hours:g}{hours_unit}"
 
 
 @dataclass(frozen=True, kw_only=True)

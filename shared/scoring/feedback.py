@@ -38,7 +38,12 @@ class FeedbackItem(BaseModel):
 
     @property
     def subject(self) -> str:
-        return f"request:{self.request_id}" if self.request_id is not None else f"entity:{self.entity_id}"
+        """What the label answers: a request, an entity in a request (a batch holds many), or an entity."""
+        if self.request_id is None:
+            return f"entity:{self.entity_id}"
+        if self.entity_id is None:
+            return f"request:{self.request_id}"
+        return f"request:{self.request_id}/entity:{self.entity_id}"
 
 
 class FeedbackRequest(BaseModel):

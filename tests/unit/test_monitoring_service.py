@@ -24,7 +24,7 @@ from shared.monitoring.service import (
     read_report,
     run_id_for,
 )
-from shared.monitoring.types import DATA_DRIFT, SEGMENT_DEGRADATION
+from shared.monitoring.types import DATA_DRIFT, SEGMENT_DEGRADATION, window_name
 from shared.usecase.settings import UseCase
 from tests.fakes import InMemoryObjectStore
 from training.baseline import build_baseline
@@ -225,6 +225,11 @@ def test_a_version_without_a_baseline_is_monitored_for_data_quality_only_with_th
 def test_the_run_id_is_the_schedule_slot_and_names_other_windows() -> None:
     assert run_id_for(NOW, schedule_minutes=15, windows_hours=(1, 6), declared=(1, 6)) == "20261120T1215Z"
     assert run_id_for(NOW, schedule_minutes=60, windows_hours=(6,), declared=(1, 6)) == "20261120T1200Z-w6"
+    assert (
+        run_id_for(NOW, schedule_minutes=60, windows_hours=(0.05, 1.5), declared=(1, 6)) == "20261120T1200Z-w3min-1.5"
+    )
+    assert run_id_for(NOW, schedule_minutes=60, windows_hours=(47 / 3600,), declared=(1, 6)) == "20261120T1200Z-w47s"
+    assert [window_name(h) for h in (6, 1.5, 0.05, 47 / 3600)] == ["last 6 h", "last 1.5 h", "last 3 min", "last 47 s"]
 
 
 def test_events_of_the_schedule_and_of_the_cli_are_understood() -> None:

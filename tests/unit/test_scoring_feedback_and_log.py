@@ -48,6 +48,23 @@ def test_feedback_is_written_at_deterministic_keys_so_a_repeat_is_idempotent(tel
     assert all(k.startswith("feedback/telco_churn/date=2024-06-03/") for k in store.documents)
 
 
+def test_labels_of_several_records_of_one_batch_request_are_kept_apart(telco: UseCase) -> None:
+    # Given two labels with the same value for two customers scored in one batch request
+    request = FeedbackRequest.model_validate(
+        {"labels": [{"request_id": "batch-1", "entity_id": e, "label": "Yes"} for e in (7, 8)]}
+    )
+    store = InMemoryModelFiles()
+    # When they are recorded
+    record_feedback(
+        request, usecase=telco.name, contract=telco.contract, writer=store, bucket="lake", received_at=RECEIVED
+    )
+    # Then each lands in its own object: neither overwrites the other
+    assert sorted(store.documents) == sorted(
+        lake.feedback_key("telco_churn", day=RECEIVED.date(), subject=f"request:batch-1/entity:{e}", label="Yes")
+        for e in (7, 8)
+    )
+
+
 def test_a_label_the_contract_does_not_allow_is_refused_with_its_index(telco: UseCase) -> None:
     request = FeedbackRequest.model_validate(
         {"labels": [{"request_id": "a", "label": "Yes"}, {"request_id": "b", "label": "Maybe"}]}
