@@ -88,7 +88,8 @@ def test_a_refusal_message_round_trips_and_is_never_read_as_predictions() -> Non
     # When the log builds its messages (no scored block: a 422)
     logged, review = _log().messages("req-1", [], AT, refused)
     # Then one message carries them, read back as refusal lines only
-    assert review == [] and len(logged) == 1
+    assert review == []
+    assert len(logged) == 1
     assert json.loads(logged[0])["kind"] == layout.REFUSAL_KIND
     lines = parse_log_message(logged[0])
     assert {(line.field, line.reason, line.count) for line in lines if isinstance(line, RefusalLogRecord)} == {
@@ -143,7 +144,8 @@ def test_the_lake_writer_puts_refusals_in_their_own_objects_once_per_identity() 
     hour = layout.prediction_log_hour_prefix("churn", AT)
     keys = store.keys(LAKE, hour)
     refusal_keys = [k for k in keys if k.removeprefix(hour).startswith(layout.REFUSAL_LOG_PREFIX)]
-    assert len(keys) == 2 and len(refusal_keys) == 1
+    assert len(keys) == 2
+    assert len(refusal_keys) == 1
     written = [json.loads(line) for line in store.body(LAKE, refusal_keys[0]).decode().splitlines()]
     assert [(w["kind"], w["field"], w["reason"], w["count"]) for w in written] == [
         ("refusal", "tenure", REFUSAL_OUT_OF_RANGE, 2),
@@ -189,7 +191,8 @@ def test_the_window_counts_refusals_by_reason_once_and_keeps_predictions_and_old
 def test_a_refusal_object_parsed_alone_holds_no_prediction() -> None:
     body = (_refusal("r", "tenure", REFUSAL_WRONG_TYPE, 4).model_dump_json() + "\n").encode()
     parsed = prediction_columns(body, {"tenure": "numeric"})
-    assert len(parsed.columns) == 0 and parsed.unreadable == 0
+    assert len(parsed.columns) == 0
+    assert parsed.unreadable == 0
     assert [(r.key, r.count) for r in parsed.refusals] == [("tenure: wrong type", 4)]
 
 
@@ -197,6 +200,7 @@ def test_the_report_page_and_emf_carry_the_refusals_of_the_longest_window() -> N
     # Given a report whose windows saw refusals
     report = drifted_and_degraded()
     longest = max(w.hours for w in report.windows)
+    missing = {"contract: missing": 2}
     windows = [
         w.model_copy(
             update={"refusals": {"tenure: out of range": 4 if w.hours == longest else 1, "contract: missing": 2}}
@@ -206,7 +210,8 @@ def test_the_report_page_and_emf_carry_the_refusals_of_the_longest_window() -> N
     refused = report.model_copy(update={"windows": windows})
     # Then the page lists them by reason per window
     page = render_report(refused)
-    assert "tenure: out of range: 4" in page and "contract: missing: 2" in page
+    assert "tenure: out of range: 4" in page
+    assert "contract: missing: 2" in page
     # And the EMF carries the longest window's total per use case
     documents = [json.loads(line) for line in telemetry.documents(refused)]
     (counted,) = [d for d in documents if telemetry.REFUSALS in d]
