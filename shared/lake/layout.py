@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, date, datetime
+from typing import Final
 
 CURATED = "curated"
 QUARANTINE = "quarantine"
@@ -229,7 +230,7 @@ def prediction_log_key(usecase: str, *, at: datetime, object_id: str) -> str:
 REFUSAL_LOG_PREFIX = "refusals-"
 """The name prefix of a prediction-log object holding refusal lines (never predictions)."""
 LOG_LINE_KIND = "kind"
-REFUSAL_KIND = "refusal"
+REFUSAL_KIND: Final = "refusal"
 """A prediction-log line's (or message's) ``kind`` when it counts a request's refused records for one
 (field, reason kind) instead of holding a prediction; a line without ``kind`` is a prediction (every earlier
 version wrote them so), a line of any other kind is unreadable to this version."""

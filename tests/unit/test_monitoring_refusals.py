@@ -200,7 +200,6 @@ def test_the_report_page_and_emf_carry_the_refusals_of_the_longest_window() -> N
     # Given a report whose windows saw refusals
     report = drifted_and_degraded()
     longest = max(w.hours for w in report.windows)
-    missing = {"contract: missing": 2}
     windows = [
         w.model_copy(
             update={"refusals": {"tenure: out of range": 4 if w.hours == longest else 1, "contract: missing": 2}}
