@@ -1,7 +1,9 @@
 """Prediction-log handler: SQS batches of prediction records → JSON Lines objects in the lake.
 
 Each message is a block of one request's scores as the score function sends it (read back into one
-:class:`~shared.scoring.prediction_log.PredictionLogRecord` per prediction by ``parse_message``); a
+:class:`~shared.scoring.prediction_log.PredictionLogRecord` per prediction by ``parse_log_message``), or a
+request's refused records by (field, reason kind) (one ``kind: "refusal"`` line per reason, written in
+``refusals-<id>.jsonl`` objects of the same hour partition); a
 message that is not one fails alone (partial batch response). Records are de-duplicated by (request_id, variant, index)
 within the batch and written one object per use case and UTC hour
 (``predictions/{usecase}/date=YYYY-MM-DD/hour=HH/<id>.jsonl``).
@@ -22,7 +24,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from shared.environment import read_environment
 from shared.lake.adapters import S3ObjectStore
 from shared.scoring.environment import PredictionLogEnvironment
-from shared.scoring.prediction_log_lake import PredictionLogRecord, parse_message, write_prediction_log
+from shared.scoring.prediction_log_lake import LogLine, parse_log_message, write_prediction_log
 
 logger = Logger()
 tracer = Tracer()
@@ -43,10 +45,10 @@ def object_writer() -> S3ObjectStore:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    parsed: list[tuple[str, PredictionLogRecord]] = []
+    parsed: list[tuple[str, LogLine]] = []
 
     def parse(record: SQSRecord) -> None:
-        parsed.extend((record.message_id, line) for line in parse_message(record.body))
+        parsed.extend((record.message_id, line) for line in parse_log_message(record.body))
 
     processor = BatchProcessor(event_type=EventType.SQS)
     with processor(records=event.get("Records", []), handler=parse, lambda_context=context):

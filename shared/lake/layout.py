@@ -25,6 +25,9 @@ inputs, so a re-run of the same object version overwrites its outputs instead of
     batch-predictions/{usecase}/{job}/plan.json                            the job's chunks (the map's items)
     batch-predictions/{usecase}/{job}/manifest.json                        the job's manifest (in = scored + rejected)
     predictions/{usecase}/date=YYYY-MM-DD/hour=HH/batch-{chunk_key}.jsonl  a batch chunk's predictions in the log
+    predictions/{usecase}/date=YYYY-MM-DD/hour=HH/refusals-{object_id}.jsonl  refused records by (field, reason
+                                                                           kind) per request: lines of kind
+                                                                           "refusal", beside the predictions
     curated/{usecase}/contract={version}/ingest_date=YYYY-MM-DD[/event_date=…]/{object_id}.parquet
                                                                            a backfill: the object re-ingested under
                                                                            contract {version} (original ingest date)
@@ -47,6 +50,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, date, datetime
+from typing import Final
 
 CURATED = "curated"
 QUARANTINE = "quarantine"
@@ -221,6 +225,20 @@ def prediction_log_hour_prefix(usecase: str, at: datetime) -> str:
 def prediction_log_key(usecase: str, *, at: datetime, object_id: str) -> str:
     """One JSON Lines object of the prediction log, partitioned by the predictions' UTC date and hour."""
     return f"{prediction_log_hour_prefix(usecase, at)}{object_id}.jsonl"
+
+
+REFUSAL_LOG_PREFIX = "refusals-"
+"""The name prefix of a prediction-log object holding refusal lines (never predictions)."""
+LOG_LINE_KIND = "kind"
+REFUSAL_KIND: Final = "refusal"
+"""A prediction-log line's (or message's) ``kind`` when it counts a request's refused records for one
+(field, reason kind) instead of holding a prediction; a line without ``kind`` is a prediction (every earlier
+version wrote them so), a line of any other kind is unreadable to this version."""
+
+
+def refusal_log_key(usecase: str, *, at: datetime, object_id: str) -> str:
+    """One JSON Lines object of refusals, in the prediction log's partition of the UTC hour ``at`` falls in."""
+    return f"{prediction_log_hour_prefix(usecase, at)}{REFUSAL_LOG_PREFIX}{object_id}.jsonl"
 
 
 def feedback_prefix(usecase: str) -> str:

@@ -6,10 +6,9 @@ partitions a window covers — the prediction log's ``date=…/hour=…/`` prefi
 feedback's ``date=…/`` prefixes of its days — and reads their objects on a few threads (S3 latency, not CPU,
 bounds a read of many small objects; pyarrow parses outside the GIL).
 
-Refusals (records the score function refused) are not in the lake: the score function answers them in the
-response's ``errors`` and counts them only in its ``scored`` log line (``invalid_records``, no reason). There
-is no EMF metric of them to read from CloudWatch, so the monitor cannot report refusals by reason until the
-score function publishes one.
+Refusals (records the score function refused) are in the prediction log too, as lines of kind ``refusal`` in
+``refusals-<id>.jsonl`` objects of the same hour partitions: :meth:`MonitoringLake.read_predictions` counts
+them by ``field: reason``, each (request, field, reason) once.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol, TypeVar
 
@@ -25,7 +24,7 @@ import numpy as np
 
 from shared.lake import layout as lake
 from shared.monitoring.join import FeedbackLabel, JoinedLabel, JoinOutcome, JoinResult, feedback_label
-from shared.monitoring.window import PredictionColumns, concatenate, prediction_columns
+from shared.monitoring.window import PredictionColumns, RefusalLine, concatenate, prediction_columns, to_time
 from shared.usecase.settings import Contract
 
 READ_WORKERS = 16
@@ -77,6 +76,8 @@ class PredictionRead:
     """Objects read (one per hour and log batch)."""
     unreadable: int
     """Lines that were not predictions (not JSON, or not a record of any format): skipped, counted."""
+    refusals: dict[str, int] = field(default_factory=dict)
+    """Records refused in the window, by ``field: reason`` (each request's count for a reason taken once)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,20 @@ class SubjectFilter:
             dtype=bool,
             count=len(columns),
         )
+
+
+def refusal_counts(lines: Iterable[RefusalLine], start: datetime, end: datetime) -> dict[str, int]:
+    """Refused records of ``[start, end)`` by ``field: reason``; a line seen twice (same request, field and
+    reason: a message delivered again) counts once."""
+    low, high = to_time(start), to_time(end)
+    seen: set[tuple[str, str, str]] = set()
+    counts: dict[str, int] = {}
+    for line in lines:
+        if not low <= line.time < high or line.identity in seen:
+            continue
+        seen.add(line.identity)
+        counts[line.key] = counts.get(line.key, 0) + line.count
+    return dict(sorted(counts.items()))
 
 
 class MonitoringLake:
@@ -128,16 +143,17 @@ class MonitoringLake:
         """The lines logged in ``[start, end)`` (served and shadow), ``subjects`` only when given."""
         keys = self.prediction_keys(usecase, start, end)
 
-        def read(key: str) -> tuple[PredictionColumns, int]:
+        def read(key: str) -> tuple[PredictionColumns, int, tuple[RefusalLine, ...]]:
             parsed = prediction_columns(self._store.get_bytes(self._bucket, key), kinds)
             columns = parsed.columns
             if subjects is not None and len(columns):
                 columns = columns.take(subjects.mask(columns))
-            return columns, parsed.unreadable
+            return columns, parsed.unreadable, parsed.refusals
 
         parts = self._map(read, keys)
-        columns = concatenate((c for c, _ in parts), kinds).between(start, end)
-        return PredictionRead(columns, objects=len(keys), unreadable=sum(n for _, n in parts))
+        columns = concatenate((c for c, _, _ in parts), kinds).between(start, end)
+        refusals = refusal_counts((line for _, _, lines in parts for line in lines), start, end)
+        return PredictionRead(columns, objects=len(keys), unreadable=sum(n for _, n, _ in parts), refusals=refusals)
 
     # --- feedback ---------------------------------------------------------------------------------------------------
 

@@ -141,7 +141,8 @@ def read_window(
 
     ``predictions``: every line logged in ``[start, end)``, served and shadow (``served`` tells them apart);
     ``labels``: the labels observed in ``[start, end)`` joined to their served prediction (of any time in the
-    label window); ``join``: the counts of the feedback days the window touches."""
+    label window); ``join``: the counts of the feedback days the window touches; ``refusals``: the records the
+    score function refused in ``[start, end)``, by ``field: reason``."""
     kinds = feature_kinds(contract)
     read = lake.read_predictions(usecase, start, end, kinds=kinds)
     labels, outcome = lake.read_joined(usecase, window_days(start, end))
@@ -161,4 +162,5 @@ def read_window(
         join=outcome,
         objects=read.objects,
         unreadable_lines=read.unreadable,
+        refusals=read.refusals,
     )

@@ -6,7 +6,8 @@ Namespace ``Sluice`` (the score function's). Four dimension sets, each document 
 dimensions                                   metrics
 ==========================================  ===================================================================
 ``usecase``                                  ``<CheckType>Alerts`` (one per check type, 0 when none — the
-                                             alarms watch these), ``InsufficientEvidenceCells``
+                                             alarms watch these), ``InsufficientEvidenceCells``,
+                                             ``Refusals`` (records refused in the longest window)
 ``usecase, model_version``                   the same alert counts per version, ``PredictionDrift`` (score PSI)
 ``usecase, model_version, feature``          ``FeatureDrift`` (PSI), ``FeatureNullRate``
 ``usecase, model_version, segment``          ``AUC``, ``Brier``, ``ECE``, ``PositiveRate``, ``Precision``,
@@ -61,6 +62,8 @@ CALIBRATION_ALERTS = "CalibrationAlerts"
 SEGMENT_DEGRADATION_ALERTS = "SegmentDegradationAlerts"
 INSUFFICIENT_EVIDENCE_CELLS = "InsufficientEvidenceCells"
 ESTIMATED_AUC = "EstimatedAUC"
+REFUSALS = "Refusals"
+"""Records the score function refused (any reason) in the run's longest window (dimensions: use case)."""
 ALERT_METRICS: dict[CheckType, str] = {
     DATA_QUALITY: DATA_QUALITY_ALERTS,
     DATA_DRIFT: FEATURE_DRIFT_ALERTS,
@@ -120,6 +123,9 @@ def documents(report: MonitoringReport, *, timestamp_ms: int | None = None) -> l
         _document(when, USECASE_DIMENSIONS, counts, UNIT_COUNT, **usecase),
         _document(when, USECASE_DIMENSIONS, {INSUFFICIENT_EVIDENCE_CELLS: float(insufficient)}, UNIT_COUNT, **usecase),
     ]
+    longest = max((w.hours for w in report.windows), default=None)
+    refused = sum(sum(w.refusals.values()) for w in report.windows if w.hours == longest)
+    lines.append(_document(when, USECASE_DIMENSIONS, {REFUSALS: float(refused)}, UNIT_COUNT, **usecase))
     for model in report.models:
         version = {**usecase, DIMENSION_MODEL_VERSION: model.model_version}
         per_version = Counter(
@@ -140,7 +146,6 @@ def documents(report: MonitoringReport, *, timestamp_ms: int | None = None) -> l
         elif cell.metric in SEGMENT_METRICS:
             dims = {**version, DIMENSION_SEGMENT: cell.segment}
             lines.append(_document(when, SEGMENT_DIMENSIONS, {SEGMENT_METRICS[cell.metric]: value}, UNIT_NONE, **dims))
-    longest = max((w.hours for w in report.windows), default=None)
     for estimate in report.estimates:
         window_hours = next((w.hours for w in report.windows if w.window == estimate.window), None)
         if estimate.expected_auc is None or window_hours != longest:

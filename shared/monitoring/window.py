@@ -5,6 +5,8 @@
 pass, no per-line pydantic — into :class:`PredictionColumns`. An object pyarrow cannot read as one table
 (lines of an older format: a block of columns, ids typed differently from line to line, a torn line) is read
 line by line instead: a line that is not JSON or not a prediction is counted in ``unreadable``, never raised.
+A line of kind ``refusal`` (a request's refused records for one field and reason kind) is no prediction: it
+is read into ``ParsedObject.refusals``; a line of a kind this version does not know is unreadable.
 Fields older lines lack take :class:`~shared.scoring.prediction_log_lake.PredictionLogRecord`'s defaults
 (``index`` 0, ``degraded`` false, no entity id, no features).
 
@@ -25,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from shared.lake.layout import LOG_LINE_KIND, REFUSAL_KIND
 from shared.usecase.settings import NUMERIC_TYPES, Column, Contract
 
 TIME_UNIT = "datetime64[us]"
@@ -196,11 +199,32 @@ class JoinedColumns:
 
 
 @dataclass(frozen=True)
+class RefusalLine:
+    """One refusal line: ``count`` records of request ``request_id`` refused for ``reason`` on ``field``."""
+
+    request_id: str
+    field: str
+    reason: str
+    count: int
+    time: np.datetime64
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        return (self.request_id, self.field, self.reason)
+
+    @property
+    def key(self) -> str:
+        """The window's refusal key: ``field: reason``."""
+        return f"{self.field}: {self.reason}"
+
+
+@dataclass(frozen=True)
 class ParsedObject:
-    """One object's lines as columns, and how many of its lines could not be read as predictions."""
+    """One object's lines as columns, its refusal lines, and how many of its lines could not be read."""
 
     columns: PredictionColumns
     unreadable: int = 0
+    refusals: tuple[RefusalLine, ...] = ()
 
 
 def prediction_columns(body: bytes, kinds: dict[str, str]) -> ParsedObject:
@@ -228,6 +252,8 @@ def _arrow_columns(body: bytes, kinds: dict[str, str]) -> PredictionColumns:
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise _ArrowFallbackError from exc
     names = set(table.column_names)
+    if LOG_LINE_KIND in names:  # refusal lines (or lines of a kind this version does not know)
+        raise _ArrowFallbackError
     required = {"request_id", "score", "threshold", "model_version", "variant", "served", "time"}
     if not required <= names or (
         "index" in names and not pa.types.is_integer(table.schema.field("index").type)
@@ -312,6 +338,7 @@ def _category(value: Any) -> str:
 
 def _python_columns(body: bytes, kinds: dict[str, str]) -> ParsedObject:
     lines: list[dict[str, Any]] = []
+    refusals: list[RefusalLine] = []
     unreadable = 0
     for raw in body.splitlines():
         if not raw.strip():
@@ -320,6 +347,14 @@ def _python_columns(body: bytes, kinds: dict[str, str]) -> ParsedObject:
             document = json.loads(raw)
         except ValueError:
             unreadable += 1
+            continue
+        kind = document.get(LOG_LINE_KIND) if isinstance(document, dict) else None
+        if kind is not None:
+            refusal = _refusal_line(document) if kind == REFUSAL_KIND else None
+            if refusal is None:
+                unreadable += 1
+            else:
+                refusals.append(refusal)
             continue
         if isinstance(document, dict) and isinstance(document.get("index"), list):
             found = _block_lines(document)
@@ -331,7 +366,21 @@ def _python_columns(body: bytes, kinds: dict[str, str]) -> ParsedObject:
                 unreadable += 1
             else:
                 lines.append(row)
-    return ParsedObject(_from_rows(lines, kinds), unreadable)
+    return ParsedObject(_from_rows(lines, kinds), unreadable, tuple(refusals))
+
+
+def _refusal_line(line: dict[str, Any]) -> RefusalLine | None:
+    try:
+        refusal = RefusalLine(
+            request_id=str(line["request_id"]),
+            field=str(line["field"]),
+            reason=str(line["reason"]),
+            count=int(line["count"]),
+            time=to_time(datetime.fromisoformat(str(line["time"]))),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+    return refusal if refusal.request_id and refusal.count > 0 else None
 
 
 def _block_lines(block: dict[str, Any]) -> list[Any]:

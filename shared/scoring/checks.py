@@ -159,6 +159,50 @@ def field_errors(exc: ValidationError) -> list[dict[str, str]]:
     return [{"field": field, "reason": reason} for field, reason in reasons.items()]
 
 
+REFUSAL_MISSING = "missing"
+REFUSAL_NOT_ALLOWED = "not allowed"
+REFUSAL_OUT_OF_RANGE = "out of range"
+REFUSAL_WRONG_TYPE = "wrong type"
+REFUSAL_UNEXPECTED = "unexpected field"
+REFUSAL_MALFORMED = "malformed"
+"""Reason kinds of a refused field: few and fixed (the monitor counts refusals by field and kind), never a value."""
+_KIND_OF_ERROR = {
+    "missing": REFUSAL_MISSING,
+    "literal_error": REFUSAL_NOT_ALLOWED,
+    "enum": REFUSAL_NOT_ALLOWED,
+    "extra_forbidden": REFUSAL_UNEXPECTED,
+    "greater_than": REFUSAL_OUT_OF_RANGE,
+    "greater_than_equal": REFUSAL_OUT_OF_RANGE,
+    "less_than": REFUSAL_OUT_OF_RANGE,
+    "less_than_equal": REFUSAL_OUT_OF_RANGE,
+    "finite_number": REFUSAL_OUT_OF_RANGE,
+    "string_too_long": REFUSAL_OUT_OF_RANGE,
+    "string_too_short": REFUSAL_OUT_OF_RANGE,
+    "too_long": REFUSAL_OUT_OF_RANGE,
+    "too_short": REFUSAL_OUT_OF_RANGE,
+    "int_from_float": REFUSAL_WRONG_TYPE,
+}
+
+
+def reason_kind(error_type: str) -> str:
+    """The reason kind of one pydantic error type (``missing``, ``literal_error``, ``int_type``...)."""
+    kind = _KIND_OF_ERROR.get(error_type)
+    if kind is not None:
+        return kind
+    if error_type.endswith("_type"):
+        return REFUSAL_WRONG_TYPE
+    return REFUSAL_MALFORMED
+
+
+def refusal_reasons(exc: ValidationError) -> list[tuple[str, str]]:
+    """One (field, reason kind) per refused field, as :func:`field_errors` folds them."""
+    kinds: dict[str, str] = {}
+    for err in exc.errors(include_url=False):
+        field = str(err["loc"][0]) if err["loc"] else "<record>"
+        kinds.setdefault(field, reason_kind(str(err["type"])))
+    return list(kinds.items())
+
+
 def _or_none(check: Check) -> Check:
     def nullable(value: Any) -> bool:
         return value is None or check(value)
@@ -216,12 +260,17 @@ class RecordChecker:
         return columns
 
     def errors(self, record: Any) -> list[dict[str, str]]:
+        return self.refused(record)[0]
+
+    def refused(self, record: Any) -> tuple[list[dict[str, str]], list[tuple[str, str]]]:
+        """The record's field-level errors, and its (field, reason kind) pairs (both empty when it is valid)."""
         if not isinstance(record, dict):
-            return [{"field": "<record>", "reason": "a record must be a JSON object"}]
+            problem = {"field": "<record>", "reason": "a record must be a JSON object"}
+            return [problem], [("<record>", REFUSAL_WRONG_TYPE)]
         if self.passes_fast(record):
-            return []
+            return [], []
         try:
             self._model.model_validate(record)
         except ValidationError as exc:
-            return field_errors(exc)
-        return []
+            return field_errors(exc), refusal_reasons(exc)
+        return [], []

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
@@ -224,7 +225,10 @@ class ScoringEngine:
         if state.champion is None:
             telemetry.count(names.ERRORS, None, CHAMPION)
             raise NoChampionError(f"no model is deployed for {self._usecase.name!r} yet")
-        batch, errors = self._valid(records)
+        batch, errors, refused = self._valid(records)
+        if batch is None:
+            self._log_refusals(request_id, refused)
+            raise InvalidRecordsError(errors)
 
         answers: list[_Served] = []
         champion_batch = batch
@@ -259,7 +263,7 @@ class ScoringEngine:
             tally.latency_ms = answer.latency_ms
         failures = 0
         if self._prediction_log is not None:
-            failures = self._prediction_log.publish(request_id, blocks, at=self._now())
+            failures = self._prediction_log.publish(request_id, blocks, at=self._now(), refused=refused)
             if failures:
                 telemetry.count(names.PREDICTION_LOG_ERRORS, state.champion.version, CHAMPION, failures)
         return ScoreOutcome(
@@ -277,13 +281,22 @@ class ScoringEngine:
 
     # --- validation --------------------------------------------------------------------------------------------------
 
-    def _valid(self, records: Sequence[Any] | DecodedBody) -> tuple[_Batch, list[dict[str, Any]]]:
-        """The valid records as a batch, and the field-level errors of the others (none valid: 422)."""
+    def _log_refusals(self, request_id: str, refused: Counter[tuple[str, str]]) -> None:
+        """Send a request's refusals (none valid: the 422 path) to the prediction log; never fails the answer."""
+        if self._prediction_log is not None and refused:
+            self._prediction_log.publish(request_id, [], at=self._now(), refused=refused)
+
+    def _valid(
+        self, records: Sequence[Any] | DecodedBody
+    ) -> tuple[_Batch | None, list[dict[str, Any]], Counter[tuple[str, str]]]:
+        """The valid records as a batch (None when there are none: 422), the field-level errors of the others,
+        and their refusals counted by (field, reason kind) (empty, and not built, when every record is valid)."""
+        refused: Counter[tuple[str, str]] = Counter()
         if isinstance(records, DecodedBody):
             if records.validated and records.columns is not None:
-                return self._columnar_batch(records.columns), []
+                return self._columnar_batch(records.columns), [], refused
             if records.validated and records.record_type is not None:
-                return self._typed_batch(records), []
+                return self._typed_batch(records), [], refused
             records = records.records
         errors: list[dict[str, Any]] = []
         columns = self._checker.columns(records) if records else None
@@ -296,20 +309,21 @@ class ScoringEngine:
         else:
             valid_positions, valid = [], []
             for index, record in enumerate(records):
-                problems = self._checker.errors(record)
+                problems, reasons = self._checker.refused(record)
                 if problems:
                     errors.append({"index": index, "errors": problems})
+                    refused.update(reasons)
                 else:
                     valid_positions.append(index)
                     valid.append(record)
             if not valid:
-                raise InvalidRecordsError(errors)
+                return None, errors, refused
             feed = onnx_feed(valid, self._contract)
             entity_ids = [record[self._contract.entity_id] for record in valid]
             features = {name: [record.get(name) for record in valid] for name in self._feature_names}
         positions = np.asarray(valid_positions, dtype=np.intp)
         batch = _Batch(positions=positions, entity_ids=entity_ids, records=valid, columns=features, feed=feed)
-        return batch, errors
+        return batch, errors, refused
 
     def _typed_batch(self, body: DecodedBody) -> _Batch:
         """A batch of records the wire decoder validated: one ``attrgetter`` pass per column."""

@@ -2,7 +2,10 @@
 
 Every served prediction (and shadow score: variant ``"shadow"``, ``served`` false) reaches the log
 queue in a block of its request's scores (:class:`ScoredBlock`: one JSON object holding the block's
-columns and records, split until it fits in ``MESSAGE_BYTES_LIMIT``). Each
+columns and records, split until it fits in ``MESSAGE_BYTES_LIMIT``). The records of a request the contract
+refused are one more message, ``{"kind": "refusal", ..., "refusals": [{"field", "reason", "count"}]}``:
+counts by field and reason kind (:func:`~shared.scoring.checks.reason_kind`), never values; none is built when
+no record was refused. Each
 prediction whose score is inside ``review_band`` is also one message of the review queue. Messages are
 sent with ``send_message_batch`` (at most 10 entries and 256 KiB a call) through a client with short
 timeouts and no retries (:func:`queue_client_config`). A failure is caught, logged and counted
@@ -22,6 +25,8 @@ from typing import Any, Protocol
 
 import msgspec
 
+from shared.lake.layout import LOG_LINE_KIND as KIND
+from shared.lake.layout import REFUSAL_KIND as REFUSAL
 from shared.scoring.exceptions import PredictionLogError
 
 SQS_BATCH_LIMIT = 10
@@ -208,11 +213,33 @@ class PredictionLog:
         positions = np.flatnonzero((scores >= band[0]) & (scores <= band[1])).tolist()
         return block.select(positions) if positions else None
 
-    def messages(self, request_id: str, blocks: Iterable[ScoredBlock], at: datetime) -> tuple[list[str], list[str]]:
+    def refusal_body(self, request_id: str, refused: Mapping[tuple[str, str], int], when: str) -> bytes:
+        """The message of a request's refused records: counts by (field, reason kind)."""
+        return _ENCODER.encode(
+            {
+                KIND: REFUSAL,
+                "usecase": self._usecase,
+                "request_id": request_id,
+                "time": when,
+                "refusals": [
+                    {"field": field, "reason": reason, "count": count}
+                    for (field, reason), count in sorted(refused.items())
+                ],
+            }
+        )
+
+    def messages(
+        self,
+        request_id: str,
+        blocks: Iterable[ScoredBlock],
+        at: datetime,
+        refused: Mapping[tuple[str, str], int] | None = None,
+    ) -> tuple[list[str], list[str]]:
         """The prediction-log message bodies and the review message bodies of one request.
 
         A review message is a block too (the predictions inside the band, with ``band``): a reviewer's tool
-        reads it with the prediction log's own reader, one record a prediction with its features.
+        reads it with the prediction log's own reader, one record a prediction with its features. ``refused``
+        (the request's refused records by (field, reason kind)) adds one message when not empty.
         """
         when = at.isoformat()
         logged: list[bytes] = []
@@ -225,11 +252,20 @@ class PredictionLog:
             in_band = self._in_review_band(block)
             if in_band is not None:
                 review += self._block_bodies(request_id, in_band, when, band)
+        if refused:
+            logged.append(self.refusal_body(request_id, refused, when))
         return [body.decode() for body in logged], [body.decode() for body in review]
 
-    def publish(self, request_id: str, blocks: Iterable[ScoredBlock], *, at: datetime | None = None) -> int:
+    def publish(
+        self,
+        request_id: str,
+        blocks: Iterable[ScoredBlock],
+        *,
+        at: datetime | None = None,
+        refused: Mapping[tuple[str, str], int] | None = None,
+    ) -> int:
         """Send the messages; return how many could not be sent (errors are logged, never raised)."""
-        logged, review = self.messages(request_id, blocks, at or datetime.now(UTC))
+        logged, review = self.messages(request_id, blocks, at or datetime.now(UTC), refused)
         failed = 0
         for queue_url, bodies in ((self._log_queue_url, logged), (self._review_queue_url, review)):
             if not queue_url or not bodies:

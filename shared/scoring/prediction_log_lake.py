@@ -3,7 +3,11 @@
 :func:`parse_message` reads a message as :class:`~shared.scoring.prediction_log.PredictionLog` sends it
 (a block of one variant's scores for a request, :class:`PredictionLogBlock`; or JSON Lines of
 :class:`PredictionLogRecord`, as earlier versions sent). :func:`write_prediction_log` writes the records,
-de-duplicated, one object per use case and UTC hour. Apart from the score function's import path, so a
+de-duplicated, one object per use case and UTC hour. A refusal message (``kind: "refusal"``: a request's
+refused records counted by field and reason kind) is read by :func:`parse_log_message` into
+:class:`RefusalLogRecord` lines, written in objects of their own beside the predictions
+(:func:`~shared.lake.layout.refusal_log_key`), one line ``{"kind": "refusal", "usecase", "request_id", "time",
+"field", "reason", "count"}`` per (request, field, reason). Apart from the score function's import path, so a
 cold start of the score function does not build these models.
 """
 
@@ -22,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from shared.lake import layout as lake
 from shared.lake.exceptions import StorageError
+from shared.lake.layout import LOG_LINE_KIND as KIND
+from shared.lake.layout import REFUSAL_KIND as REFUSAL
 
 log = logging.getLogger(__name__)
 
@@ -116,19 +122,87 @@ class PredictionLogBlock(BaseModel):
         ]
 
 
-def parse_message(body: str) -> list[PredictionLogRecord]:
-    """The prediction-log lines of one message: a block, or (as earlier versions sent) JSON Lines of records.
+class RefusalLogRecord(BaseModel):
+    """One refusal line of the log: how many of a request's records were refused for ``reason`` on ``field``."""
 
-    Raises ``ValueError`` (pydantic's ``ValidationError`` is one) when the message is neither.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    kind: Literal["refusal"] = REFUSAL
+    usecase: str
+    request_id: str = Field(min_length=1)
+    time: datetime
+    field: str
+    reason: str
+    """A reason kind (:func:`~shared.scoring.checks.reason_kind`): never a value."""
+    count: int = Field(ge=1)
+
+    @property
+    def identity(self) -> tuple[str, str, str, str]:
+        return (REFUSAL, self.request_id, self.field, self.reason)
+
+
+class _RefusalCount(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    field: str
+    reason: str
+    count: int = Field(ge=1)
+
+
+class RefusalLogMessage(BaseModel):
+    """A refusal message as :class:`PredictionLog` sends it: a request's refused records by (field, reason)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    kind: Literal["refusal"]
+    usecase: str
+    request_id: str = Field(min_length=1)
+    time: datetime
+    refusals: list[_RefusalCount]
+
+    def lines(self) -> list[RefusalLogRecord]:
+        return [
+            RefusalLogRecord(
+                usecase=self.usecase,
+                request_id=self.request_id,
+                time=self.time,
+                field=r.field,
+                reason=r.reason,
+                count=r.count,
+            )
+            for r in self.refusals
+        ]
+
+
+LogLine = PredictionLogRecord | RefusalLogRecord
+"""A line of the prediction log in the lake: a prediction, or a request's refusals for one reason."""
+
+
+def parse_log_message(body: str) -> list[LogLine]:
+    """The lines of one prediction-log message: a block, a refusal message, or (as earlier versions sent) JSON
+    Lines of records.
+
+    Raises ``ValueError`` (pydantic's ``ValidationError`` is one) when the message is none of these, or has a
+    ``kind`` this version does not know.
     """
-    lines: list[PredictionLogRecord] = []
+    lines: list[LogLine] = []
     for line in split_lines(body):
         document = json.loads(line)
-        if isinstance(document, dict) and isinstance(document.get("index"), list):  # a block; a record has one index
+        kind = document.get(KIND) if isinstance(document, dict) else None
+        if kind == REFUSAL:
+            lines += RefusalLogMessage.model_validate(document).lines()
+        elif kind is not None:
+            raise ValueError(f"a prediction-log message of unknown kind {kind!r}")
+        elif isinstance(document, dict) and isinstance(document.get("index"), list):  # a block; a record has one
             lines += PredictionLogBlock.model_validate(document).lines()
         else:
             lines.append(PredictionLogRecord.model_validate(document))
     return lines
+
+
+def parse_message(body: str) -> list[PredictionLogRecord]:
+    """The predictions of one message (:func:`parse_log_message` without the refusals)."""
+    return [line for line in parse_log_message(body) if isinstance(line, PredictionLogRecord)]
 
 
 def logged_records(body: str) -> list[PredictionLogRecord]:
@@ -154,9 +228,10 @@ class ObjectWriter(Protocol):
     def put_bytes(self, bucket: str, key: str, body: bytes, *, content_type: str) -> None: ...
 
 
-def deduplicated(records: Iterable[tuple[str, PredictionLogRecord]]) -> list[tuple[str, PredictionLogRecord]]:
-    """The first (message id, record) of each (request_id, variant, index)."""
-    seen: set[tuple[str, str, int]] = set()
+def deduplicated(records: Iterable[tuple[str, LogLine]]) -> list[tuple[str, LogLine]]:
+    """The first (message id, line) of each identity: a prediction's (request_id, variant, index), a refusal's
+    ("refusal", request_id, field, reason)."""
+    seen: set[tuple[Any, ...]] = set()
     kept = []
     for message_id, record in records:
         if record.identity not in seen:
@@ -174,24 +249,27 @@ class PredictionLogWrite:
 
 
 def write_prediction_log(
-    records: Sequence[tuple[str, PredictionLogRecord]], *, writer: ObjectWriter, bucket: str
+    records: Sequence[tuple[str, LogLine]], *, writer: ObjectWriter, bucket: str
 ) -> PredictionLogWrite:
-    """Write the records as JSON Lines, one object per (use case, UTC hour), de-duplicated by identity.
+    """Write the lines as JSON Lines, one object per (use case, UTC hour, kind), de-duplicated by identity:
+    predictions in one object, refusals in another (:func:`~shared.lake.layout.refusal_log_key`).
 
     Each object's name is a hash of the identities it holds, so a re-delivered batch overwrites its own
     objects. A failed write fails only the messages of that object.
     """
 
-    groups: dict[tuple[str, str], list[tuple[str, PredictionLogRecord]]] = defaultdict(list)
+    groups: dict[tuple[str, str, bool], list[tuple[str, LogLine]]] = defaultdict(list)
     for message_id, record in deduplicated(records):
         at = record.time.astimezone(UTC) if record.time.tzinfo else record.time
-        groups[(record.usecase, at.strftime("%Y-%m-%dT%H"))].append((message_id, record))
+        refusal = isinstance(record, RefusalLogRecord)
+        groups[(record.usecase, at.strftime("%Y-%m-%dT%H"), refusal)].append((message_id, record))
     written: dict[str, list[str]] = {}
     failed: list[str] = []
-    for (usecase, _hour), members in sorted(groups.items()):
+    for (usecase, _hour, refusal), members in sorted(groups.items()):
         identities = sorted("|".join(map(str, r.identity)) for _, r in members)
         object_id = hashlib.sha256("\n".join(identities).encode()).hexdigest()[:32]
-        key = lake.prediction_log_key(usecase, at=members[0][1].time, object_id=object_id)
+        key_of = lake.refusal_log_key if refusal else lake.prediction_log_key
+        key = key_of(usecase, at=members[0][1].time, object_id=object_id)
         body = "".join(r.model_dump_json() + "\n" for _, r in members).encode()
         message_ids = [message_id for message_id, _ in members]
         try:

@@ -503,3 +503,51 @@ def test_a_candidate_without_an_endpoint_variant_is_served_by_its_light_model_an
     # And no error or fallback was counted for either model, and no breaker opened
     assert all(not t.counts.get("Errors") and not t.counts.get("Fallbacks") for t in outcome.telemetry.tallies.values())
     assert endpoint.breaker.state == endpoint.breaker_for("v1").state == endpoint.breaker_for("v2").state == "closed"
+
+
+def _refusals(setup: Setup) -> list[dict[str, Any]]:
+    from shared.scoring.prediction_log_lake import RefusalLogRecord, parse_log_message
+
+    return [
+        {"request_id": line.request_id, "field": line.field, "reason": line.reason, "count": line.count}
+        for body in setup.sender.sent.get(LOG_QUEUE, [])
+        for line in parse_log_message(body)
+        if isinstance(line, RefusalLogRecord)
+    ]
+
+
+def test_refused_records_reach_the_log_by_field_and_reason_kind_never_as_predictions(model: TrainedModel) -> None:
+    # Given a batch where two records fail the contract: one out of range and one of the wrong type on tenure,
+    # one with a contract value not allowed
+    setup = Setup(model, _state(model.ref()))
+    records = _features(model, 4)
+    records[1]["tenure"] = 500
+    records[2]["tenure"] = "ten"
+    records[2]["contract"] = "Monthly"
+    # When it is scored
+    outcome = setup.engine.predict(records, request_id="req-r")
+    # Then the good records are logged as predictions, and the refused ones as counts by field and reason kind
+    assert len(outcome.errors) == 2
+    assert len(setup.logged()) == 2
+    assert sorted(_refusals(setup), key=lambda r: (r["field"], r["reason"])) == [
+        {"request_id": "req-r", "field": "contract", "reason": "not allowed", "count": 1},
+        {"request_id": "req-r", "field": "tenure", "reason": "out of range", "count": 1},
+        {"request_id": "req-r", "field": "tenure", "reason": "wrong type", "count": 1},
+    ]
+
+
+def test_a_request_with_no_good_record_logs_its_refusals_and_a_clean_one_sends_none(model: TrainedModel) -> None:
+    # Given a request whose only record lacks every feature
+    setup = Setup(model, _state(model.ref()))
+    # When it is refused (422)
+    with pytest.raises(InvalidRecordsError):
+        setup.engine.predict([{"rownames": 1}], request_id="req-422")
+    # Then its refusals still reach the log, as missing fields, and no prediction does
+    refused = _refusals(setup)
+    assert {"request_id": "req-422", "field": "tenure", "reason": "missing", "count": 1} in refused
+    assert setup.logged() == []
+    # And a request with no refused record sends no refusal message
+    clean = Setup(model, _state(model.ref()))
+    clean.engine.predict(_features(model, 3), request_id="req-ok")
+    assert _refusals(clean) == []
+    assert all('"refusal"' not in body for body in clean.sender.sent.get(LOG_QUEUE, []))
