@@ -20,6 +20,8 @@ from shared.scoring.exceptions import InvalidFeedbackError
 from shared.usecase.settings import Contract
 
 MAX_FEEDBACK_ITEMS = 1000
+FEEDBACK_WRITE_CONCURRENCY = 16
+"""Labels of one request written to the lake at a time."""
 
 
 class FeedbackItem(BaseModel):
@@ -110,6 +112,16 @@ def record_feedback(
     documents = feedback_documents(
         request, usecase=usecase, contract=contract, received_at=received_at or datetime.now(UTC)
     )
-    for key, document in dict(documents).items():
-        writer.put_json(bucket, key, document)
+    unique = dict(documents)
+    if len(unique) <= 1:
+        for key, document in unique.items():
+            writer.put_json(bucket, key, document)
+        return len(documents)
+    # One object a label (its key is its identity): written side by side, so a request of hundreds of labels
+    # costs a few round trips of S3 latency, not hundreds, and stays well inside the function's timeout.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(FEEDBACK_WRITE_CONCURRENCY, len(unique))) as pool:
+        for written in [pool.submit(writer.put_json, bucket, key, document) for key, document in unique.items()]:
+            written.result()  # the first failure is raised, as a sequential loop would
     return len(documents)
