@@ -143,8 +143,8 @@ def score_and_label(
         for item in batch:
             labels.append({"request_id": request_id, "entity_id": item.record[entity], "label": item.label})
             sent.by_segment["shifted" if item.shifted else "unchanged"] += 1
-    for start in range(0, len(labels), 1000):
-        chunk = labels[start : start + 1000]
+    for start in range(0, len(labels), batch_size):  # as outcomes arrive: a request's worth at a time
+        chunk = labels[start : start + batch_size]
         status, body = post_json(feedback, {"labels": chunk}, api_key)
         if status != 202:
             sent.failures.append(f"feedback HTTP {status}: {str(body)[:200]}")

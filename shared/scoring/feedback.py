@@ -20,8 +20,8 @@ from shared.scoring.exceptions import InvalidFeedbackError
 from shared.usecase.settings import Contract
 
 MAX_FEEDBACK_ITEMS = 1000
-FEEDBACK_WRITE_CONCURRENCY = 16
-"""Labels of one request written to the lake at a time."""
+FEEDBACK_WRITE_CONCURRENCY = 10
+"""Labels of one request written to the lake at a time (botocore's default connection pool holds 10)."""
 
 
 class FeedbackItem(BaseModel):
