@@ -158,7 +158,9 @@ def history(ctx: StackContext, *, limit: int) -> list[dict[str, Any]]:
     events.reverse()
     for event in events:
         at = datetime.fromisoformat(str(event.get("at"))).astimezone(UTC)
-        change = f"v{event.get('from_version') or '-'} → v{event.get('to_version') or '-'}"
+        versions = (event.get("from_version"), event.get("to_version"))
+        # events that change no model (retraining decisions, a curated-set switch) show no version change
+        change = f"v{versions[0] or '-'} → v{versions[1] or '-'}" if any(versions) else ""
         details = " ".join(f"{k}={event[k]}" for k in ("stage", "weight") if event.get(k) not in (None, ""))
         print(
             f"{at:%Y-%m-%d %H:%M:%S}  {event.get('actor', '?'):<28} {event.get('action', '?'):<12} {change:<12} "
