@@ -11,6 +11,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.nag import acknowledge
+
 
 class Alerting(Construct):
     """A KMS-encrypted, TLS-only SNS topic that CloudWatch alarms may publish to."""
@@ -23,6 +25,25 @@ class Alerting(Construct):
     def notify_on_alarm(self, alarm: cloudwatch.Alarm) -> None:
         """Send ``alarm``'s state changes into ALARM to the topic."""
         alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))
+
+    @staticmethod
+    def dead_letter_queue(
+        scope: Construct, construct_id: str, *, retention: Duration, collects: str, items: str = "events"
+    ) -> sqs.Queue:
+        """A dead-letter queue (SQS-managed encryption, TLS only): ``collects`` says whose failed ``items`` it keeps."""
+        queue = sqs.Queue(
+            scope,
+            construct_id,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=retention,
+        )
+        acknowledge(
+            queue,
+            "AwsSolutions-SQS3",
+            f"This queue is {collects}; a dead-letter queue of its own would only move the same {items} again.",
+        )
+        return queue
 
     @staticmethod
     def dead_letter_alarm(

@@ -108,20 +108,12 @@ class DataPipeline(Construct):
     # --- the ingest function -------------------------------------------------------------------
 
     def _build_dead_letter_queue(self) -> sqs.Queue:
-        queue = sqs.Queue(
+        return Alerting.dead_letter_queue(
             self,
             "IngestDeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=self.settings.ingest.dead_letter_retention,
+            retention=self.settings.ingest.dead_letter_retention,
+            collects="the ingest function's dead-letter queue (its async on-failure destination)",
         )
-        acknowledge(
-            queue,
-            "AwsSolutions-SQS3",
-            "This queue is the ingest function's dead-letter queue (its async on-failure destination); "
-            "a dead-letter queue of its own would only move the same events again.",
-        )
-        return queue
 
     def _build_ingest_role(self) -> iam.Role:
         return iam.Role(

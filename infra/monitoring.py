@@ -94,21 +94,13 @@ class Monitoring(Construct):
     # --- failure handling ------------------------------------------------------------------------
 
     def _build_dead_letter_queue(self) -> sqs.Queue:
-        queue = sqs.Queue(
+        return Alerting.dead_letter_queue(
             self,
             "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=self.settings.dead_letter_retention,
+            retention=self.settings.dead_letter_retention,
+            collects="the dead-letter queue of the monitoring schedule, the retraining rule and the retrain "
+            "function's asynchronous invocations",
         )
-        acknowledge(
-            queue,
-            "AwsSolutions-SQS3",
-            "This queue is the dead-letter queue of the monitoring schedule, the retraining rule and the retrain "
-            "function's asynchronous invocations; a dead-letter queue of its own would only move the same events "
-            "again.",
-        )
-        return queue
 
     def _build_dead_letter_alarm(self) -> cloudwatch.Alarm:
         return Alerting.dead_letter_alarm(

@@ -132,18 +132,12 @@ class ScoringApi(Construct):
 
     def _build_prediction_log_queues(self) -> tuple[sqs.Queue, sqs.Queue]:
         log = self.settings.prediction_log
-        dead_letters = sqs.Queue(
+        dead_letters = Alerting.dead_letter_queue(
             self,
             "PredictionLogDeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=log.dead_letter_retention,
-        )
-        acknowledge(
-            dead_letters,
-            "AwsSolutions-SQS3",
-            "This queue is the prediction log's dead-letter queue; a dead-letter queue of its own would only "
-            "move the same records again.",
+            retention=log.dead_letter_retention,
+            collects="the prediction log's dead-letter queue",
+            items="records",
         )
         queue = sqs.Queue(
             self,

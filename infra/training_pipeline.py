@@ -731,18 +731,12 @@ class TrainingPipeline(Construct):
 
     def _build_trigger_queues(self) -> tuple[sqs.Queue, sqs.Queue]:
         settings = self.settings
-        dead_letters = sqs.Queue(
+        dead_letters = Alerting.dead_letter_queue(
             self,
             "TriggerDeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=settings.dead_letter_retention,
-        )
-        acknowledge(
-            dead_letters,
-            "AwsSolutions-SQS3",
-            "This queue is the training trigger queue's dead-letter queue; a dead-letter queue of its own "
-            "would only move the same notifications again.",
+            retention=settings.dead_letter_retention,
+            collects="the training trigger queue's dead-letter queue",
+            items="notifications",
         )
         window = settings.debounce.to_seconds()
         queue = sqs.Queue(
