@@ -41,6 +41,10 @@ PROMOTION_SETTINGS = {
     "canary_steps = [0.01, 0.05, 0.25, 1.0]": "canary_steps = [0.25, 1.0]",
     "canary_bake_seconds = 15": "canary_bake_seconds = 8",
     "min_samples = 30": "min_samples = 20",
+    # these tests are about the endpoint's variants, not its speed: on a loaded two-core CI machine the emulated
+    # endpoint's p99 swings by hundreds of milliseconds, and a latency rollback there would test the machine
+    "latency_budget_ms = 250": "latency_budget_ms = 3000",
+    "latency_tolerance_ms = 40": "latency_tolerance_ms = 2000",
 }
 
 
@@ -199,7 +203,8 @@ def test_a_heavy_candidate_is_promoted_on_its_endpoints_own_variants(
     # Then it went through every stage on the endpoint: v2 alone serves now, as its own production variant
     assert result.returncode == 0, result.stdout + result.stderr
     variants = sagemaker.describe_endpoint(EndpointName=endpoint)["ProductionVariants"]
-    assert [(v["VariantName"], v["CurrentWeight"]) for v in variants] == [("v2", 1.0)]
+    history = run_cli(heavy, "history", usecase=heavy_file).stdout
+    assert [(v["VariantName"], v["CurrentWeight"]) for v in variants] == [("v2", 1.0)], result.stdout + history
     # And the canary's customers were answered by v2, and no request failed
     assert served[("challenger", 2)] > 0
     assert failures == []
