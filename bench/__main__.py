@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, one after the other; each writes its figures to bench/results/."""
 
-from bench import batch_bench, ingest_bench, monitor_bench, score_bench
+from bench import batch_bench, batch_cost, ingest_bench, monitor_bench, score_bench
 
 
 def main() -> None:
@@ -8,6 +8,7 @@ def main() -> None:
     score_bench.main()
     monitor_bench.main()
     batch_bench.main()
+    batch_cost.main()
 
 
 if __name__ == "__main__":
