@@ -108,7 +108,8 @@ def test_the_worker_role_is_limited_to_its_prefixes(
             }
         },
     )
-    # And the worker's own policy (found through the machine's ScoreChunk task) writes only under those two prefixes, lists only batch-predictions/, and grants no wildcard action
+    # And the worker's own policy (found through the machine's ScoreChunk task) writes only under those two
+    # prefixes, lists only batch-predictions/, and grants no wildcard action
     statements = _worker_statements(template_json, output_refs)
     lake_id = output_refs["LakeBucketName"]
     written = 0
@@ -172,7 +173,7 @@ def other_batch_assembly(tmp_path_factory: pytest.TempPathFactory) -> Assembly:
 
 def test_other_batch_settings_change_the_map(other_batch_assembly: Assembly) -> None:
     # Given a use case whose [batch] asks for 7 chunks at once, 12.5% tolerated failures and 4 retries
-    template_json = other_batch_assembly.template("Sluice-telco-churn")
+    template_json: dict[str, Any] = other_batch_assembly.template("Sluice-telco-churn")
     machine_id = template_json["Outputs"]["BatchStateMachineArn"]["Value"]["Ref"]
     score = _definition(template_json, machine_id)["States"]["ScoreChunks"]
     # Then the map and the worker's retry take them
