@@ -25,6 +25,7 @@ from shared.registry.package import metrics_uri
 from shared.usecase.settings import UseCase, load_usecase
 
 EXECUTION_EXISTS = "ExecutionAlreadyExists"
+EXECUTION_MISSING = "ExecutionDoesNotExist"
 
 
 @lru_cache(maxsize=8)
@@ -101,6 +102,14 @@ def start_execution(state_machine_arn: str, name: str, document: dict[str, Any])
     from botocore.exceptions import ClientError
 
     sfn = client("stepfunctions")
+    arn = execution_arn(state_machine_arn, name)
+    try:  # StartExecution with a running execution's name and input answers that execution, not an error
+        sfn.describe_execution(executionArn=arn)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != EXECUTION_MISSING:
+            raise
+    else:
+        return arn, False
     try:
         return sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(document))[
             "executionArn"
@@ -108,7 +117,7 @@ def start_execution(state_machine_arn: str, name: str, document: dict[str, Any])
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != EXECUTION_EXISTS:
             raise
-    return execution_arn(state_machine_arn, name), False
+    return arn, False
 
 
 def execution_arn(state_machine_arn: str, name: str) -> str:

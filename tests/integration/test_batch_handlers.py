@@ -371,9 +371,8 @@ def test_an_upload_under_batch_starts_one_execution_and_a_second_finds_it(
     request = json.loads(execution["input"])
     assert request["objects"] == [{"bucket": RAW, "key": key}]
     assert request["job_id"] == execution["name"]
-    # When the same event comes again while it runs, Then StartExecution answers with the same execution (AWS's
-    # idempotency for the same name and input) and none is added
-    assert _start(key)["execution_arn"] == first["execution_arn"]
+    # When the same event comes again while it runs, Then the running execution is reported, not started again
+    assert _start(key) == {"execution_arn": first["execution_arn"], "started": False}
     assert len(sfn.list_executions(stateMachineArn=aws["machine"])["executions"]) == 1
     # When it comes again after the execution ended, Then the existing execution is reported, not started
     sfn.stop_execution(executionArn=first["execution_arn"])
