@@ -133,7 +133,8 @@ class ObjectFaults:
         faults = self
 
         def get_object(response: Any) -> Any:
-            if faults.fails(response.bucket_name, response.parse_key_name(), response.headers.get(INVOCATION_ID_HEADER)):
+            call = response.headers.get(INVOCATION_ID_HEADER)
+            if faults.fails(response.bucket_name, response.parse_key_name(), call):
                 return 503, {"Content-Type": "application/xml"}, SLOW_DOWN
             return original(response)
 

@@ -45,7 +45,7 @@ def s3(cloud: EmbeddedCloud) -> Any:
         endpoint_url=cloud.endpoint_url,
         region_name="us-east-1",
         aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - the embedded cloud accepts any credentials
+        aws_secret_access_key="testing",
         config=Config(retries={"mode": "standard", "max_attempts": 1}),
     )
 
