@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  SageMaker training jobs run as subprocesses; logs under {cloud.training.jobs_dir}")
         print("  SageMaker endpoints are served in-process by training/inference.py")
         print(f"    fault switch (local only): POST {cloud.api_url}/_sluice/faults {{endpoint, mode, delay_ms}}")
+        print(f"    S3 read faults (local only): POST {cloud.api_url}/_sluice/faults/objects {{bucket, key, calls}}")
         print("  handler EMF output becomes CloudWatch metrics")
         print("  alarms are evaluated every second with CloudWatch's semantics; their changes reach EventBridge")
         print("  EventBridge rate(...) schedules fire on time; cron(...) ones do not (start executions explicitly)")

@@ -28,12 +28,13 @@ from typing import Any, Protocol
 
 from local.exceptions import LocalCloudError
 from local.services.alarms import AlarmEvaluator
-from local.services.apigateway import ApiFront, ApiGateway, ApiRegistry
+from local.services.apigateway import ApiFront, ApiGateway, ApiRegistry, ControlRoute
 from local.services.emf import EmfPublisher
 from local.services.event_sources import EventSourceMappingSpec, SqsPoller
 from local.services.events import EventRouter
 from local.services.lambdas import LambdaRuntime
 from local.services.metrics import MetricDataPatch
+from local.services.object_faults import ObjectFaults
 from local.services.sagemaker import TrainingRunner
 from local.services.sagemaker_endpoints import EndpointServer
 from local.services.sagemaker_registry import ModelRegistryPatches
@@ -95,6 +96,7 @@ class Services:
     emf: EmfPublisher
     training: TrainingRunner
     endpoints: EndpointServer
+    object_faults: ObjectFaults
     api: ApiFrontEmulation
     event_sources: SqsEmulation
     alarms: AlarmEvaluator
@@ -230,9 +232,9 @@ class TrainingEmulation:
 class ApiFrontEmulation:
     """The HTTP front of the stack's REST APIs (and the ``/_sluice/`` controls), started once they are deployed."""
 
-    def __init__(self, *, lambdas: LambdaRuntime, endpoints: EndpointServer, port: int) -> None:
+    def __init__(self, *, lambdas: LambdaRuntime, controls: Sequence[ControlRoute], port: int) -> None:
         self._lambdas = lambdas
-        self._endpoints = endpoints
+        self._controls = list(controls)
         self._port = port
         self._front: ApiFront | None = None
 
@@ -255,7 +257,7 @@ class ApiFrontEmulation:
             return result.function_error, result.payload
 
         gateway = ApiGateway(stack.apis, invoke)
-        gateway.controls.append(self._endpoints.control)
+        gateway.controls.extend(self._controls)
         front = ApiFront(gateway, port=self._port)
         front.start()
         self._front = front
@@ -351,6 +353,11 @@ def _endpoints(services: Services) -> Emulation:
     return PatchEmulation(services.endpoints)
 
 
+def _object_faults(services: Services) -> Emulation:
+    services.object_faults = ObjectFaults()
+    return PatchEmulation(services.object_faults)
+
+
 def _step_functions(_services: Services) -> Emulation:
     return PatchEmulation(StepFunctionsPatches())
 
@@ -369,7 +376,9 @@ def _metric_data(services: Services) -> Emulation:
 
 def _api_front(services: Services) -> Emulation:
     services.api = ApiFrontEmulation(
-        lambdas=services.lambdas, endpoints=services.endpoints, port=services.site.api_port
+        lambdas=services.lambdas,
+        controls=(services.endpoints.control, services.object_faults.control),
+        port=services.site.api_port,
     )
     return services.api
 
@@ -405,6 +414,7 @@ EMULATIONS: tuple[Callable[[Services], Emulation], ...] = (
     _emf,  # handler output → CloudWatch metrics
     _training,  # SageMaker training jobs in subprocesses
     _endpoints,  # SageMaker endpoints served in-process
+    _object_faults,  # local-only read faults on S3 objects (/_sluice/faults/objects)
     _step_functions,  # fixes to moto's Step Functions interpreter
     _model_registry,  # UpdateModelPackage keeps what it does not change
     _endpoint_updates,  # UpdateEndpoint (warms the new variants)

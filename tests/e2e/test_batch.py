@@ -2,7 +2,9 @@
 
 Given a champion and a prefix of 210 small objects (CSV, JSON Lines, Parquet, one gzip truncated) with planted
 bad rows, a job reconciles row for row (scored + rejected = rows in), the truncated gzip's chunk is counted
-against the tolerance, and the same job started again writes nothing new.
+against the tolerance, and the same job started again writes nothing new. A chunk whose read fails once (the
+embedded cloud's read-fault switch, ``/_sluice/faults/objects``) is retried and scored; one that always fails (an
+object archived to Glacier) is counted against the tolerance: the job succeeds under it, fails over it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -208,3 +212,128 @@ def test_the_cli_runs_a_job_with_its_progress_and_an_upload_under_batch_starts_o
         json.loads(s3.get_object(Bucket=lake_bucket, Key=m["Key"])["Body"].read())["source_key"] for m in manifests
     ]
     assert key not in sources
+
+
+# -- a chunk that fails once is retried; one that always fails counts against the tolerance ------------------
+
+SMALL_ROWS = 6
+
+
+def _fault(cloud: RunningCloud, **settings: Any) -> dict[str, Any]:
+    """The embedded cloud's read-fault switch (local only): ``/_sluice/faults/objects`` on the API front."""
+    base = "/".join(cloud.stack_outputs["ApiUrl"].split("/", 3)[:3])
+    request = urllib.request.Request(
+        f"{base}/_sluice/faults/objects",
+        data=json.dumps(settings).encode() if settings else None,
+        method="POST" if settings else "GET",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def _upload_jsonl(cloud: RunningCloud, usecase: UseCase, prefix: str, count: int, *, skip: int) -> dict[str, list]:
+    """``count`` JSON Lines objects of ``SMALL_ROWS`` unlabelled rows under ``prefix``, each ingested (ingest reads
+    every raw upload) before this returns, so that only the batch job reads them afterwards: key → entity ids."""
+    s3, outputs = cloud.client("s3"), cloud.stack_outputs
+    raw, lake_bucket = outputs["RawBucketName"], outputs["LakeBucketName"]
+    rows = [dict(r) for r in load_sample_rows(usecase)[skip : skip + count * SMALL_ROWS]]
+    entity = usecase.contract.entity_id
+    uploaded: dict[str, list] = {}
+    manifests: list[str] = []
+    for n in range(count):
+        part = rows[n * SMALL_ROWS : (n + 1) * SMALL_ROWS]
+        for row in part:
+            row.pop(usecase.contract.label, None)
+        key = f"{prefix}part-{n:02}.jsonl"
+        etag = s3.put_object(Bucket=raw, Key=key, Body="".join(json.dumps(r) + "\n" for r in part).encode())["ETag"]
+        manifests.append(lake.manifest_key(usecase.name, lake.object_id(raw, key, etag.strip('"'))))
+        uploaded[key] = [r[entity] for r in part]
+    deadline = time.monotonic() + 120
+    for manifest in manifests:
+        while not s3.list_objects_v2(Bucket=lake_bucket, Prefix=manifest).get("KeyCount"):
+            assert time.monotonic() < deadline, f"{manifest} was not written: the upload was not ingested"
+            time.sleep(0.3)
+    return uploaded
+
+
+def _archive(cloud: RunningCloud, key: str) -> None:
+    """Move an object to S3 Glacier (a copy onto itself): GetObject then answers 403 InvalidObjectState, a read that
+    fails however often it is retried."""
+    s3, raw = cloud.client("s3"), cloud.stack_outputs["RawBucketName"]
+    s3.copy_object(Bucket=raw, Key=key, CopySource={"Bucket": raw, "Key": key}, StorageClass="GLACIER")
+
+
+def _job_manifest(cloud: RunningCloud, usecase: UseCase, cli_output: str) -> dict[str, Any]:
+    job = re.search(r"^job (\S+): ", cli_output, re.MULTILINE)
+    assert job, cli_output
+    s3, lake_bucket = cloud.client("s3"), cloud.stack_outputs["LakeBucketName"]
+    key = lake.batch_manifest_key(usecase.name, job.group(1))
+    return json.loads(s3.get_object(Bucket=lake_bucket, Key=key)["Body"].read())
+
+
+def test_a_chunk_that_fails_once_is_retried_and_one_that_always_fails_is_counted_within_the_tolerance(
+    batch_cloud: RunningCloud, batch_usecase: UseCase, usecase_file: Path, champion: int
+) -> None:
+    from tests.e2e.conftest import run_cli
+
+    # Given 24 objects, one chunk each: one whose next read fails (an S3 outage past the SDK's own retries) and one
+    # archived to Glacier (every read fails), i.e. 1 of 24 chunks (4.2%) failing for good, under the tolerated 5%
+    raw = batch_cloud.stack_outputs["RawBucketName"]
+    uploaded = _upload_jsonl(batch_cloud, batch_usecase, "jobs/faults/", 24, skip=0)
+    transient, archived = "jobs/faults/part-03.jsonl", "jobs/faults/part-17.jsonl"
+    _fault(batch_cloud, bucket=raw, key=transient, calls=1)
+    _archive(batch_cloud, archived)
+    # When the CLI scores the prefix
+    started = time.monotonic()
+    result = run_cli(batch_cloud, "batch", f"s3://{raw}/jobs/faults/", usecase=usecase_file)
+    print(f"\nfaults job: {time.monotonic() - started:.1f}s\n{result.stdout}")
+    # Then the job succeeded within the tolerance, and its summary names the archived object's chunk
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest = _job_manifest(batch_cloud, batch_usecase, result.stdout)
+    assert manifest["status"] == "succeeded"
+    assert (manifest["chunks_total"], manifest["chunks_succeeded"], manifest["chunks_failed"]) == (24, 23, 1)
+    assert "1 failed, within the tolerated 5%" in manifest["reason"]
+    # And the archived object's chunk is failed with its reason, after the map's retry of a StorageError
+    [failed] = manifest["failed"]
+    assert (failed["key"], failed["error"]) == (archived, "StorageError")
+    assert "InvalidObjectState" in failed["reason"], failed
+    assert f"failed chunk {archived}#0: StorageError" in result.stdout
+    # And the chunk whose read failed once was read again (the retry) and scored: its rows are in the output
+    [fault] = [f for f in _fault(batch_cloud)["faults"] if f["key"] == transient]
+    assert (fault["failed_calls"], fault["calls_left"]) == (1, 0)
+    assert fault["served"] >= 1
+    s3, lake_bucket = batch_cloud.client("s3"), batch_cloud.stack_outputs["LakeBucketName"]
+    scored = [
+        pq.read_table(io.BytesIO(s3.get_object(Bucket=lake_bucket, Key=key)["Body"].read()))
+        for key in manifest["output_keys"]
+    ]
+    entities = {str(e) for table in scored for e in table.column("entity_id").to_pylist()}
+    assert {str(e) for e in uploaded[transient]} <= entities
+    assert not {str(e) for e in uploaded[archived]} & entities
+    # And every row of the 23 chunks read is accounted for
+    assert manifest["rows_in"] == 23 * SMALL_ROWS == manifest["rows_scored"] + manifest["rows_rejected"]
+    assert sum(t.num_rows for t in scored) == manifest["rows_scored"]
+
+
+def test_a_job_whose_failed_chunks_pass_the_tolerance_fails_with_the_reason_and_the_cli_exits_non_zero(
+    batch_cloud: RunningCloud, batch_usecase: UseCase, usecase_file: Path, champion: int
+) -> None:
+    from tests.e2e.conftest import run_cli
+
+    # Given 4 objects, one archived to Glacier: 1 of 4 chunks (25%) failing, over the tolerated 5%
+    raw = batch_cloud.stack_outputs["RawBucketName"]
+    _upload_jsonl(batch_cloud, batch_usecase, "jobs/over/", 4, skip=200)
+    _archive(batch_cloud, "jobs/over/part-02.jsonl")
+    # When the CLI scores the prefix
+    started = time.monotonic()
+    result = run_cli(batch_cloud, "batch", f"s3://{raw}/jobs/over/", usecase=usecase_file)
+    print(f"\nover-tolerance job: {time.monotonic() - started:.1f}s\n{result.stdout}{result.stderr}")
+    # Then it exits non-zero with the manifest's reason, naming the failed chunk
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 of 4 chunks failed (25.00%), above the tolerated 5%" in result.stderr
+    assert "failed chunk jobs/over/part-02.jsonl#0: StorageError" in result.stdout
+    # And the manifest records the failure, the other chunks' rows still reconciled
+    manifest = _job_manifest(batch_cloud, batch_usecase, result.stdout)
+    assert manifest["status"] == "failed"
+    assert [f["key"] for f in manifest["failed"]] == ["jobs/over/part-02.jsonl"]
+    assert manifest["rows_in"] == 3 * SMALL_ROWS == manifest["rows_scored"] + manifest["rows_rejected"]
