@@ -36,6 +36,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct, IConstruct
 
+from infra import layers
 from infra.alerting import Alerting
 from infra.nag import acknowledge, logical_id
 from infra.python_function import python_function
@@ -67,12 +68,12 @@ class BatchPrediction(Construct):
         lake_bucket: s3.IBucket,
         deployment_table: dynamodb.ITable,
         dependency_layer: lambda_.ILayerVersion,
-        scoring_layer: lambda_.ILayerVersion,
         shared_code_layer: lambda_.ILayerVersion,
         alerting: Alerting,
     ) -> None:
-        """``dependency_layer``: pyarrow, numpy, pydantic, powertools (the ingest layer); ``scoring_layer``:
-        onnxruntime and msgspec (the worker runs the model)."""
+        """``dependency_layer``: pyarrow, numpy, pydantic, powertools (the ingest layer) for the plan, finish and
+        start functions. The worker, which also runs the model, gets a layer of its own (``layers/batch.txt``):
+        the ingest and scoring layers together are over Lambda's 250 MB for a function and its layers."""
         super().__init__(scope, construct_id)
         self.settings = settings
         self.raw_bucket = raw_bucket
@@ -80,7 +81,8 @@ class BatchPrediction(Construct):
         self.deployment_table = deployment_table
         self.alerting = alerting
         self.layers = [dependency_layer, shared_code_layer]
-        self.worker_layers = [dependency_layer, scoring_layer, shared_code_layer]
+        self.worker_dependencies = self._build_worker_dependencies()
+        self.worker_layers = [self.worker_dependencies, shared_code_layer]
         self.plan_function = self._build_plan_function()
         self.worker_function = self._build_worker_function()
         self.finish_function = self._build_finish_function()
@@ -207,6 +209,14 @@ class BatchPrediction(Construct):
         self._acknowledge_prefixes(policy, *reads)
         self._acknowledge_registry(policy)
         return function
+
+    def _build_worker_dependencies(self) -> lambda_.LayerVersion:
+        return layers.dependency_layer(
+            self,
+            "WorkerDependencies",
+            requirements_file=self.settings.worker_requirements_file,
+            aws_services=self.settings.worker_aws_services,
+        )
 
     def _build_worker_function(self) -> lambda_.Function:
         settings, lake = self.settings, self.lake_bucket

@@ -5,7 +5,8 @@ never falls back to ``docker run``. Each asset also carries a custom hash of its
 re-synth into the same ``cdk.out`` finds ``asset.<hash>`` already there and skips bundling.
 
 - :class:`DependencyLayerBundling` installs a requirements file for Lambda's Linux (arm64,
-  CPython 3.12) with pip, prunes what Lambda never loads, and keeps the result in
+  CPython 3.12) with pip, prunes what Lambda never loads (and, when given the AWS services its
+  functions call, every other service's botocore model), and keeps the result in
   ``.build/layers/<hash>`` so a fresh ``cdk.out`` costs a copy, not a pip run.
 - :class:`SharedCodeBundling` ships ``shared/**/*.py`` as ``python/shared/`` (a layer).
 - :class:`FunctionBundling` ships ``functions/<name>/*.py`` plus the use-case file.
@@ -77,6 +78,12 @@ PRUNED_GLOBS = (
     "pyarrow/_substrait.*.so",
     "pyarrow/substrait.py",
     "pyarrow/_pyarrow_cpp_tests.*.so",
+    # Arrow's own S3 filesystem (16 MB): Sluice reads S3 through boto3, and pyarrow.fs imports it only if
+    # present. Only _s3fs links libarrow_s3; pyarrow.lib links substrait, dataset and acero, so they stay.
+    "pyarrow/libarrow_s3.so*",
+    "pyarrow/_s3fs.*.so",
+    # Request examples of each AWS API: botocore reads them to write documentation only.
+    "botocore/data/*/*/examples-1.json",
     # onnxruntime's C API library (27 MB) is for C/C++ callers: the Python binding
     # (onnxruntime_pybind11_state) links the runtime statically and does not load it.
     "onnxruntime/capi/libonnxruntime.so*",
@@ -129,9 +136,13 @@ class DependencyLayerBundling:
         cache_dir: Path = LAYER_CACHE_DIR,
         size_budget_bytes: int = DEPENDENCY_LAYER_BUDGET_BYTES,
         platforms: tuple[str, ...] = PIP_PLATFORMS,
+        aws_services: tuple[str, ...] | None = None,
     ) -> None:
+        """``aws_services``: the only AWS services whose botocore (and boto3) models the layer keeps, the ones
+        its functions create clients for; ``None`` keeps every service."""
         self.requirements_file = requirements_file
         self.platforms = platforms
+        self.aws_services = aws_services
         self.constraints = constraints_without_extras(constraints_file.read_text())
         self.cache_dir = cache_dir
         self.size_budget_bytes = size_budget_bytes
@@ -142,6 +153,7 @@ class DependencyLayerBundling:
             *platforms,
             PIP_PYTHON_VERSION,
             PIP_IMPLEMENTATION,
+            *(() if aws_services is None else ("aws-services", *sorted(aws_services))),
         )
 
     @property
@@ -162,6 +174,8 @@ class DependencyLayerBundling:
             layer = work / "layer"
             self._pip_install(constraints=constraints, target=layer / "python")
             prune_for_lambda(layer / "python")
+            if self.aws_services is not None:
+                prune_aws_services(layer / "python", keep=self.aws_services)
             size = _tree_size(layer)
             if size > self.size_budget_bytes:
                 raise BundlingError(
@@ -169,7 +183,11 @@ class DependencyLayerBundling:
                     f"over its budget of {self.size_budget_bytes / 2**20:.0f} MiB "
                     f"(Lambda allows {LAMBDA_UNZIPPED_LIMIT_BYTES / 2**20:.0f} MiB for code and all layers)"
                 )
-            report = {"requirements": self.requirements_file.name, "unzipped_bytes": size}
+            report = {
+                "requirements": self.requirements_file.name,
+                "aws_services": self.aws_services,
+                "unzipped_bytes": size,
+            }
             (work / "report.json").write_text(json.dumps(report, indent=2) + "\n")
             try:
                 layer.rename(self.cached_layer)
@@ -226,6 +244,25 @@ def prune_for_lambda(site_packages: Path) -> None:
         elif path.is_file() and path.name.endswith(PRUNED_SUFFIXES):
             path.unlink()
     _drop_soname_copies(site_packages)
+
+
+AWS_MODEL_DIRS = ("botocore/data", "boto3/data")
+"""One folder per AWS service (its API model, endpoint rules, paginators); the files beside them are shared."""
+
+
+def prune_aws_services(site_packages: Path, *, keep: tuple[str, ...]) -> None:
+    """Delete the botocore and boto3 models of every AWS service but ``keep`` (botocore's is about 20 MB in all).
+
+    A client of a service whose model is gone fails with ``UnknownServiceError``: ``keep`` must name every
+    service the layer's functions call.
+    """
+    missing = [name for name in keep if not (site_packages / AWS_MODEL_DIRS[0] / name).is_dir()]
+    if missing:
+        raise BundlingError(f"no botocore model for {missing}: not AWS service names")
+    for models in AWS_MODEL_DIRS:
+        for path in (site_packages / models).glob("*"):
+            if path.is_dir() and path.name not in keep:
+                shutil.rmtree(path)
 
 
 def _drop_soname_copies(site_packages: Path) -> None:
@@ -299,9 +336,11 @@ def _code(source_dir: Path, bundling: DependencyLayerBundling | SharedCodeBundli
     )
 
 
-def dependency_layer_code(requirements_file: Path) -> lambda_.Code:
-    """A layer asset holding the packages of ``requirements_file`` (pinned by requirements.txt)."""
-    return _code(requirements_file.parent, DependencyLayerBundling(requirements_file=requirements_file))
+def dependency_layer_code(requirements_file: Path, *, aws_services: tuple[str, ...] | None = None) -> lambda_.Code:
+    """A layer asset holding the packages of ``requirements_file`` (pinned by requirements.txt); with
+    ``aws_services``, the botocore models of those services only."""
+    bundling = DependencyLayerBundling(requirements_file=requirements_file, aws_services=aws_services)
+    return _code(requirements_file.parent, bundling)
 
 
 def shared_code_layer_code(source_dir: Path = SHARED_DIR) -> lambda_.Code:

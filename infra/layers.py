@@ -26,12 +26,15 @@ class SharedCodeLayer(Construct):
         )
 
 
-def dependency_layer(scope: Construct, construct_id: str, *, requirements_file: Path) -> lambda_.LayerVersion:
-    """A layer of the third-party packages listed in ``requirements_file``."""
+def dependency_layer(
+    scope: Construct, construct_id: str, *, requirements_file: Path, aws_services: tuple[str, ...] | None = None
+) -> lambda_.LayerVersion:
+    """A layer of the third-party packages listed in ``requirements_file``; with ``aws_services``, botocore
+    knows those services only (the ones its functions call)."""
     return lambda_.LayerVersion(
         scope,
         construct_id,
-        code=dependency_layer_code(requirements_file),
+        code=dependency_layer_code(requirements_file, aws_services=aws_services),
         compatible_runtimes=[RUNTIME],
         compatible_architectures=[ARCHITECTURE],
         description=f"Sluice dependencies from layers/{requirements_file.name}",

@@ -610,6 +610,12 @@ class BatchStackSettings:
         default_factory=lambda: _batch_function("batch_start", memory_size_mb=512, timeout=Duration.minutes(5))
     )
     execution_timeout: Duration = field(default_factory=lambda: Duration.hours(24))
+    worker_requirements_file: Path = LAYERS_DIR / "batch.txt"
+    """The worker's one dependency layer: pyarrow, numpy, onnxruntime, msgspec, pydantic, powertools, boto3."""
+    worker_aws_services: tuple[str, ...] = ("s3", "xray")
+    """The AWS services the worker's process makes clients of: S3 (``shared.batch.runtime.lake_store``) and X-Ray
+    (the X-Ray SDK's sampling rules, made when powertools' Tracer starts). Its layer keeps their botocore models
+    only; a client of any other service fails with ``UnknownServiceError``."""
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
     log_level: str = "INFO"
     metrics_namespace: str = telemetry.NAMESPACE

@@ -124,7 +124,6 @@ class SluiceStack(Stack):
             lake_bucket=self.data_pipeline.lake_bucket,
             deployment_table=self.scoring_api.deployment_table,
             dependency_layer=self.training_pipeline.dependencies,
-            scoring_layer=self.scoring_api.dependencies,
             shared_code_layer=self.shared_code.layer,
             alerting=self.alerting,
         )

@@ -1,20 +1,11 @@
-"""The Lambda assets CDK staged: built locally for arm64 / Python 3.12 and within Lambda's size limit."""
+"""The Lambda assets CDK staged: built locally for arm64 / Python 3.12 (every function's size: test_lambda_bundles)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from infra.bundling import LAMBDA_UNZIPPED_LIMIT_BYTES
-
-
-def _staged_dir(resource: dict[str, Any], asset_dirs: dict[str, Path]) -> Path:
-    code = resource["Properties"].get("Content") or resource["Properties"]["Code"]
-    return asset_dirs[code["S3Key"].removesuffix(".zip")]
-
-
-def _size(root: Path) -> int:
-    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+from tests.infra.staged_assets import staged_dir
 
 
 def _layers(template_json: dict[str, Any], ingest_function: dict[str, Any]) -> list[dict[str, Any]]:
@@ -25,7 +16,7 @@ def test_function_asset_holds_the_handler_modules_and_the_usecase_file(
     ingest_function: dict[str, Any], asset_dirs: dict[str, Path]
 ) -> None:
     # Given the ingest function's staged code
-    staged = _staged_dir(ingest_function, asset_dirs)
+    staged = staged_dir(ingest_function, asset_dirs)
     # Then the use-case file sits next to the handler, under the name the environment gives
     assert (staged / "usecase.toml").read_text() == Path("usecases/telco_churn.toml").read_text()
     # And every module of functions/ingest is at the bundle's root
@@ -37,7 +28,7 @@ def test_layers_hold_shared_code_and_arm64_dependencies(
     template_json: dict[str, Any], ingest_function: dict[str, Any], asset_dirs: dict[str, Path]
 ) -> None:
     # Given the ingest function's two layers
-    staged = [_staged_dir(layer, asset_dirs) for layer in _layers(template_json, ingest_function)]
+    staged = [staged_dir(layer, asset_dirs) for layer in _layers(template_json, ingest_function)]
     (shared,) = [d for d in staged if (d / "python" / "shared").is_dir()]
     (dependencies,) = [d for d in staged if d != shared]
     # Then the shared layer is the shared package
@@ -53,14 +44,3 @@ def test_layers_hold_shared_code_and_arm64_dependencies(
     assert not list(site.rglob("*.pyi"))
     assert not (site / "pyarrow" / "include").exists()
     assert not list(site.glob("pyarrow/libarrow_flight.so*"))
-
-
-def test_function_and_layers_fit_lambdas_unzipped_limit(
-    template_json: dict[str, Any], ingest_function: dict[str, Any], asset_dirs: dict[str, Path]
-) -> None:
-    # Given the ingest function's code and layers as staged
-    parts = [ingest_function, *_layers(template_json, ingest_function)]
-    # When their unzipped sizes are added up
-    total = sum(_size(_staged_dir(part, asset_dirs)) for part in parts)
-    # Then they stay well under Lambda's 250 MB (leaving at least 50 MB of headroom)
-    assert total < LAMBDA_UNZIPPED_LIMIT_BYTES - 50 * 1024 * 1024

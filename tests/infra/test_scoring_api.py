@@ -7,8 +7,6 @@ model registered yet (so no endpoint resource) is synthesized once into its own 
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,10 +15,10 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from infra.assembly import Assembly, synthesize
-from infra.bundling import PIP_PLATFORMS_X86_64, DependencyLayerBundling
 from infra.settings import ROOT, ScoringApiSettings
 from shared.usecase.settings import load_usecase
 from tests.infra.conftest import get_att, object_arn, ref
+from tests.infra.staged_assets import function_bundle, python312, unzipped_size, x86_64_twin
 from tests.infra.test_training_pipeline import role_statements
 
 TELCO = ROOT / "usecases" / "telco_churn.toml"
@@ -78,15 +76,6 @@ def _methods(template_json: dict[str, Any]) -> dict[str, dict[str, Any]]:
         path_part = resources[properties["ResourceId"]["Ref"]]["Properties"]["PathPart"]
         methods[f"{properties['HttpMethod']} {path_part}"] = properties
     return methods
-
-
-def _staged_dir(resource: dict[str, Any], asset_dirs: dict[str, Path]) -> Path:
-    code = resource["Properties"].get("Content") or resource["Properties"]["Code"]
-    return asset_dirs[code["S3Key"].removesuffix(".zip")]
-
-
-def _size(root: Path) -> int:
-    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
 
 def _model_package_arn(group: str) -> dict[str, Any]:
@@ -458,11 +447,9 @@ def test_the_score_bundle_fits_its_budget_without_training_libraries(
     template_json: dict[str, Any], score_function_id: str, asset_dirs: dict[str, Path]
 ) -> None:
     # Given the score function's code and layers as staged
-    function = template_json["Resources"][score_function_id]
-    layers = [template_json["Resources"][layer["Ref"]] for layer in function["Properties"]["Layers"]]
-    staged = [_staged_dir(part, asset_dirs) for part in (function, *layers)]
+    staged = function_bundle(template_json, template_json["Resources"][score_function_id], asset_dirs)
     # When their unzipped sizes are added up
-    total = sum(_size(directory) for directory in staged)
+    total = sum(unzipped_size(directory) for directory in staged)
     # Then the bundle stays within 120 MiB
     assert total <= SCORE_BUNDLE_BUDGET_BYTES, f"{total / 2**20:.1f} MiB"
     # And it holds onnxruntime's Python binding for arm64, but no training library and no C API copy
@@ -476,27 +463,13 @@ def test_the_score_bundle_fits_its_budget_without_training_libraries(
             assert not list(directory.rglob(name)), f"{name} in {directory.name}"
 
 
-def _python312() -> str | None:
-    """A CPython 3.12 interpreter that runs (a pyenv shim may name one that is not selected)."""
-    pyenv = sorted(Path(os.path.expanduser("~/.pyenv/versions")).glob("3.12*/bin/python3.12"))
-    for candidate in [*(str(p) for p in reversed(pyenv)), shutil.which("python3.12")]:
-        if candidate and subprocess.run([candidate, "-c", "pass"], capture_output=True, check=False).returncode == 0:
-            return candidate
-    return None
-
-
 def test_the_pruned_scoring_layer_still_imports_and_scores(tmp_path: Path) -> None:
     # Given the scoring layer built and pruned exactly as for Lambda, but for this machine's x86_64
-    python = _python312()
+    python = python312()
     if python is None:
         pytest.skip("no CPython 3.12 here to import a cp312 layer with")
     settings = ScoringApiSettings.from_usecase(load_usecase(TELCO), usecase_file=TELCO)
-    layer = DependencyLayerBundling(
-        requirements_file=settings.requirements_file,
-        platforms=PIP_PLATFORMS_X86_64,
-        cache_dir=ROOT / ".build" / "layers-x86_64",
-    )
-    site = (layer.cached_layer if layer.cached_layer.exists() else layer._build()) / "python"
+    site = x86_64_twin(settings.requirements_file)
     # And a two-class ONNX model with one [N, 1] input, as the score function loads
     import onnx
     from onnx import TensorProto, helper
