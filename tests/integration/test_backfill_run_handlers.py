@@ -71,23 +71,23 @@ def _plan(version: str = "2.2.0", *, switch: bool = True) -> dict[str, Any]:
 
     run = execution_name(USECASE, version)
     event = {"contract_version": version, "run": run, "switch": switch, "requested_by": "cli:test"}
-    return lambda_handler(event, FakeLambdaContext())  # type: ignore[no-any-return]
+    return lambda_handler(event, FakeLambdaContext())
 
 
 def _items(s3: Any, planned: dict[str, Any]) -> list[dict[str, Any]]:
-    return json.loads(s3.get_object(Bucket=LAKE, Key=planned["items_key"])["Body"].read())  # type: ignore[no-any-return]
+    return json.loads(s3.get_object(Bucket=LAKE, Key=planned["items_key"])["Body"].read())
 
 
 def _backfill(item: dict[str, Any]) -> dict[str, Any]:
     from functions.backfill_object.handler import lambda_handler
 
-    return lambda_handler(item, FakeLambdaContext())  # type: ignore[no-any-return]
+    return lambda_handler(item, FakeLambdaContext())
 
 
 def _finish(planned: dict[str, Any]) -> dict[str, Any]:
     from functions.backfill_finish.handler import lambda_handler
 
-    return lambda_handler(planned, FakeLambdaContext())  # type: ignore[no-any-return]
+    return lambda_handler(planned, FakeLambdaContext())
 
 
 def test_a_run_plans_backfills_and_switches_with_an_audit_event(aws: Any, tmp_path: Path) -> None:
