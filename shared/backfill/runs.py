@@ -145,7 +145,8 @@ def read_failures(store: RunStore, lake_bucket: str, usecase: str, contract_vers
     for key in store.list_keys(lake_bucket, prefix):
         document = json.loads(store.get_bytes(lake_bucket, key))
         item = document.get("item") or {}
-        found[str(item.get("source_key") or key)] = f"{document.get('error', '?')}: {_message(document.get('cause'))}"
+        error, cause = document.get("error", "?"), cause_message(document.get("cause"))
+        found[str(item.get("source_key") or key)] = f"{error}: {cause}"
     return found
 
 
@@ -218,7 +219,7 @@ def finish_run(
     return summary.model_copy(update={"switched": True})
 
 
-def _message(cause: Any) -> str:
+def cause_message(cause: Any) -> str:
     """A Lambda task's cause is its error payload as JSON text; its ``errorMessage`` says why."""
     if isinstance(cause, str):
         try:
