@@ -326,14 +326,13 @@ class Backfill(Construct):
 
     def _build_state_machine(self) -> sfn.StateMachine:
         settings, lake = self.settings, self.lake_bucket
-        plan = tasks.LambdaInvoke(
-            self, "Plan", lambda_function=self.plan_function, payload_response_only=True, result_path="$.plan"
-        )
+        # No JSONPath payloads (moto's grammar refuses "Payload.$" on a direct invoke): each task gets its whole
+        # state, the plan step's output replaces the execution input, and the map's items are flat.
+        plan = tasks.LambdaInvoke(self, "Plan", lambda_function=self.plan_function, payload_response_only=True)
         backfill_one = tasks.LambdaInvoke(
             self,
             "BackfillObject",
             lambda_function=self.function,
-            payload=sfn.TaskInput.from_json_path_at("$.item"),
             payload_response_only=True,
             retry_on_service_exceptions=True,
             result_path=sfn.JsonPath.DISCARD,
@@ -350,13 +349,17 @@ class Backfill(Construct):
             parameters={
                 "key": sfn.JsonPath.format(
                     settings.failure_key_template,
-                    sfn.JsonPath.string_at("$.run.usecase"),
-                    sfn.JsonPath.string_at("$.run.contract_version"),
-                    sfn.JsonPath.string_at("$.run.run"),
-                    sfn.JsonPath.string_at("$.item.object_id"),
+                    sfn.JsonPath.string_at("$.usecase"),
+                    sfn.JsonPath.string_at("$.contract_version"),
+                    sfn.JsonPath.string_at("$.run"),
+                    sfn.JsonPath.string_at("$.object_id"),
                 ),
                 "document": {
-                    "item": sfn.JsonPath.object_at("$.item"),
+                    "item": {
+                        "manifest_key": sfn.JsonPath.string_at("$.manifest_key"),
+                        "object_id": sfn.JsonPath.string_at("$.object_id"),
+                        "source_key": sfn.JsonPath.string_at("$.source_key"),
+                    },
                     "error": sfn.JsonPath.string_at("$.failure.Error"),
                     "cause": sfn.JsonPath.string_at("$.failure.Cause"),
                 },
@@ -380,14 +383,14 @@ class Backfill(Construct):
         objects = sfn.DistributedMap(
             self,
             "BackfillObjects",
-            item_reader=sfn.S3JsonItemReader(bucket=lake, key=sfn.JsonPath.string_at("$.plan.items_key")),
+            item_reader=sfn.S3JsonItemReader(bucket=lake, key=sfn.JsonPath.string_at("$.items_key")),
             item_selector={
-                "item": sfn.JsonPath.object_at("$$.Map.Item.Value"),
-                "run": {
-                    "usecase": sfn.JsonPath.string_at("$.plan.usecase"),
-                    "contract_version": sfn.JsonPath.string_at("$.plan.contract_version"),
-                    "run": sfn.JsonPath.string_at("$.plan.run"),
+                **{
+                    field: sfn.JsonPath.string_at(f"$$.Map.Item.Value.{field}")
+                    for field in ("manifest_key", "contract_version", "object_id", "source_key")
                 },
+                "usecase": sfn.JsonPath.string_at("$.usecase"),
+                "run": sfn.JsonPath.string_at("$.run"),
             },
             max_concurrency=settings.max_concurrency,
             map_execution_type=sfn.StateMachineType.STANDARD,
@@ -398,7 +401,6 @@ class Backfill(Construct):
             self,
             "Finish",
             lambda_function=self.finish_function,
-            payload=sfn.TaskInput.from_json_path_at("$.plan"),
             payload_response_only=True,
             result_path="$.summary",
         )

@@ -126,7 +126,7 @@ def _keys(cloud: RunningCloud, prefix: str) -> dict[str, str]:
 
 
 def _body(cloud: RunningCloud, key: str) -> bytes:
-    return cloud.client("s3").get_object(Bucket=cloud.stack_outputs["LakeBucketName"], Key=key)["Body"].read()  # type: ignore[no-any-return]
+    return cloud.client("s3").get_object(Bucket=cloud.stack_outputs["LakeBucketName"], Key=key)["Body"].read()
 
 
 def _json(cloud: RunningCloud, key: str) -> Any:
@@ -142,7 +142,7 @@ def _live_curated(cloud: RunningCloud, usecase: UseCase) -> dict[str, str]:
 
 
 def _rows(cloud: RunningCloud, key: str) -> list[dict[str, Any]]:
-    return pq.read_table(io.BytesIO(_body(cloud, key))).to_pylist()  # type: ignore[no-any-return]
+    return pq.read_table(io.BytesIO(_body(cloud, key))).to_pylist()
 
 
 def test_a_backfill_under_a_new_contract_reconciles_switches_and_keeps_the_point_in_time(

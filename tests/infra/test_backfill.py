@@ -113,7 +113,7 @@ def test_the_backfill_machine_maps_objects_with_the_usecases_concurrency(
     # And the map is distributed over the JSON array the plan wrote, at the use case's [batch] concurrency
     assert objects["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
     assert objects["ItemReader"]["ReaderConfig"]["InputType"] == "JSON"
-    assert objects["ItemReader"]["Parameters"]["Key.$"] == "$.plan.items_key"
+    assert objects["ItemReader"]["Parameters"]["Key.$"] == "$.items_key"
     assert objects["MaxConcurrency"] == load_usecase(TELCO).batch.max_concurrency
     # And each item is the object function, retried on StorageError only, every failure caught and recorded
     item = objects["ItemProcessor"]["States"]["BackfillObject"]
