@@ -8,9 +8,9 @@ follow it; ``--no-wait`` returns once it started), ``rollback`` (now: to the cha
 to the previous champion in the watch window), ``approve`` / ``abort`` (answer a promotion waiting for a
 human), ``history`` (the audit log), ``monitor`` (the latest monitoring report; ``--run`` runs the monitor
 first, ``--window HOURS``, ``--fail-on-violation`` exits 2 on alerts), ``backfill --contract-version X.Y.Z``
-(re-ingest the retained raw objects under the use-case file's new contract, then switch training to that curated
-set; ``--concurrency N``, ``--no-switch``; exits 1 when an object failed or did not reconcile: run it again to
-resume). Exit code 0 on success, 1 when the
+(start the backfill state machine: re-ingest the retained raw objects under the use-case file's new contract on a
+Distributed Map, then switch training to that curated set; ``--no-switch``, ``--no-wait``; exits 1 when an object
+failed or did not reconcile: run it again to resume). Exit code 0 on success, 1 when the
 command could not be carried out or the promotion failed or was rolled back (the reason is printed), 2 on a
 usage error (and ``monitor --fail-on-violation`` with alerts), 130 when interrupted (a promotion being
 followed goes on).
@@ -60,8 +60,8 @@ def parser() -> argparse.ArgumentParser:
     monitor.add_argument("--fail-on-violation", action="store_true", help="exit 2 when the report has alerts")
     backfill = sub.add_parser("backfill", help="re-ingest retained raw objects under a new contract version")
     backfill.add_argument("--contract-version", required=True, help="the version the use-case file carries")
-    backfill.add_argument("--concurrency", type=int, default=8, help="objects backfilled at a time")
     backfill.add_argument("--no-switch", action="store_true", help="backfill only; leave training where it is")
+    backfill.add_argument("--no-wait", action="store_true", help="return once the run has started")
     batch = sub.add_parser("batch", help="score every object under an S3 prefix (a batch job)")
     batch.add_argument("uri", help="s3://bucket/prefix")
     batch.add_argument("--version", type=int, default=None, help="a registered version (default: the champion)")
@@ -95,8 +95,14 @@ def run(ctx: StackContext, args: argparse.Namespace) -> int:
         case "history":
             commands.history(ctx, limit=args.limit)
         case "backfill":
-            reconciled = commands.backfill(
-                ctx, contract_version=args.contract_version, concurrency=args.concurrency, switch=not args.no_switch
+            from cli.backfill import backfill
+
+            reconciled = backfill(
+                ctx,
+                contract_version=args.contract_version,
+                switch=not args.no_switch,
+                requested_by=commands.actor(),
+                wait=not args.no_wait,
             )
             return 0 if reconciled else 1
         case "monitor":

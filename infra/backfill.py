@@ -1,9 +1,19 @@
-"""The backfill: one function that re-ingests one retained object under a new contract version.
+"""The backfill: a Standard state machine that re-ingests every retained object under a new contract version on
+a Distributed Map, then switches training's curated set; started by ``python -m cli backfill``.
 
-The CLI (``python -m cli backfill``) lists the objects and invokes it per object with bounded concurrency,
-then switches training's curated set; a Step Functions Map could drive the same function. Its role reads the
-raw bucket (any version) and the use case's manifests, and writes only the use case's ``contract=*`` folders
-of the curated, quarantine and manifests areas: it can never touch the live curated set.
+Shape (as the batch machine, ``infra/batch.py``)::
+
+    Plan (backfill_plan: refuse a version the use-case file does not carry; write the run's items.json)
+      → BackfillObjects (Distributed Map; ItemReader s3:getObject of items.json, a JSON array;
+                         MaxConcurrency and retries from the use case's [batch]; results discarded)
+          item: BackfillObject (backfill_object; Retry StorageError)
+                  └─ Catch States.ALL → FailureRecord (Pass) → RecordFailure (s3:putObject failures/<object>.json)
+      → Finish (backfill_finish: re-plan; switch the pointer + audit event when every object reconciles,
+                unless the run asked not to; BackfillIncompleteError with the reason otherwise)
+
+The object function's role reads the raw bucket (any version) and the use case's manifests, and writes only the
+use case's ``contract=*`` folders of the curated, quarantine and manifests areas: it can never touch the live
+curated set. Only the finish function writes the pointer (``curated/<usecase>/CURRENT.json``).
 """
 
 from __future__ import annotations
@@ -12,27 +22,49 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aws_cdk import Duration, Size
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
-from constructs import Construct
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct, IConstruct
 
+from infra.alerting import Alerting
 from infra.layers import dependency_layer
 from infra.nag import acknowledge, logical_id
 from infra.python_function import python_function
 from infra.settings import FUNCTIONS_DIR, LAYERS_DIR, USECASE_FILE_IN_BUNDLE
-from shared.backfill.environment import BackfillEnvironment
+from shared.backfill.environment import BackfillEnvironment, BackfillFinishEnvironment, BackfillPlanEnvironment
 from shared.lake import layout as lake_keys
+
+STORAGE_ERROR = "StorageError"
+"""The object function's retried error (an S3 outage); a refused object (BackfillError) is not retried."""
+X_RAY_ACK = (
+    "X-Ray active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions."
+)
 
 
 @dataclass(frozen=True, kw_only=True)
 class BackfillSettings:
-    """The backfill function of one use case: its size, and the lake prefixes it may write."""
+    """The backfill of one use case: its functions' sizes, the lake prefixes they may write, and the Distributed
+    Map's concurrency and retries (the use case's ``[batch]``: one home for every Distributed Map's settings)."""
 
     usecase_name: str
     usecase_file: Path
+    max_concurrency: int
+    """Objects backfilled at once (the map's ``MaxConcurrency``)."""
+    retry_attempts: int
+    """Retries of an object whose function failed with ``StorageError``."""
+    retry_interval: Duration = field(default_factory=lambda: Duration.seconds(2))
+    execution_timeout: Duration = field(default_factory=lambda: Duration.hours(24))
     source_dir: Path = FUNCTIONS_DIR / "backfill_object"
+    plan_source_dir: Path = FUNCTIONS_DIR / "backfill_plan"
+    finish_source_dir: Path = FUNCTIONS_DIR / "backfill_finish"
+    step_memory_size_mb: int = 1024
+    """The plan and finish functions (they read manifests only)."""
     requirements_file: Path = LAYERS_DIR / "ingest.txt"
     memory_size_mb: int = 2048
     timeout: Duration = field(default_factory=lambda: Duration.minutes(15))
@@ -57,9 +89,23 @@ class BackfillSettings:
     def manifests_prefix(self) -> str:
         return lake_keys.manifest_prefix(self.usecase_name)
 
+    @property
+    def runs_prefix(self) -> str:
+        """The runs' working files (items, failures): ``backfill-runs/<usecase>/``."""
+        return lake_keys.backfill_run_prefix(self.usecase_name)
+
+    @property
+    def pointer_key(self) -> str:
+        return lake_keys.curated_pointer_key(self.usecase_name)
+
+    @property
+    def failure_key_template(self) -> str:
+        """``States.Format`` template of a failed object's key (use case, version, run, object id)."""
+        return lake_keys.backfill_failure_key("{}", "{}", "{}", "{}")
+
 
 class Backfill(Construct):
-    """The backfill function and its least-privilege role."""
+    """The backfill's state machine, its three functions with least-privilege roles, and its alarms."""
 
     def __init__(
         self,
@@ -69,10 +115,18 @@ class Backfill(Construct):
         settings: BackfillSettings,
         raw_bucket: s3.IBucket,
         lake_bucket: s3.IBucket,
+        deployment_table: dynamodb.ITable,
         shared_code_layer: lambda_.ILayerVersion,
+        alerting: Alerting,
     ) -> None:
         super().__init__(scope, construct_id)
         self.settings = settings
+        self.lake_bucket = lake_bucket
+        self.deployment_table = deployment_table
+        self.layers: list[lambda_.ILayerVersion] = [
+            dependency_layer(self, "BackfillDependencies", requirements_file=settings.requirements_file),
+            shared_code_layer,
+        ]
         self.role = iam.Role(
             self,
             "BackfillFunctionRole",
@@ -91,10 +145,7 @@ class Backfill(Construct):
             role=self.role,
             log_group_id="BackfillLogGroup",
             log_retention=settings.log_retention,
-            layers=[
-                dependency_layer(self, "BackfillDependencies", requirements_file=settings.requirements_file),
-                shared_code_layer,
-            ],
+            layers=self.layers,
             environment=BackfillEnvironment.lambda_environment(
                 usecase_file=USECASE_FILE_IN_BUNDLE,
                 lake_bucket=lake_bucket.bucket_name,
@@ -103,6 +154,12 @@ class Backfill(Construct):
             retry_attempts=0,
         )
         self._grant_least_privilege(raw_bucket, lake_bucket)
+        self.plan_function = self._build_plan_function()
+        self.finish_function = self._build_finish_function()
+        self.state_machine = self._build_state_machine()
+        self.alarms = self._build_alarms()
+        for alarm in self.alarms:
+            alerting.notify_on_alarm(alarm)
 
     def _grant_least_privilege(self, raw_bucket: s3.IBucket, lake_bucket: s3.IBucket) -> None:
         settings, role = self.settings, self.role
@@ -151,3 +208,269 @@ class Backfill(Construct):
             "X-Ray active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords "
             "support no resource-level permissions.",
         )
+
+    # --- the run's steps -------------------------------------------------------------------------
+
+    def _lake_objects(self, *prefixes: str) -> list[str]:
+        return [self.lake_bucket.arn_for_objects(f"{prefix}*") for prefix in prefixes]
+
+    def _step_function(
+        self, construct_id: str, *, source_dir: Path, description: str, environment: dict[str, str]
+    ) -> lambda_.Function:
+        settings = self.settings
+        return python_function(
+            self,
+            construct_id,
+            source_dir=source_dir,
+            usecase_file=settings.usecase_file,
+            description=description,
+            memory_size_mb=settings.step_memory_size_mb,
+            timeout=settings.timeout,
+            layers=self.layers,
+            log_retention=settings.log_retention,
+            environment=environment,
+        )
+
+    def _policy(self, function: lambda_.Function, statements: list[iam.PolicyStatement]) -> IConstruct:
+        for statement in statements:
+            function.add_to_role_policy(statement)
+        assert function.role is not None
+        return function.role.node.find_child("DefaultPolicy")
+
+    def _acknowledge(self, policy: IConstruct, *prefixes: str) -> None:
+        lake_id = logical_id(self.lake_bucket)
+        for prefix in prefixes:
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Resource::<{lake_id}.Arn>/{prefix}*]",
+                f"Keys under {prefix} are derived from each object, contract version and run; access is limited "
+                "to this use case's prefix.",
+            )
+        acknowledge(policy, "AwsSolutions-IAM5[Resource::*]", X_RAY_ACK)
+
+    def _list_statement(self, sid: str, *prefixes: str) -> iam.PolicyStatement:
+        return iam.PolicyStatement(
+            sid=sid,
+            actions=["s3:ListBucket"],
+            resources=[self.lake_bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in prefixes]}},
+        )
+
+    def _build_plan_function(self) -> lambda_.Function:
+        settings = self.settings
+        function = self._step_function(
+            "PlanFunction",
+            source_dir=settings.plan_source_dir,
+            description=f"Plan a {settings.usecase_name} backfill run: the objects not reconciled yet",
+            environment=BackfillPlanEnvironment.lambda_environment(
+                usecase_file=USECASE_FILE_IN_BUNDLE,
+                lake_bucket=self.lake_bucket.bucket_name,
+                service_name="backfill-plan",
+            ),
+        )
+        policy = self._policy(
+            function,
+            [
+                iam.PolicyStatement(
+                    sid="ReadManifests",
+                    actions=["s3:GetObject"],
+                    resources=self._lake_objects(settings.manifests_prefix),
+                ),
+                self._list_statement("ListManifests", settings.manifests_prefix),
+                iam.PolicyStatement(
+                    sid="WriteRunItems", actions=["s3:PutObject"], resources=self._lake_objects(settings.runs_prefix)
+                ),
+            ],
+        )
+        self._acknowledge(policy, settings.manifests_prefix, settings.runs_prefix)
+        return function
+
+    def _build_finish_function(self) -> lambda_.Function:
+        settings = self.settings
+        function = self._step_function(
+            "FinishFunction",
+            source_dir=settings.finish_source_dir,
+            description=f"Reconcile a {settings.usecase_name} backfill and switch training's curated set",
+            environment=BackfillFinishEnvironment.lambda_environment(
+                lake_bucket=self.lake_bucket.bucket_name,
+                deployment_table=self.deployment_table.table_name,
+                service_name="backfill-finish",
+            ),
+        )
+        policy = self._policy(
+            function,
+            [
+                iam.PolicyStatement(
+                    sid="ReadManifestsAndRuns",
+                    actions=["s3:GetObject"],
+                    resources=[
+                        *self._lake_objects(settings.manifests_prefix, settings.runs_prefix),
+                        self.lake_bucket.arn_for_objects(settings.pointer_key),
+                    ],
+                ),
+                self._list_statement("ListManifestsAndRuns", settings.manifests_prefix, settings.runs_prefix),
+                iam.PolicyStatement(
+                    sid="SwitchThePointer",
+                    actions=["s3:PutObject"],
+                    resources=[self.lake_bucket.arn_for_objects(settings.pointer_key)],
+                ),
+                iam.PolicyStatement(
+                    sid="RecordTheSwitch",
+                    actions=["dynamodb:PutItem", "dynamodb:Query"],
+                    resources=[self.deployment_table.table_arn],
+                ),
+            ],
+        )
+        self._acknowledge(policy, settings.manifests_prefix, settings.runs_prefix)
+        return function
+
+    def _build_state_machine(self) -> sfn.StateMachine:
+        settings, lake = self.settings, self.lake_bucket
+        # No JSONPath payloads (moto's grammar refuses "Payload.$" on a direct invoke): each task gets its whole
+        # state, the plan step's output replaces the execution input, and the map's items are flat.
+        plan = tasks.LambdaInvoke(self, "Plan", lambda_function=self.plan_function, payload_response_only=True)
+        backfill_one = tasks.LambdaInvoke(
+            self,
+            "BackfillObject",
+            lambda_function=self.function,
+            payload_response_only=True,
+            retry_on_service_exceptions=True,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        backfill_one.add_retry(
+            errors=[STORAGE_ERROR],
+            max_attempts=settings.retry_attempts,
+            interval=settings.retry_interval,
+            backoff_rate=2,
+        )
+        failure_record = sfn.Pass(
+            self,
+            "FailureRecord",
+            parameters={
+                "key": sfn.JsonPath.format(
+                    settings.failure_key_template,
+                    sfn.JsonPath.string_at("$.usecase"),
+                    sfn.JsonPath.string_at("$.contract_version"),
+                    sfn.JsonPath.string_at("$.run"),
+                    sfn.JsonPath.string_at("$.object_id"),
+                ),
+                "document": {
+                    "item": {
+                        "manifest_key": sfn.JsonPath.string_at("$.manifest_key"),
+                        "object_id": sfn.JsonPath.string_at("$.object_id"),
+                        "source_key": sfn.JsonPath.string_at("$.source_key"),
+                    },
+                    "error": sfn.JsonPath.string_at("$.failure.Error"),
+                    "cause": sfn.JsonPath.string_at("$.failure.Cause"),
+                },
+            },
+        )
+        record = tasks.CallAwsService(
+            self,
+            "RecordFailure",
+            service="s3",
+            action="putObject",
+            parameters={
+                "Bucket": lake.bucket_name,
+                "Key": sfn.JsonPath.string_at("$.key"),
+                "Body": sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$.document")),
+            },
+            iam_resources=self._lake_objects(settings.runs_prefix),
+            iam_action="s3:PutObject",
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        backfill_one.add_catch(failure_record.next(record), errors=["States.ALL"], result_path="$.failure")
+        objects = sfn.DistributedMap(
+            self,
+            "BackfillObjects",
+            item_reader=sfn.S3JsonItemReader(bucket=lake, key=sfn.JsonPath.string_at("$.items_key")),
+            item_selector={
+                **{
+                    field: sfn.JsonPath.string_at(f"$$.Map.Item.Value.{field}")
+                    for field in ("manifest_key", "contract_version", "object_id", "source_key")
+                },
+                "usecase": sfn.JsonPath.string_at("$.usecase"),
+                "run": sfn.JsonPath.string_at("$.run"),
+            },
+            max_concurrency=settings.max_concurrency,
+            map_execution_type=sfn.StateMachineType.STANDARD,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        objects.item_processor(backfill_one)
+        finish = tasks.LambdaInvoke(
+            self,
+            "Finish",
+            lambda_function=self.finish_function,
+            payload_response_only=True,
+            result_path="$.summary",
+        )
+        log_group = logs.LogGroup(self, "StateMachineLogGroup", retention=settings.log_retention)
+        state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            comment=f"Backfill {settings.usecase_name} under a new contract version: plan, objects on a "
+            "Distributed Map, reconcile and switch",
+            definition_body=sfn.DefinitionBody.from_chainable(plan.next(objects).next(finish)),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            timeout=settings.execution_timeout,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+        )
+        self._acknowledge_machine(state_machine)
+        return state_machine
+
+    def _acknowledge_machine(self, state_machine: sfn.StateMachine) -> None:
+        policy = state_machine.role.node.find_child("DefaultPolicy")
+        for function in (self.plan_function, self.function, self.finish_function):
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Resource::<{logical_id(function)}.Arn>:*]",
+                "CDK grants invoking any version or alias of the machine's own function (its ARN with ':*').",
+            )
+        self._acknowledge(policy, self.settings.runs_prefix)
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Step Functions log delivery, X-Ray tracing and a Distributed Map's child executions "
+            "(states:StartExecution/DescribeExecution/StopExecution on its own executions) per CDK's grants.",
+        )
+        acknowledge(
+            policy,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::<{logical_id(self.lake_bucket)}>/*]",
+            "CDK's S3 JSON item reader grants s3:GetObject on the whole lake bucket; the machine reads only the "
+            "items.json its plan step wrote under backfill-runs/<usecase>/ (read only, no writes).",
+        )
+        machine_id = logical_id(state_machine)
+        executions = (
+            "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+            f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{machine_id}"}}]}}]}}'
+        )
+        for suffix in (":*", "/*:*"):
+            acknowledge(
+                state_machine,
+                f"AwsSolutions-IAM5[Resource::{executions}{suffix}]",
+                "A Distributed Map's child executions are named by Step Functions at run time; the policy CDK "
+                "adds covers this machine's own executions only.",
+            )
+
+    def _build_alarms(self) -> list[cloudwatch.Alarm]:
+        machine, name = self.state_machine, self.settings.usecase_name
+        found = []
+        for construct_id, metric, what in (
+            ("ExecutionsFailedAlarm", machine.metric_failed(period=Duration.minutes(5)), "failed"),
+            ("ExecutionsTimedOutAlarm", machine.metric_timed_out(period=Duration.minutes(5)), "timed out"),
+        ):
+            found.append(
+                cloudwatch.Alarm(
+                    self,
+                    construct_id,
+                    alarm_description=f"A {name} backfill run {what}; the execution's cause names the objects "
+                    "not reconciled (run python -m cli backfill again to resume).",
+                    metric=metric,
+                    threshold=1,
+                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                    evaluation_periods=1,
+                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                )
+            )
+        return found

@@ -36,16 +36,6 @@ class SluiceStack(Stack):
             shared_code_layer=self.shared_code.layer,
             alerting=self.alerting,
         )
-        self.backfill = Backfill(
-            self,
-            "Backfill",
-            settings=BackfillSettings(
-                usecase_name=settings.usecase_name, usecase_file=settings.data_pipeline.usecase_file
-            ),
-            raw_bucket=self.data_pipeline.raw_bucket,
-            lake_bucket=self.data_pipeline.lake_bucket,
-            shared_code_layer=self.shared_code.layer,
-        )
         self.training_pipeline = TrainingPipeline(
             self,
             "TrainingPipeline",
@@ -116,6 +106,21 @@ class SluiceStack(Stack):
             alerting=self.alerting,
             dashboard=self.promotion.dashboard,
         )
+        self.backfill = Backfill(
+            self,
+            "Backfill",
+            settings=BackfillSettings(
+                usecase_name=settings.usecase_name,
+                usecase_file=settings.data_pipeline.usecase_file,
+                max_concurrency=settings.batch.max_concurrency,
+                retry_attempts=settings.batch.retry_attempts,
+            ),
+            raw_bucket=self.data_pipeline.raw_bucket,
+            lake_bucket=self.data_pipeline.lake_bucket,
+            deployment_table=self.scoring_api.deployment_table,
+            shared_code_layer=self.shared_code.layer,
+            alerting=self.alerting,
+        )
         self.batch = BatchPrediction(
             self,
             "Batch",
@@ -167,7 +172,11 @@ class SluiceStack(Stack):
         )
         outputs["BackfillFunctionName"] = (
             self.backfill.function.function_name,
-            "Re-ingests one object under a new contract version (python -m cli backfill)",
+            "Re-ingests one object under a new contract version (the backfill machine's item processor)",
+        )
+        outputs["BackfillStateMachineArn"] = (
+            self.backfill.state_machine.state_machine_arn,
+            "Start a backfill here (python -m cli backfill --contract-version X.Y.Z)",
         )
         outputs["RetrainFunctionName"] = (
             self.monitoring.retrain_function.function_name,

@@ -22,6 +22,7 @@ CLOUD_OF_MODULE = {
     "tests/e2e/test_promotion.py": "e2e-promotion-cloud",
     "tests/e2e/test_heavy_scoring.py": "e2e-heavy-cloud",
     "tests/e2e/test_batch.py": "e2e-batch-cloud",
+    "tests/e2e/test_backfill.py": "e2e-backfill-cloud",
     "tests/e2e/test_monitoring.py": "e2e-monitoring-cloud",
 }
 

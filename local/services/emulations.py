@@ -317,6 +317,7 @@ def _lambda_runtime(services: Services) -> Emulation:
         region=site.region,
         project_root=site.project_root,
         retry_backoff_s=site.retry_backoff_s,
+        code_root=site.state_dir / "lambda-code",
     )
     return LambdaEmulation(services.lambdas)
 

@@ -26,6 +26,7 @@ puts the project root on ``sys.path`` while it is installed.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import io
 import os
@@ -373,6 +374,12 @@ class HandlerLoader:
     def is_warm(self, spec: FunctionSpec) -> bool:
         return spec.arn in self._loaded
 
+    def forget(self, spec: FunctionSpec) -> None:
+        """Drop what was loaded for ``spec`` (its handler module and private modules): the next invocation is a
+        cold start from the function's code directory as it then is (new code after ``UpdateFunctionCode``)."""
+        self._loaded.pop(spec.arn, None)
+        self._private.pop(spec.arn, None)
+
     def needs_the_whole_process(self, spec: FunctionSpec) -> bool:
         """True when ``spec``'s asset directory has modules besides its handler (see :meth:`scope`)."""
         if spec.code_dir is None:
@@ -440,7 +447,9 @@ class HandlerLoader:
             source = code_dir / relative / "__init__.py"
         if not source.is_file():
             raise LambdaCodeError(f"{spec.name}: no module {module_path!r} in {code_dir}")
-        unique = "sluice_local_fn_" + re.sub(r"\W", "_", f"{spec.name}_{module_path}")
+        # One module name per function *and* code directory: new code (UpdateFunctionCode) is a module of its own.
+        code_version = hashlib.sha256(str(code_dir).encode()).hexdigest()[:12]
+        unique = "sluice_local_fn_" + re.sub(r"\W", "_", f"{spec.name}_{code_version}_{module_path}")
         module_spec = importlib.util.spec_from_file_location(unique, source)
         if module_spec is None or module_spec.loader is None:
             raise LambdaCodeError(f"{spec.name}: cannot import {source}")

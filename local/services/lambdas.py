@@ -39,6 +39,14 @@ Differences from AWS, on purpose or by necessity:
 * No log capture: handler output goes to this process's stdout/stderr and ``LogType=Tail`` returns
   no ``X-Amz-Log-Result``; nothing is written to CloudWatch Logs. What a handler prints to
   ``sys.stdout`` is also handed to :attr:`LambdaRuntime.output_sink` (EMF lines → CloudWatch metrics).
+* ``UpdateFunctionCode`` with ``ZipFile`` bytes unpacks them into a new code directory (one per code
+  sha256, under ``code_root``); the next invocation is a cold start from it: the handler module is imported
+  afresh under a name of its own and the old code's private modules are dropped, so nothing of the old code
+  runs again (``shared/`` and libraries stay imported, as the layer does on AWS). ``S3Bucket``/``S3Key`` and
+  image updates are recorded by moto only. ``UpdateFunctionConfiguration`` applies ``Environment``,
+  ``Timeout``, ``MemorySize`` and ``Handler`` to the next invocation. ``GetFunction``'s ``Code.Location`` is a
+  ``file://`` URL of a zip of the function's current code (AWS answers a presigned HTTPS URL; both read with
+  ``urllib.request.urlopen``).
 * Functions created through the API (not from the template) have no local code: invoking one
   returns a ``Runtime.ImportModuleError`` payload. Versions and aliases are not distinguished.
 * SQS event source mappings are polled by :mod:`local.services.event_sources` (moto's own delivery on
@@ -47,19 +55,24 @@ Differences from AWS, on purpose or by necessity:
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import heapq
+import io
 import itertools
 import json
 import logging
 import sys
+import tempfile
 import threading
 import time
 import traceback
 import uuid
+import zipfile
 from collections import deque
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -167,6 +180,15 @@ def _header(headers: Any, name: str) -> str | None:
     return None if value is None else str(value)
 
 
+def _is_zip(package: Any) -> bool:
+    """``ZipFile`` as moto holds it: base64 text (from the REST API) or bytes."""
+    try:
+        data = base64.b64decode(package, validate=True) if isinstance(package, str) else bytes(package)
+    except (ValueError, TypeError):
+        return False
+    return zipfile.is_zipfile(io.BytesIO(data))
+
+
 def _function_name(name_or_arn: str) -> str:
     """``my-fn``, ``arn:aws:lambda:r:a:function:my-fn[:qualifier]`` or ``a:function:my-fn`` → ``my-fn``."""
     parts = name_or_arn.split(":")
@@ -186,8 +208,11 @@ class LambdaRuntime:
         project_root: Path,
         retry_backoff_s: float = 0.2,
         lock_timeout_s: float = 60.0,
+        code_root: Path | None = None,
     ) -> None:
+        """``code_root``: where updated code is unpacked (``UpdateFunctionCode``); a temporary folder if none."""
         self.endpoint_url = endpoint_url
+        self._code_root = code_root
         self.region = region
         self.retry_backoff_s = retry_backoff_s
         self.lock_timeout_s = lock_timeout_s
@@ -231,6 +256,76 @@ class LambdaRuntime:
 
     def invoke_config(self, function_name_or_arn: str) -> InvokeConfig:
         return self._invoke_configs.get(_function_name(function_name_or_arn), InvokeConfig())
+
+    # -- code and configuration updates ---------------------------------------------------------
+
+    def update_code(self, function_name_or_arn: str, zip_bytes: bytes) -> Path:
+        """Unpack a deployment package into a new code directory; the next invocation loads its handler from it.
+
+        Raises :class:`LambdaCodeError` when the function has no local code or the bytes are not a zip.
+        """
+        spec = self.function(function_name_or_arn)
+        digest = hashlib.sha256(zip_bytes).hexdigest()
+        directory = self._code_directory(spec.name, digest)
+        if not directory.is_dir():
+            staging = directory.with_name(f"{directory.name}.partial-{uuid.uuid4().hex[:8]}")
+            try:
+                with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
+                    archive.extractall(staging)
+            except (zipfile.BadZipFile, OSError, ValueError) as exc:
+                raise LambdaCodeError(f"{spec.name}: the new code is not a readable zip ({exc})") from exc
+            staging.rename(directory)
+        self._replace(spec, code_dir=directory)
+        return directory
+
+    def update_configuration(self, function_name_or_arn: str, updates: Mapping[str, Any]) -> FunctionSpec:
+        """Apply ``UpdateFunctionConfiguration``'s ``Environment``, ``Timeout``, ``MemorySize`` and ``Handler``."""
+        spec = self.function(function_name_or_arn)
+        changes: dict[str, Any] = {}
+        if "Environment" in updates:
+            variables = (updates["Environment"] or {}).get("Variables") or {}
+            changes["environment"] = {str(k): str(v) for k, v in variables.items()}
+        if "Timeout" in updates:
+            changes["timeout_s"] = int(updates["Timeout"])
+        if "MemorySize" in updates:
+            changes["memory_mb"] = int(updates["MemorySize"])
+        if "Handler" in updates:
+            changes["handler"] = str(updates["Handler"])
+        return self._replace(spec, **changes) if changes else spec
+
+    def code_archive(self, function_name_or_arn: str) -> Path:
+        """A zip of the function's current code (what ``GetFunction``'s ``Code.Location`` names)."""
+        spec = self.function(function_name_or_arn)
+        if spec.code_dir is None or not spec.code_dir.is_dir():
+            raise LambdaCodeError(f"{spec.name} has no local code")
+        files = sorted(p for p in spec.code_dir.resolve().rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in files:
+                info = zipfile.ZipInfo(str(path.relative_to(spec.code_dir.resolve())), date_time=(1980, 1, 1, 0, 0, 0))
+                info.external_attr = 0o644 << 16
+                archive.writestr(info, path.read_bytes())
+        data = buffer.getvalue()
+        target = self._code_directory(spec.name, "archives") / f"{hashlib.sha256(data).hexdigest()}.zip"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.is_file():
+            target.write_bytes(data)
+        return target
+
+    def _code_directory(self, function_name: str, leaf: str) -> Path:
+        if self._code_root is None:
+            self._code_root = Path(tempfile.mkdtemp(prefix="sluice-lambda-code-"))
+        folder = self._code_root / function_name
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / leaf
+
+    def _replace(self, spec: FunctionSpec, **changes: Any) -> FunctionSpec:
+        # Under the function's environment lock: a running invocation finishes on the code it started with.
+        with self._environment_lock(spec.name):
+            updated = replace(spec, **changes)
+            self._functions[spec.name] = updated
+            self._loader.forget(spec)
+        return updated
 
     # -- synchronous path -----------------------------------------------------------------------
 
@@ -563,6 +658,7 @@ class LambdaRuntime:
         if root not in sys.path:
             sys.path.insert(0, root)
             self._added_to_path = root
+        from moto.awslambda import exceptions as lambda_exceptions
         from moto.awslambda import models as lambda_models
         from moto.events import notifications as events_notifications
         from moto.s3 import notifications as s3_notifications
@@ -584,11 +680,46 @@ class LambdaRuntime:
             runtime._enrich_s3_event(event, bucket, key)
             return event
 
+        original_update_code = lambda_models.LambdaFunction.update_function_code
+        original_update_configuration = lambda_models.LambdaFunction.update_configuration
+        original_get_code = lambda_models.LambdaFunction.get_code
+
+        def update_function_code(function: Any, updated_spec: dict[str, Any]) -> dict[str, Any]:
+            if "ZipFile" in updated_spec and not _is_zip(updated_spec["ZipFile"]):
+                raise lambda_exceptions.InvalidParameterValueException("Could not unzip uploaded file.")
+            answer: dict[str, Any] = original_update_code(function, updated_spec)
+            if (
+                "ZipFile" in updated_spec
+                and not updated_spec.get("DryRun")
+                and function.function_name in runtime._functions
+            ):
+                runtime.update_code(function.function_name, function.code_bytes)
+            return answer
+
+        def update_configuration(function: Any, config_updates: dict[str, Any]) -> dict[str, Any]:
+            answer: dict[str, Any] = original_update_configuration(function, config_updates)
+            if function.function_name in runtime._functions:
+                runtime.update_configuration(function.function_name, config_updates)
+            return answer
+
+        def get_code(function: Any) -> dict[str, Any]:
+            answer: dict[str, Any] = original_get_code(function)
+            if function.function_name in runtime._functions:
+                try:
+                    location = runtime.code_archive(function.function_name).as_uri()
+                except LambdaCodeError:
+                    return answer
+                answer["Code"] = {"RepositoryType": "S3", "Location": location}
+            return answer
+
         for owner, name, replacement in (
             (lambda_models.LambdaFunction, "invoke", invoke),
             (s3_notifications, "_invoke_awslambda", s3_invoke),
             (s3_notifications, "_get_s3_event", s3_event),
             (events_notifications, "_invoke_lambda", events_invoke),
+            (lambda_models.LambdaFunction, "update_function_code", update_function_code),
+            (lambda_models.LambdaFunction, "update_configuration", update_configuration),
+            (lambda_models.LambdaFunction, "get_code", get_code),
         ):
             self._patches.append((owner, name, getattr(owner, name)))
             setattr(owner, name, replacement)

@@ -21,8 +21,6 @@ The live curated set is never written: every key of a backfill carries ``contrac
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -31,14 +29,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.backfill.exceptions import BackfillError, BackfillIncompleteError, ContractVersionMismatchError
-from shared.exceptions import SluiceError
 from shared.ingest.service import SourceObject, ingest_object
 from shared.lake import layout as lake
 from shared.lake.manifest import Manifest
 from shared.lake.pointer import CuratedPointer, read_pointer, write_pointer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
     from shared.lake.adapters import ObjectStore
     from shared.usecase.settings import UseCase
@@ -203,46 +200,6 @@ def backfill_object(
         versioned=version,
     )
     return reconcile(original, backfilled).model_copy(update={"skipped": skipped})
-
-
-@dataclass
-class BackfillRun:
-    """What one run of the driver did: each object's outcome, and the objects that failed (with why)."""
-
-    outcomes: list[ObjectBackfill] = field(default_factory=list)
-    failures: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def reconciled(self) -> bool:
-        return not self.failures and all(o.done for o in self.outcomes)
-
-
-def run_backfill(
-    plan: BackfillPlan,
-    backfill_one: Callable[[str], ObjectBackfill],
-    *,
-    concurrency: int,
-    on_done: Callable[[int, int], None] | None = None,
-) -> BackfillRun:
-    """Backfill what ``plan`` has left, ``concurrency`` objects at a time (``backfill_one``: the function, or
-    :func:`backfill_object` in process). A failed object is recorded, not raised: the others go on, and the
-    next run resumes with it."""
-    if concurrency < 1:
-        raise BackfillError(f"concurrency must be at least 1, not {concurrency}")
-    todo = plan.to_run
-    run = BackfillRun()
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="backfill") as pool:
-        futures = {pool.submit(backfill_one, o.manifest_key): o for o in todo}
-        for future in as_completed(futures):
-            item = futures[future]
-            try:
-                run.outcomes.append(future.result())
-            except SluiceError as exc:
-                run.failures[item.manifest_key] = f"{item.source_key}: {exc}"
-            if on_done is not None:
-                on_done(len(run.outcomes) + len(run.failures), len(todo))
-    run.outcomes.sort(key=lambda o: o.manifest_key)
-    return run
 
 
 def switch_curated_set(

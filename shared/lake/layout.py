@@ -392,3 +392,27 @@ def batch_result_key(usecase: str, job_id: str, chunk_key: str) -> str:
 def batch_failure_key(usecase: str, job_id: str, chunk_key: str) -> str:
     """One failed chunk's error and cause, JSON (written by the map's ``Catch``)."""
     return f"{batch_prefix(usecase, job_id)}{BATCH_FAILURES_DIR}{chunk_key}.json"
+
+
+BACKFILL_RUNS = "backfill-runs"
+BACKFILL_ITEMS_FILE = "items.json"
+BACKFILL_FAILURES_DIR = "failures/"
+
+
+def backfill_run_prefix(usecase: str, contract_version: str | None = None, run: str | None = None) -> str:
+    """Every backfill run of a use case, the runs under one contract version, or one run's working files."""
+    base = f"{BACKFILL_RUNS}/{usecase}/"
+    if contract_version is None:
+        return base
+    under = f"{base}{CONTRACT_PARTITION}{contract_version}/"
+    return f"{under}{run}/" if run else under
+
+
+def backfill_items_key(usecase: str, contract_version: str, run: str) -> str:
+    """The objects one run backfills: a JSON array, the Distributed Map's items (written by its plan step)."""
+    return f"{backfill_run_prefix(usecase, contract_version, run)}{BACKFILL_ITEMS_FILE}"
+
+
+def backfill_failure_key(usecase: str, contract_version: str, run: str, object_id: str) -> str:
+    """One object a run could not backfill: its error and cause, JSON (written by the map's ``Catch``)."""
+    return f"{backfill_run_prefix(usecase, contract_version, run)}{BACKFILL_FAILURES_DIR}{object_id}.json"
