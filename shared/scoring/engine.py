@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import UTC, datetime
 from itertools import repeat
 from operator import attrgetter
@@ -50,7 +51,7 @@ from shared.scoring.exceptions import (
     TooManyRecordsError,
     UnknownVariantError,
 )
-from shared.scoring.models import ModelCache
+from shared.scoring.models import LoadedModel, ModelCache
 from shared.scoring.prediction_log import PredictionLog, ScoredBlock
 from shared.scoring.routing import canary_position, shadow_sampled
 from shared.scoring.telemetry import CHALLENGER, CHAMPION, SHADOW, RequestTelemetry
@@ -62,6 +63,9 @@ if TYPE_CHECKING:
     from shared.scoring.endpoint import EndpointScorer
 
 log = logging.getLogger(__name__)
+OVERLAP_MIN_RECORDS = 100
+"""A batch of at least this many records is scored on the model thread while its log columns are encoded."""
+_ENCODER = msgspec.json.Encoder()
 
 
 def negative_class(contract: Contract) -> Any:
@@ -112,7 +116,6 @@ class ScoreOutcome:
     """A scored request: the predictions in request order, the refused records' errors, and the metric tallies."""
 
     request_id: str
-    predictions: list[Prediction]
     errors: list[dict[str, Any]]
     variants: tuple[str, ...]
     model_versions: tuple[int, ...]
@@ -122,7 +125,32 @@ class ScoreOutcome:
     log_failures: int = 0
     notes: list[str] = field(default_factory=list)
     served: list[ScoredBlock] = field(default_factory=list)
-    """The served blocks (one a variant), whose columns the v2 response is made of."""
+    """The served blocks (one a variant), whose columns the predictions and the v2 response are made of."""
+
+    @cached_property
+    def predictions(self) -> list[Prediction]:
+        """The served predictions in request order (built when asked: a v2 response is made of the blocks)."""
+        predictions: list[Prediction] = []
+        for block in self.served:
+            predictions += map(
+                Prediction,
+                block.indices,
+                block.entity_ids,
+                block.scores,
+                block.labels,
+                repeat(block.threshold),
+                repeat(block.model_version),
+                repeat(block.variant),
+                repeat(block.degraded),
+            )
+        if len(self.served) > 1:
+            predictions.sort(key=attrgetter("index"))
+        return predictions
+
+    @property
+    def predicted(self) -> int:
+        """How many predictions were served."""
+        return sum(len(block) for block in self.served)
 
     def encoded(self) -> bytes:
         """The response body, as JSON."""
@@ -146,6 +174,8 @@ class _Batch:
     """None for a columnar body: :meth:`rows` builds them when the endpoint needs them."""
     columns: dict[str, list[Any]]
     feed: dict[str, np.ndarray]
+    encoded_columns: msgspec.Raw | None = None
+    """``columns`` as JSON, encoded for the prediction log while the model scored (None until then)."""
 
     def __len__(self) -> int:
         return len(self.entity_ids)
@@ -209,6 +239,7 @@ class ScoringEngine:
         self._checker = RecordChecker(usecase.contract)
         self._labels = np.array([negative_class(usecase.contract), usecase.contract.positive_class], dtype=object)
         self._feature_names = tuple(c.name for c in usecase.contract.features)
+        self._model_thread: ThreadPoolExecutor | None = None
 
     @property
     def models(self) -> ModelCache:
@@ -255,7 +286,6 @@ class ScoringEngine:
 
         blocks = [self._block(answer) for answer in answers]
         served = [(answer, block) for answer, block in zip(answers, blocks, strict=True) if block.served]
-        predictions = self._predictions(served)
         for answer, _ in served:
             tally = telemetry.tally(answer.ref.version, answer.variant)
             tally.counts[names.PREDICTIONS] += len(answer.batch)
@@ -268,7 +298,6 @@ class ScoringEngine:
                 telemetry.count(names.PREDICTION_LOG_ERRORS, state.champion.version, CHAMPION, failures)
         return ScoreOutcome(
             request_id=request_id,
-            predictions=predictions,
             errors=errors,
             variants=tuple(sorted({answer.variant for answer, _ in served})),
             model_versions=tuple(sorted({answer.ref.version for answer, _ in served})),
@@ -375,26 +404,8 @@ class ScoringEngine:
             scores=answer.scores.tolist(),
             labels=self._labels_of(answer.scores, answer.ref.threshold),
             features=answer.batch.columns,
+            encoded_features=answer.batch.encoded_columns,
         )
-
-    @staticmethod
-    def _predictions(served: list[tuple[_Served, ScoredBlock]]) -> list[Prediction]:
-        predictions: list[Prediction] = []
-        for answer, block in served:
-            predictions += map(
-                Prediction,
-                block.indices,
-                block.entity_ids,
-                block.scores,
-                block.labels,
-                repeat(block.threshold),
-                repeat(answer.ref.version),
-                repeat(answer.variant),
-                repeat(answer.degraded),
-            )
-        if len(served) > 1:
-            predictions.sort(key=attrgetter("index"))
-        return predictions
 
     def _serve_challenger(self, ref: ModelRef, batch: _Batch, telemetry: RequestTelemetry) -> _Served | None:
         """Score the canary's records with the challenger; None (its Errors counted) when it cannot: then the
@@ -458,12 +469,24 @@ class ScoringEngine:
             try:
                 model = self._models.model(ref)  # a first use's load is no scoring time
                 started = self._timer()
-                scores = np.asarray(model.positive_scores(batch.feed), dtype=np.float64)
+                scores = np.asarray(self._model_scores(model, batch), dtype=np.float64)
             except Exception as exc:
                 telemetry.count(names.ERRORS, ref.version, variant)
                 raise ScoringError(f"the {variant} (version {ref.version}) could not score: {exc}") from exc
             spent_ms += (self._timer() - started) * 1000
         return _Served(batch, np.asarray(scores, dtype=np.float64), ref, variant, degraded, spent_ms)
+
+    def _model_scores(self, model: LoadedModel, batch: _Batch) -> np.ndarray:
+        """The model's scores of a batch; for a bulk request whose predictions are logged, the model scores on
+        the model thread (onnxruntime lets go of the GIL) while this one encodes the batch's features for the
+        prediction log, which does not wait for the scores."""
+        if self._prediction_log is None or len(batch) < OVERLAP_MIN_RECORDS or batch.encoded_columns is not None:
+            return model.positive_scores(batch.feed)
+        if self._model_thread is None:
+            self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        scoring = self._model_thread.submit(model.positive_scores, batch.feed)
+        batch.encoded_columns = msgspec.Raw(_ENCODER.encode(batch.columns))
+        return scoring.result()
 
     # --- shadow ------------------------------------------------------------------------------------------------------
 
