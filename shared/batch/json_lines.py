@@ -72,7 +72,9 @@ def json_texts(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Each value's JSON text, as ``msgspec.json.encode`` writes it (a null as ``null``), as a large string array."""
     array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     kind = array.type
-    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
+    if pa.types.is_integer(kind):  # Arrow writes an integer as JSON does
+        return pc.cast(array, pa.large_string()).fill_null("null")
+    if pa.types.is_floating(kind) or pa.types.is_boolean(kind):
         return _cut_list(_ENCODER.encode(array.to_pylist()), len(array))
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_dictionary(kind):
         encoded = array if pa.types.is_dictionary(kind) else array.dictionary_encode()
