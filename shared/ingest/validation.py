@@ -213,10 +213,12 @@ class _ColumnRule:
         The typed column stays dictionary-encoded when ``keep_dictionary`` (a value the checks nulled, as a
         null token, becomes a null index).
         """
-        distinct = pa.concat_arrays([raw.dictionary.cast(pa.string()), pa.nulls(1, pa.string())])
-        indices = raw.indices.fill_null(len(raw.dictionary))
+        distinct, indices = raw.dictionary.cast(pa.string()), raw.indices
+        if raw.null_count:
+            distinct = pa.concat_arrays([distinct, pa.nulls(1, pa.string())])
+            indices = indices.fill_null(len(raw.dictionary))
         result = self._check_text(distinct, [], None)
-        failures = [(_no_nulls(mask.take(indices)), reason) for mask, reason in result.failures]
+        failures = [(_no_nulls(mask.take(indices)), reason) for mask, reason in result.failures if mask.true_count]
         row_valid = result.typed.is_valid().take(indices)
         if keep_dictionary:
             kept = pc.if_else(row_valid, indices, pa.scalar(None, indices.type))
