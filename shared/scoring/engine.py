@@ -51,7 +51,7 @@ from shared.scoring.exceptions import (
     TooManyRecordsError,
     UnknownVariantError,
 )
-from shared.scoring.models import LoadedModel, ModelCache
+from shared.scoring.models import ModelCache
 from shared.scoring.prediction_log import PredictionLog, ScoredBlock
 from shared.scoring.routing import canary_position, shadow_sampled
 from shared.scoring.telemetry import CHALLENGER, CHAMPION, SHADOW, RequestTelemetry
@@ -63,9 +63,6 @@ if TYPE_CHECKING:
     from shared.scoring.endpoint import EndpointScorer
 
 log = logging.getLogger(__name__)
-OVERLAP_MIN_RECORDS = 100
-"""A batch of at least this many records is scored on the model thread while its log columns are encoded."""
-_ENCODER = msgspec.json.Encoder()
 
 
 def negative_class(contract: Contract) -> Any:
@@ -174,8 +171,6 @@ class _Batch:
     """None for a columnar body: :meth:`rows` builds them when the endpoint needs them."""
     columns: dict[str, list[Any]]
     feed: dict[str, np.ndarray]
-    encoded_columns: msgspec.Raw | None = None
-    """``columns`` as JSON, encoded for the prediction log while the model scored (None until then)."""
 
     def __len__(self) -> int:
         return len(self.entity_ids)
@@ -239,7 +234,6 @@ class ScoringEngine:
         self._checker = RecordChecker(usecase.contract)
         self._labels = np.array([negative_class(usecase.contract), usecase.contract.positive_class], dtype=object)
         self._feature_names = tuple(c.name for c in usecase.contract.features)
-        self._model_thread: ThreadPoolExecutor | None = None
 
     @property
     def models(self) -> ModelCache:
@@ -404,7 +398,6 @@ class ScoringEngine:
             scores=answer.scores.tolist(),
             labels=self._labels_of(answer.scores, answer.ref.threshold),
             features=answer.batch.columns,
-            encoded_features=answer.batch.encoded_columns,
         )
 
     def _serve_challenger(self, ref: ModelRef, batch: _Batch, telemetry: RequestTelemetry) -> _Served | None:
@@ -469,24 +462,12 @@ class ScoringEngine:
             try:
                 model = self._models.model(ref)  # a first use's load is no scoring time
                 started = self._timer()
-                scores = np.asarray(self._model_scores(model, batch), dtype=np.float64)
+                scores = np.asarray(model.positive_scores(batch.feed), dtype=np.float64)
             except Exception as exc:
                 telemetry.count(names.ERRORS, ref.version, variant)
                 raise ScoringError(f"the {variant} (version {ref.version}) could not score: {exc}") from exc
             spent_ms += (self._timer() - started) * 1000
         return _Served(batch, np.asarray(scores, dtype=np.float64), ref, variant, degraded, spent_ms)
-
-    def _model_scores(self, model: LoadedModel, batch: _Batch) -> np.ndarray:
-        """The model's scores of a batch; for a bulk request whose predictions are logged, the model scores on
-        the model thread (onnxruntime lets go of the GIL) while this one encodes the batch's features for the
-        prediction log, which does not wait for the scores."""
-        if self._prediction_log is None or len(batch) < OVERLAP_MIN_RECORDS or batch.encoded_columns is not None:
-            return model.positive_scores(batch.feed)
-        if self._model_thread is None:
-            self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
-        scoring = self._model_thread.submit(model.positive_scores, batch.feed)
-        batch.encoded_columns = msgspec.Raw(_ENCODER.encode(batch.columns))
-        return scoring.result()
 
     # --- shadow ------------------------------------------------------------------------------------------------------
 

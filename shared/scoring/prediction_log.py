@@ -109,8 +109,6 @@ class ScoredBlock:
     scores: list[float]
     labels: list[Any]
     features: Mapping[str, Sequence[Any]]
-    encoded_features: msgspec.Raw | None = None
-    """``features`` already encoded as JSON (while the model scored), or None."""
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -129,7 +127,6 @@ class ScoredBlock:
             scores=pick(self.scores),
             labels=pick(self.labels),
             features={name: pick(values) for name, values in self.features.items()},
-            encoded_features=None,
         )
 
     def part(self, start: int, stop: int) -> ScoredBlock:
@@ -140,7 +137,6 @@ class ScoredBlock:
             scores=self.scores[start:stop],
             labels=self.labels[start:stop],
             features={name: values[start:stop] for name, values in self.features.items()},
-            encoded_features=None,
         )
 
 
@@ -205,7 +201,7 @@ class PredictionLog:
                     "entity_id": part.entity_ids,
                     "score": part.scores,
                     "label": part.labels,
-                    "features": part.features if part.encoded_features is None else part.encoded_features,
+                    "features": part.features,
                     **(extra or {}),
                 }
             )
