@@ -115,11 +115,11 @@ class ScoredBlock:
 
     def select(self, positions: list[int]) -> ScoredBlock:
         """The predictions at ``positions`` (of this block; picked by one C-level ``itemgetter`` a column)."""
-        if len(positions) == 1:
-            pick: Callable[[Sequence[Any]], list[Any]] = lambda values: [values[positions[0]]]  # noqa: E731
-        else:
-            getter = itemgetter(*positions)
-            pick = lambda values: list(getter(values))  # noqa: E731
+        getter = itemgetter(*positions) if len(positions) > 1 else None
+
+        def pick(values: Sequence[Any]) -> list[Any]:
+            return list(getter(values)) if getter is not None else [values[p] for p in positions]
+
         return replace(
             self,
             indices=pick(self.indices),
