@@ -17,6 +17,7 @@ Parquet, or a ``chunk_bytes`` above their size.
 from __future__ import annotations
 
 import io
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -148,12 +149,26 @@ class RangedFile(io.RawIOBase):
         return self._size
 
 
-def parquet_file(reader: RangedReader, bucket: str, key: str, size: int) -> pq.ParquetFile:
-    """A Parquet file read through ranged GETs; :class:`ChunkFailedError` when it is not Parquet."""
+def parquet_file(
+    reader: RangedReader, bucket: str, key: str, size: int, *, dictionaries: Collection[str] = ()
+) -> pq.ParquetFile:
+    """A Parquet file read through ranged GETs; :class:`ChunkFailedError` when it is not Parquet.
+
+    The text columns named in ``dictionaries`` are read dictionary-encoded, as Parquet mostly stores them
+    (each distinct value decoded once; the rows are indices).
+    """
     if size == 0:
         raise ChunkFailedError("the object is empty (0 bytes)")
     try:
-        return pq.ParquetFile(pa.PythonFile(RangedFile(reader, bucket, key, size), mode="r"))
+        found = pq.ParquetFile(pa.PythonFile(RangedFile(reader, bucket, key, size), mode="r"))
+        coded = [f.name for f in found.schema_arrow if f.name in dictionaries and pa.types.is_string(f.type)]
+        if not coded:
+            return found
+        return pq.ParquetFile(
+            pa.PythonFile(RangedFile(reader, bucket, key, size), mode="r"),
+            metadata=found.metadata,
+            read_dictionary=coded,
+        )
     except (pa.ArrowInvalid, OSError) as exc:
         raise ChunkFailedError(f"not a Parquet file: {exc}") from exc
 

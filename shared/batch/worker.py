@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from shared.batch.adapters import BatchStore
 from shared.batch.exceptions import ChunkFailedError
-from shared.batch.json_lines import Part, constant, join_lines, json_texts, numbers_texts
+from shared.batch.json_lines import Part, column_texts, constant, join_lines, numbers_texts
 from shared.batch.reading import header_line, owned_lines, parquet_file
 from shared.batch.types import Chunk, ChunkKind, ChunkResult, JobContext
 from shared.deployment.state import ModelRef
@@ -66,7 +66,12 @@ DECISION = "decision"
 MODEL_VERSION = "model_version"
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
 JSON_LINES_CONTENT_TYPE = "application/x-ndjson"
+SCORING_ROWS = 8192
+"""Rows read, checked and scored at a time: the model scores one part (on a second thread, onnxruntime without
+the GIL) while the next part is read and checked and the previous one's outputs are written."""
 _TEXT_TYPES = (ColumnType.STRING, ColumnType.CATEGORY, ColumnType.TIMESTAMP, ColumnType.DATE)
+_CODED_TYPES = (ColumnType.STRING, ColumnType.CATEGORY)
+"""Columns a Parquet chunk is read dictionary-encoded in, checked and encoded by distinct value."""
 
 
 def scoring_contract(contract: Contract) -> Contract:
@@ -155,30 +160,32 @@ def score_chunk(
     outputs = _ChunkOutputs()
     lines = _Lines()
     labels = pa.array([negative_class(contract), contract.positive_class])
-    with _records(chunk, store, usecase, workdir=workdir, lines=lines, batch_rows=batch_rows) as reader:
+    part_rows = min(batch_rows, SCORING_ROWS)
+    scoring = _Scoring(context, model=model, contract=contract, labels=labels, outputs=outputs, chunk=chunk)
+    with (
+        _records(chunk, store, usecase, workdir=workdir, lines=lines, batch_rows=part_rows) as reader,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-model") as pool,
+    ):
         check = compiled.check_columns(reader.columns, reader.column_types)
         if check.rejection is not None:
             raise ChunkFailedError(f"the columns do not fit contract {contract.version}: {check.rejection}")
-        validator = compiled.start_object(check)
+        validator = compiled.start_object(check, keep_dictionaries=True)
+        pending: _Pending | None = None
         try:
             for raw in reader.batches():
-                for part in _slices(raw, batch_rows):
+                for part in _slices(raw, part_rows):
                     outputs.rows_in += part.rows
                     validated = validator.validate(part)
                     _reject(validated.quarantined, lines, outputs)
                     if validated.valid.num_rows:
-                        _score(
-                            validated.valid,
-                            context,
-                            model=model,
-                            contract=contract,
-                            labels=labels,
-                            outputs=outputs,
-                            prediction_log=prediction_log,
-                            chunk=chunk,
-                        )
+                        scored_next = scoring.start(validated.valid, pool)
+                        if pending is not None:
+                            scoring.finish(pending, prediction_log=prediction_log)
+                        pending = scored_next
         except ObjectRejectedError as exc:
             raise ChunkFailedError(exc.reason) from exc
+        if pending is not None:
+            scoring.finish(pending, prediction_log=prediction_log)
     if chunk.kind is ChunkKind.WHOLE:
         lines.lines = outputs.rows_in
     assert outputs.rows_in == outputs.rows_scored + outputs.rows_rejected, "a chunk's rows must reconcile"
@@ -211,7 +218,8 @@ def _records(
         if chunk.kind is ChunkKind.BYTES:
             yield _text_reader(chunk, store, lines, text_columns, usecase.contract.names)
         elif chunk.kind is ChunkKind.ROW_GROUPS:
-            yield _RowGroupReader(chunk, store, batch_rows, lines)
+            coded = [c.name for c in usecase.contract.columns if c.type in _CODED_TYPES]
+            yield _RowGroupReader(chunk, store, batch_rows, lines, dictionaries=coded)
         else:
             lines.object_line_known = True
             workdir.mkdir(parents=True, exist_ok=True)
@@ -260,8 +268,10 @@ def _text_reader(
 class _RowGroupReader(RecordReader):
     """Row groups ``[start, end)`` of a Parquet object, read through ranged GETs."""
 
-    def __init__(self, chunk: Chunk, store: BatchStore, batch_rows: int, lines: _Lines) -> None:
-        self._file = parquet_file(store, chunk.bucket, chunk.key, chunk.size)
+    def __init__(
+        self, chunk: Chunk, store: BatchStore, batch_rows: int, lines: _Lines, *, dictionaries: list[str]
+    ) -> None:
+        self._file = parquet_file(store, chunk.bucket, chunk.key, chunk.size, dictionaries=dictionaries)
         schema = self._file.schema_arrow
         self.columns = list(schema.names)
         self.column_types = {f.name: f.type for f in schema}
@@ -320,40 +330,51 @@ def _feed(valid: pa.Table, contract: Contract) -> dict[str, np.ndarray]:
     return feed
 
 
-def _score(
-    valid: pa.Table,
-    context: JobContext,
-    *,
-    model: LoadedModel,
-    contract: Contract,
-    labels: pa.Array,
-    outputs: _ChunkOutputs,
-    prediction_log: bool,
-    chunk: Chunk,
-) -> None:
-    feed = _feed(valid, contract)
-    ref = context.model
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # onnxruntime lets go of the GIL: the log's columns are encoded while the model scores (a second vCPU)
-        scoring = pool.submit(model.positive_scores, feed)
+@dataclass
+class _Pending:
+    """A part being scored: its valid rows and the model's scores to come."""
+
+    valid: pa.Table
+    scores: Future[np.ndarray]
+
+
+@dataclass
+class _Scoring:
+    """Scores a chunk's parts in order: :meth:`start` hands a part's inputs to the model's thread, :meth:`finish`
+    writes its outputs (the next part is read and checked in between, while the model runs)."""
+
+    context: JobContext
+    model: LoadedModel
+    contract: Contract
+    labels: pa.Array
+    outputs: _ChunkOutputs
+    chunk: Chunk
+
+    def start(self, valid: pa.Table, pool: ThreadPoolExecutor) -> _Pending:
+        return _Pending(valid, pool.submit(self.model.positive_scores, _feed(valid, self.contract)))
+
+    def finish(self, pending: _Pending, *, prediction_log: bool) -> None:
+        valid, contract, outputs, ref = pending.valid, self.contract, self.outputs, self.context.model
         log_columns = _log_columns(valid, contract, first_index=outputs.rows_scored) if prediction_log else []
-        scores = np.asarray(scoring.result(), dtype=np.float64)
-    positive = pa.array((scores >= ref.threshold).astype(np.int8))
-    outputs.scores.append(
-        pa.table(
-            {
-                ENTITY_ID: valid[contract.entity_id],
-                SCORE: pa.array(scores, pa.float64()),
-                DECISION: labels.take(positive),
-                MODEL_VERSION: pa.repeat(pa.scalar(ref.version, pa.int32()), len(scores)),
-            }
+        scores = np.asarray(pending.scores.result(), dtype=np.float64)
+        positive = pa.array((scores >= ref.threshold).astype(np.int8))
+        outputs.scores.append(
+            pa.table(
+                {
+                    ENTITY_ID: valid[contract.entity_id],
+                    SCORE: pa.array(scores, pa.float64()),
+                    DECISION: self.labels.take(positive),
+                    MODEL_VERSION: pa.repeat(pa.scalar(ref.version, pa.int32()), len(scores)),
+                }
+            )
         )
-    )
-    if prediction_log:
-        outputs.logged.append(
-            _log_lines(log_columns, contract, context=context, scores=scores, positive=positive, chunk=chunk)
-        )
-    outputs.rows_scored += len(scores)
+        if prediction_log:
+            outputs.logged.append(
+                _log_lines(
+                    log_columns, contract, context=self.context, scores=scores, positive=positive, chunk=self.chunk
+                )
+            )
+        outputs.rows_scored += len(scores)
 
 
 def _log_columns(valid: pa.Table, contract: Contract, *, first_index: int) -> list[Part]:
@@ -363,11 +384,11 @@ def _log_columns(valid: pa.Table, contract: Contract, *, first_index: int) -> li
         b',"index":',
         pc.cast(pa.array(np.arange(first_index, first_index + rows, dtype=np.int64)), pa.large_string()),
         b',"entity_id":',
-        json_texts(valid[contract.entity_id]),
+        column_texts(valid[contract.entity_id]),
         b',"features":{',
     ]
     for number, column in enumerate(contract.features):
-        parts += [(b"," if number else b"") + constant(column.name) + b":", json_texts(valid[column.name])]
+        parts += [(b"," if number else b"") + constant(column.name) + b":", column_texts(valid[column.name])]
     return parts
 
 

@@ -46,6 +46,8 @@ ARROW_TYPES: dict[ColumnType, pa.DataType] = {
     ColumnType.DATE: pa.date32(),
 }
 _NAIVE_TIMESTAMP = pa.timestamp("us")
+_CODED_TYPES = (ColumnType.STRING, ColumnType.CATEGORY)
+"""Column types whose dictionary-encoded text is checked value by distinct value (no parse: never unparsed)."""
 _INT_PATTERN = r"^[+-]?[0-9]+$"
 _FLOAT_PATTERN = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$|^[+-]?(?i:nan|inf|infinity)$"
 _DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
@@ -189,9 +191,11 @@ class _ColumnRule:
         return f"longer than max_length {self.column.max_length}: {len(_display(value))} characters"
 
     # --- checks --------------------------------------------------------------------------------
-    def check(self, raw: pa.Array) -> _ColumnResult:
+    def check(self, raw: pa.Array, *, keep_dictionary: bool = False) -> _ColumnResult:
         failures: list[tuple[pa.Array, Reason]] = []
         if pa.types.is_dictionary(raw.type):
+            if self.column.type in _CODED_TYPES and _is_text(raw.type.value_type) and len(raw.dictionary) <= len(raw):
+                return self._check_coded(raw, keep_dictionary)
             raw = raw.dictionary_decode()
         if _is_bytes(raw.type):
             text, not_utf8 = _decode_utf8(raw)
@@ -201,6 +205,27 @@ class _ColumnRule:
         if _is_text(raw.type):
             return self._check_text(raw.cast(pa.string()), failures, None)
         return self._check_typed(raw, failures)
+
+    def _check_coded(self, raw: pa.DictionaryArray, keep_dictionary: bool) -> _ColumnResult:
+        """A dictionary-encoded text column: each distinct value checked once (a null as one more), the masks
+        taken by the rows' indices; the same failures and reasons as the decoded column's checks.
+
+        The typed column stays dictionary-encoded when ``keep_dictionary`` (a value the checks nulled, as a
+        null token, becomes a null index).
+        """
+        distinct, indices = raw.dictionary.cast(pa.string()), raw.indices
+        if raw.null_count:
+            distinct = pa.concat_arrays([distinct, pa.nulls(1, pa.string())])
+            indices = indices.fill_null(len(raw.dictionary))
+        result = self._check_text(distinct, [], None)
+        failures = [(_no_nulls(mask.take(indices)), reason) for mask, reason in result.failures if mask.true_count]
+        row_valid = result.typed.is_valid().take(indices)
+        if keep_dictionary:
+            kept = pc.if_else(row_valid, indices, pa.scalar(None, indices.type))
+            typed: pa.Array = pa.DictionaryArray.from_arrays(kept, result.typed)
+        else:
+            typed = result.typed.take(indices)
+        return _ColumnResult(typed, failures, row_valid.true_count, 0, None)
 
     def _nulls(self, is_null: pa.Array, failures: list[tuple[pa.Array, Reason]]) -> int:
         count = is_null.true_count
@@ -433,15 +458,20 @@ class CompiledContract:
                 break
         return position if position < len(found) else None
 
-    def start_object(self, schema_check: SchemaCheck) -> ObjectValidator:
-        return ObjectValidator(self, schema_check)
+    def start_object(self, schema_check: SchemaCheck, *, keep_dictionaries: bool = False) -> ObjectValidator:
+        """A validator of one object; ``keep_dictionaries``: dictionary-encoded string and category columns stay
+        encoded in the valid table (for a caller that encodes by distinct value too, as the batch worker)."""
+        return ObjectValidator(self, schema_check, keep_dictionaries=keep_dictionaries)
 
 
 class ObjectValidator:
     """Validates the batches of one object, in order."""
 
-    def __init__(self, compiled: CompiledContract, schema_check: SchemaCheck) -> None:
+    def __init__(
+        self, compiled: CompiledContract, schema_check: SchemaCheck, *, keep_dictionaries: bool = False
+    ) -> None:
         self._compiled = compiled
+        self._keep_dictionaries = keep_dictionaries
         self._added = list(schema_check.added)
         self._stats = {rule.name: _ColumnStats() for rule in compiled.rules}
         self._entity_id = compiled.contract.entity_id
@@ -465,7 +495,7 @@ class ObjectValidator:
                 if not rule.column.nullable:
                     failures.append((rule.name, pa.array(np.ones(rows, dtype=bool)), rule._missing))
                 continue
-            result = rule.check(table[rule.name].combine_chunks())
+            result = rule.check(table[rule.name].combine_chunks(), keep_dictionary=self._keep_dictionaries)
             typed[rule.name] = result.typed
             failures += [(rule.name, mask, reason) for mask, reason in result.failures]
             stats = self._stats[rule.name]

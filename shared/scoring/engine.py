@@ -31,6 +31,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from itertools import repeat
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
@@ -112,7 +113,6 @@ class ScoreOutcome:
     """A scored request: the predictions in request order, the refused records' errors, and the metric tallies."""
 
     request_id: str
-    predictions: list[Prediction]
     errors: list[dict[str, Any]]
     variants: tuple[str, ...]
     model_versions: tuple[int, ...]
@@ -122,7 +122,32 @@ class ScoreOutcome:
     log_failures: int = 0
     notes: list[str] = field(default_factory=list)
     served: list[ScoredBlock] = field(default_factory=list)
-    """The served blocks (one a variant), whose columns the v2 response is made of."""
+    """The served blocks (one a variant), whose columns the predictions and the v2 response are made of."""
+
+    @cached_property
+    def predictions(self) -> list[Prediction]:
+        """The served predictions in request order (built when asked: a v2 response is made of the blocks)."""
+        predictions: list[Prediction] = []
+        for block in self.served:
+            predictions += map(
+                Prediction,
+                block.indices,
+                block.entity_ids,
+                block.scores,
+                block.labels,
+                repeat(block.threshold),
+                repeat(block.model_version),
+                repeat(block.variant),
+                repeat(block.degraded),
+            )
+        if len(self.served) > 1:
+            predictions.sort(key=attrgetter("index"))
+        return predictions
+
+    @property
+    def predicted(self) -> int:
+        """How many predictions were served."""
+        return sum(len(block) for block in self.served)
 
     def encoded(self) -> bytes:
         """The response body, as JSON."""
@@ -255,7 +280,6 @@ class ScoringEngine:
 
         blocks = [self._block(answer) for answer in answers]
         served = [(answer, block) for answer, block in zip(answers, blocks, strict=True) if block.served]
-        predictions = self._predictions(served)
         for answer, _ in served:
             tally = telemetry.tally(answer.ref.version, answer.variant)
             tally.counts[names.PREDICTIONS] += len(answer.batch)
@@ -268,7 +292,6 @@ class ScoringEngine:
                 telemetry.count(names.PREDICTION_LOG_ERRORS, state.champion.version, CHAMPION, failures)
         return ScoreOutcome(
             request_id=request_id,
-            predictions=predictions,
             errors=errors,
             variants=tuple(sorted({answer.variant for answer, _ in served})),
             model_versions=tuple(sorted({answer.ref.version for answer, _ in served})),
@@ -376,25 +399,6 @@ class ScoringEngine:
             labels=self._labels_of(answer.scores, answer.ref.threshold),
             features=answer.batch.columns,
         )
-
-    @staticmethod
-    def _predictions(served: list[tuple[_Served, ScoredBlock]]) -> list[Prediction]:
-        predictions: list[Prediction] = []
-        for answer, block in served:
-            predictions += map(
-                Prediction,
-                block.indices,
-                block.entity_ids,
-                block.scores,
-                block.labels,
-                repeat(block.threshold),
-                repeat(answer.ref.version),
-                repeat(answer.variant),
-                repeat(answer.degraded),
-            )
-        if len(served) > 1:
-            predictions.sort(key=attrgetter("index"))
-        return predictions
 
     def _serve_challenger(self, ref: ModelRef, batch: _Batch, telemetry: RequestTelemetry) -> _Served | None:
         """Score the canary's records with the challenger; None (its Errors counted) when it cannot: then the

@@ -168,7 +168,7 @@ class ScoringService:
             "scored",
             extra={
                 "records": len(records),
-                "predictions": len(outcome.predictions),
+                "predictions": outcome.predicted,
                 "invalid_records": len(outcome.errors),
                 "model_versions": list(outcome.model_versions),
                 "degraded": outcome.degraded,
