@@ -11,6 +11,7 @@ from aws_cdk.assertions import Match, Template
 from tests.infra.conftest import get_att, object_arn, ref
 
 EXPECTED_OUTPUTS = {
+    "BackfillStateMachineArn",
     "BatchStateMachineArn",
     "RawBucketName",
     "LakeBucketName",
