@@ -24,7 +24,7 @@ from shared.scoring.models import ModelCache, onnx_session
 from shared.scoring.prediction_log import PredictionLog
 from shared.scoring.prediction_log_lake import parse_message
 from shared.scoring.wire import PredictBodyDecoder
-from shared.usecase.features import onnx_feed
+from shared.usecase.features import onnx_feed, onnx_feed_from_columns
 from shared.usecase.settings import UseCase
 from tests.scoring_fakes import FakeClock, InMemoryDeployments, InMemoryModelFiles, RecordingSender
 from tests.scoring_model import TrainedModel, trained_model
@@ -551,3 +551,27 @@ def test_a_request_with_no_good_record_logs_its_refusals_and_a_clean_one_sends_n
     clean.engine.predict(_features(model, 3), request_id="req-ok")
     assert _refusals(clean) == []
     assert all('"refusal"' not in body for body in clean.sender.sent.get(LOG_QUEUE, []))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[0, 1, 72, -5], [1, None, 3, None], [2**53 + 1, 2**60 + 3, -(2**63), 16_777_217], [2**70, 1, 2, 3]],
+    ids=["small", "nulls", "past-float32-and-float64", "past-int64"],
+)
+def test_the_feed_from_columns_reads_int_columns_as_the_feed_from_records_does(
+    model: TrainedModel, values: list[Any]
+) -> None:
+    # Given: a validated batch whose int feature holds small ints, nulls, ints float32/float64 round, or past int64
+    contract = model.usecase.contract
+    whole = next(c.name for c in contract.features if c.type.value == "int")
+    records = [{**model.records[i], whole: value} for i, value in enumerate(values)]
+    columns = {name: [record.get(name) for record in records] for name in (c.name for c in contract.columns)}
+    # When: the model's inputs are built from the columns and from the records
+    from_columns = onnx_feed_from_columns(columns, contract)
+    from_records = onnx_feed(records, contract)
+    # Then: every input is the same, bit for bit (NaN for a null)
+    assert from_columns.keys() == from_records.keys()
+    for name, expected in from_records.items():
+        assert from_columns[name].dtype == expected.dtype
+        assert from_columns[name].shape == expected.shape
+        np.testing.assert_array_equal(from_columns[name], expected)
