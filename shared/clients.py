@@ -18,3 +18,9 @@ def client_factory() -> Callable[[str], Any]:
         return clients[name]
 
     return client
+
+
+def client_error_code(exc: Exception) -> str:
+    """The AWS error code of a botocore ``ClientError`` (``""`` for any other exception)."""
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from shared.clients import client_error_code
 from shared.deployment.exceptions import ConcurrentUpdateError, DeploymentError
 from shared.deployment.state import DeploymentState
 
@@ -50,11 +51,6 @@ def _client_errors() -> tuple[type[Exception], ...]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     return (BotoCoreError, ClientError)
-
-
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
 
 
 class DeploymentStore:
@@ -112,7 +108,7 @@ class DeploymentStore:
         try:
             self._client.put_item(TableName=self._table, Item=item, **condition)
         except _client_errors() as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            if client_error_code(exc) == "ConditionalCheckFailedException":
                 raise ConcurrentUpdateError(state.usecase, expected_revision) from exc
             raise DeploymentError(f"cannot write the deployment state of {state.usecase!r}: {exc}") from exc
         return written

@@ -25,7 +25,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.deployment.adapters import EVENT_SORT_KEY_PREFIX, PARTITION_KEY, SORT_KEY, from_item, to_item
+from shared.clients import client_error_code
+from shared.deployment.adapters import (
+    EVENT_SORT_KEY_PREFIX,
+    PARTITION_KEY,
+    SORT_KEY,
+    from_item,
+    to_item,
+)
 from shared.lake import layout as lake
 from shared.lake.adapters import S3ObjectStore
 from shared.lake.exceptions import StorageError
@@ -35,10 +42,11 @@ from shared.promotion.exceptions import (
     MetricsError,
     ModelMetricsError,
     NotificationError,
+    PromotionEndedError,
     PromotionError,
     ReplayDataError,
 )
-from shared.promotion.transitions import AuditEvent, Promotion, Stage
+from shared.promotion.transitions import AuditEvent, Promotion, PromotionOutcome, Stage
 from shared.registry import package as registry_package
 from shared.registry.adapters import SageMakerRegistry
 from shared.registry.exceptions import RegistryError
@@ -77,10 +85,30 @@ class PromotionStore:
             raise PromotionError(f"the promotion record of {usecase!r} is invalid:\n{exc}") from exc
 
     def put(self, promotion: Promotion) -> None:
+        """Write the record; a running one never overwrites its own execution's ended record.
+
+        A step in flight (its Lambda read the record before an alarm rolled the promotion back) would otherwise
+        write ``running`` over ``rolled_back``: :class:`PromotionEndedError`, and the record stays as it ended.
+        """
         item = to_item({**promotion.model_dump(mode="json"), SORT_KEY: PROMOTION_SORT_KEY})
+        condition: dict[str, Any] = {}
+        if promotion.outcome is PromotionOutcome.RUNNING:
+            condition = {
+                "ConditionExpression": "attribute_not_exists(#sk) OR #outcome = :running OR #execution <> :execution",
+                "ExpressionAttributeNames": {"#sk": SORT_KEY, "#outcome": "outcome", "#execution": "execution_arn"},
+                "ExpressionAttributeValues": {
+                    ":running": {"S": PromotionOutcome.RUNNING.value},
+                    ":execution": {"S": promotion.execution_arn},
+                },
+            }
         try:
-            self._client.put_item(TableName=self._table, Item=item)
+            self._client.put_item(TableName=self._table, Item=item, **condition)
         except _client_errors() as exc:
+            if client_error_code(exc) == "ConditionalCheckFailedException":
+                raise PromotionEndedError(
+                    f"the promotion {promotion.execution_name} of {promotion.usecase!r} has ended meanwhile "
+                    "(rolled back or aborted); this step's update is dropped"
+                ) from exc
             raise PromotionError(f"cannot write the promotion of {promotion.usecase!r}: {exc}") from exc
 
     def events(self, usecase: str, *, since: datetime) -> list[AuditEvent]:

@@ -13,6 +13,10 @@ class PromotionInProgressError(PromotionError):
     """A promotion is already running (or watching) for the use case: a second one is refused."""
 
 
+class PromotionEndedError(PromotionError):
+    """A step tried to write a running promotion over its own execution's ended record (a lost race)."""
+
+
 class NoPromotionError(PromotionError):
     """A step needs a running promotion, and there is none."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
+from shared.clients import client_error_code
 from shared.deployment.adapters import DeploymentStore
 from shared.deployment.state import DeploymentState, ModelRef, variant_name
 from shared.promotion.exceptions import EndpointBusyError, TargetError
@@ -45,16 +46,12 @@ class LightTarget:
         return self._store.put(after, expected_revision=before.revision, updated_by=updated_by, reason=reason)
 
 
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
-
-
 def _is_busy(exc: Exception) -> bool:
     """SageMaker refuses a change to an endpoint that is updating with a ``ValidationException``; no error code of
     its own says so, only the message (``Endpoint ... is in Updating status``, ``... in-progress endpoint``)."""
     message = str(exc)
-    return _error_code(exc) == "ValidationException" and ("Updating" in message or "in progress" in message.lower())
+    updating = "Updating" in message or "in progress" in message.lower()
+    return client_error_code(exc) == "ValidationException" and updating
 
 
 class EndpointTarget:
@@ -114,7 +111,7 @@ class EndpointTarget:
         try:
             self._client.describe_endpoint(EndpointName=self._endpoint)
         except ClientError as exc:
-            if _error_code(exc) == "ValidationException":  # "Could not find endpoint ..."
+            if client_error_code(exc) == "ValidationException":  # "Could not find endpoint ..."
                 return False
             raise TargetError(f"describe_endpoint on {self._endpoint} failed: {exc}") from exc
         return True

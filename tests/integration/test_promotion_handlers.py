@@ -312,3 +312,28 @@ def test_rollback_step_without_a_cause_still_rolls_back(aws: dict[str, Any]) -> 
     assert result["verdict"] == "fail"
     assert "PromotionAborted" in result["reason"]
     assert _state().challenger is None
+
+
+def test_a_step_in_flight_never_writes_running_over_a_rolled_back_promotion(aws: dict[str, Any]) -> None:
+    from shared.promotion.adapters import PromotionStore
+    from shared.promotion.exceptions import PromotionEndedError
+    from shared.promotion.transitions import Promotion, PromotionOutcome
+
+    # Given a running promotion that a step has read, and an alarm that then rolled it back
+    store = PromotionStore(boto3.client("dynamodb"), TABLE)
+    now = datetime.now(UTC)
+    candidate = aws["refs"]["run-2"]
+    running = Promotion(
+        usecase=USECASE, candidate=candidate, execution_arn="arn:exec:one", started_at=now, stage_started_at=now
+    )
+    store.put(running)
+    read_by_the_step = store.get(USECASE)
+    assert read_by_the_step is not None
+    store.put(running.model_copy(update={"outcome": PromotionOutcome.ROLLED_BACK, "finished_at": now}))
+    # When the step writes its (running) update of that record
+    with pytest.raises(PromotionEndedError, match="has ended meanwhile"):
+        store.put(read_by_the_step.model_copy(update={"extensions": 1}))
+    # Then the record stays rolled back; and a new execution's promotion may start over it
+    assert store.get(USECASE).outcome is PromotionOutcome.ROLLED_BACK  # type: ignore[union-attr]
+    store.put(running.model_copy(update={"execution_arn": "arn:exec:two"}))
+    assert store.get(USECASE).execution_arn == "arn:exec:two"  # type: ignore[union-attr]
