@@ -365,10 +365,9 @@ class PromotionService:
         champion serves again. Refused when no promotion runs, or when its watch window is over.
         """
         state, promotion = self._running()
-        result = self.rollback(reason, actor=actor)
-        if promotion.execution_arn and state.stage != Stage.WATCH:
+        if promotion.execution_arn and state.stage != Stage.WATCH:  # first: no further step starts
             self.executions.stop(promotion.execution_arn, error=HUMAN_STOP_ERROR, cause=f"{actor}: {reason}")
-        return result
+        return self.rollback(reason, actor=actor)
 
     def wait_for_human(self, task_token: str, reason: str = "") -> StepResult:
         """Keep the task token, tell the humans how to decide. The execution waits for SendTask{Success,Failure}."""
@@ -517,10 +516,10 @@ class PromotionService:
             )
             return AlarmResponse("ignored", why, self.name)
         assert promotion is not None  # narrowed by `running`
+        if promotion.execution_arn:  # first, so that no further step starts; one in flight cannot undo the record
+            self.executions.stop(promotion.execution_arn, error=ALARM_STOP_ERROR, cause=reason)
         self._commit(state, transition)
         self._reject(promotion, reason)
-        if promotion.execution_arn:
-            self.executions.stop(promotion.execution_arn, error=ALARM_STOP_ERROR, cause=reason)
         serving = transition.state.champion.version if transition.state.champion else None
         self._notify(
             f"version {promotion.candidate.version} rolled back by an alarm",

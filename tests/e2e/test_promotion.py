@@ -56,10 +56,13 @@ canary_bake_seconds = 4
 min_samples = 20
 max_bake_extensions = 2
 replay_max_records = 400
-# Every function of the embedded cloud shares two cores: a p99 over a few seconds of requests is noisy.
+# Every function of the embedded cloud shares two cores with the test run: a p99 over a few seconds of requests
+# swings by tens of milliseconds (an identical candidate measured 27 ms slower than its champion once). These
+# tests are about stages, alarms and rollbacks (the slow candidate trips the shadow-error alarm, not latency);
+# the latency verdict itself is unit-tested (tests/unit/test_promotion_analysis.py).
 max_latency_ratio = 3.0
-latency_tolerance_ms = 25
-latency_budget_ms = 250
+latency_tolerance_ms = 200
+latency_budget_ms = 1000
 watch_window_seconds = 60
 alarm_period_seconds = 10
 """
