@@ -153,7 +153,7 @@ def score_function(model: Any) -> tuple[Any, Any]:
             usecase=USECASE,
             log_queue_url="https://sqs/log",
             review_queue_url="https://sqs/review",
-            review_band=usecase.serving.review_band,
+            review_band=usecase.review.band,
         ),
         logger=handler.logger,
     )

@@ -295,7 +295,7 @@ class ScoringService:
             usecase=self.usecase.name,
             log_queue_url=settings.prediction_log_queue_url,
             review_queue_url=settings.review_queue_url,
-            review_band=self.usecase.serving.review_band,
+            review_band=self.usecase.review.band,
         )
 
     @cached_property

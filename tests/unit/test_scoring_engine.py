@@ -79,7 +79,7 @@ class Setup:
                 usecase=USECASE,
                 log_queue_url=LOG_QUEUE,
                 review_queue_url=REVIEW_QUEUE,
-                review_band=self.usecase.serving.review_band,
+                review_band=self.usecase.review.band,
             ),
         )
 
