@@ -87,13 +87,15 @@ def test_past_capacity_the_message_stays_in_sqs_and_nothing_is_lost() -> None:
     # Then the second is a batch item failure, with a typed back-pressure error
     assert result.created == 2
     assert result.batch_item_failures() == {"batchItemFailures": [{"itemIdentifier": "m-b"}]}
-    assert result.back_pressure is not None and result.back_pressure.status == 429
+    assert result.back_pressure is not None
+    assert result.back_pressure.status == 429
     # And once the first two are decided, the redelivered message is taken in whole
     for item in list(setup.store.stored.values()):
         setup.service.claim(item.item_id, "ana")
         setup.service.decide(item.item_id, "ana", label="No", taxonomy="correct")
     again = setup.service.intake([messages[1]])
-    assert again.created == 2 and not again.refused
+    assert again.created == 2
+    assert not again.refused
     assert len(setup.store.stored) == 4
 
 
@@ -131,7 +133,8 @@ def test_the_first_decision_wins_and_a_second_gets_409() -> None:
     item_id = _one_item(setup)
     setup.service.claim(item_id, "ana")
     decided = setup.service.decide(item_id, "ana", label="Yes", taxonomy="wrong_label", note="<script>x</script>")
-    assert decided.state is ItemState.DECIDED and decided.label == "Yes"
+    assert decided.state is ItemState.DECIDED
+    assert decided.label == "Yes"
     assert decided.decisions[0].note == "<script>x</script>"  # stored as text, never interpreted
     with pytest.raises(ReviewConflictError) as second:
         setup.service.decide(item_id, "ana", label="No", taxonomy="correct")
@@ -167,15 +170,18 @@ def test_k_reviewers_each_decide_once_and_the_kth_decision_writes_the_label() ->
         setup.service.claim(item_id, "cy")
     # When ana decides, Then the item waits for bo and no label is written
     after_one = setup.service.decide(item_id, "ana", label="Yes", taxonomy="wrong_label")
-    assert after_one.state is ItemState.CLAIMED and not setup.feedback.written
+    assert after_one.state is ItemState.CLAIMED
+    assert not setup.feedback.written
     with pytest.raises(ReviewConflictError, match="already decided"):
         setup.service.decide(item_id, "ana", label="Yes", taxonomy="wrong_label")
     # When bo decides, Then the label lands in the lake's feedback with its provenance
     setup.clock.advance(60)
     decided = setup.service.decide(item_id, "bo", label="Yes", taxonomy="ambiguous_case")
-    assert decided.state is ItemState.DECIDED and decided.feedback_written_at is not None
+    assert decided.state is ItemState.DECIDED
+    assert decided.feedback_written_at is not None
     [((bucket, key), document)] = setup.feedback.written.items()
-    assert bucket == "lake" and key.startswith("feedback/telco_churn/date=2026-12-01/")
+    assert bucket == "lake"
+    assert key.startswith("feedback/telco_churn/date=2026-12-01/")
     assert (document["request_id"], document["entity_id"], document["label"]) == ("req-1", 100, "Yes")
     provenance = document[PROVENANCE]
     assert provenance["reviewers"] == ["ana", "bo"]
@@ -203,7 +209,9 @@ def test_shadow_blocks_are_not_reviewed_and_given_routing_is_kept() -> None:
     message["routing"] = [{"reasons": ["disagreement"], "inclusion_probability": 1.0, "challenger_score": 0.5}]
     setup.service.intake([InboundMessage("g", json.dumps(message))])
     [item] = setup.store.stored.values()
-    assert item.reasons == (Reason.DISAGREEMENT,) and item.challenger_score == 0.5 and item.priority == 1
+    assert item.reasons == (Reason.DISAGREEMENT,)
+    assert item.challenger_score == 0.5
+    assert item.priority == 1
 
 
 def test_items_past_the_sla_are_marked_expired_counted_and_still_claimable() -> None:
@@ -213,7 +221,8 @@ def test_items_past_the_sla_are_marked_expired_counted_and_still_claimable() -> 
     assert setup.service.mark_overdue() == 1
     assert setup.service.mark_overdue() == 0
     stats = setup.service.stats()
-    assert stats.overdue == 1 and stats.depth["expired"] == 1
+    assert stats.overdue == 1
+    assert stats.depth["expired"] == 1
     assert stats.oldest_age_seconds == pytest.approx(3601)
     setup.service.claim(item_id, "ana")
     assert setup.service.decide(item_id, "ana", label="No", taxonomy="correct").state is ItemState.DECIDED

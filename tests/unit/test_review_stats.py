@@ -33,13 +33,15 @@ def test_fleiss_kappa_on_the_published_example() -> None:
     assert fleiss_kappa(ratings) == pytest.approx(0.20993, abs=1e-4)
 
 
-def _item(n: int, *, labels: list[str], score: float = 0.7, taxonomy: str = "correct", age_hours: float = 0) -> ReviewItem:
+def _item(
+    n: int, *, labels: list[str], score: float = 0.7, taxonomy: str = "correct", age_hours: float = 0
+) -> ReviewItem:
     created = START - timedelta(hours=age_hours)
     decisions = tuple(
         Decision(reviewer=f"r{i}", label=label, taxonomy=taxonomy, decided_at=START - timedelta(minutes=30 - i))
         for i, label in enumerate(labels)
     )
-    decided = len(decisions) >= 2  # noqa: PLR2004 - these items need two reviewers
+    decided = len(decisions) >= 2
     return ReviewItem(
         usecase="telco_churn", item_id=f"i{n}", request_id=f"r{n}", index=0, variant="champion", model_version=1,
         score=score, threshold=0.5, segments={"contract": "Two year" if n % 2 else "One year"},
@@ -61,12 +63,15 @@ def test_review_stats_from_the_items() -> None:
     ]
     stats = review_stats(items, usecase="telco_churn", now=START, sla_seconds=24 * 3600, positive_class="Yes")
     # Then depth, age and the overdue count are those of the undecided items
-    assert stats.queue_depth == 2 and stats.depth["expired"] == 1 and stats.overdue == 1
+    assert stats.queue_depth == 2
+    assert stats.depth["expired"] == 1
+    assert stats.overdue == 1
     assert stats.oldest_age_seconds == pytest.approx(30 * 3600)
     # And 8 decisions in the last hour
     assert stats.decisions_per_hour == pytest.approx(8.0)
     # And agreement is Cohen's kappa of the first and second decisions
-    assert stats.agreement is not None and stats.agreement.statistic == COHEN
+    assert stats.agreement is not None
+    assert stats.agreement.statistic == COHEN
     assert stats.agreement.kappa == pytest.approx(
         cohen_kappa_score(["Yes", "No", "Yes", "No"], ["Yes", "No", "No", "No"])
     )
@@ -76,12 +81,14 @@ def test_review_stats_from_the_items() -> None:
     assert stats.by_segment["contract=Two year"].disagreements == 1
     # And the EMF documents carry them under their names
     lines = [json.loads(line) for line in documents(stats)]
-    assert lines[0][QUEUE_DEPTH] == 2 and REVIEWER_AGREEMENT in lines[0]
+    assert lines[0][QUEUE_DEPTH] == 2
+    assert REVIEWER_AGREEMENT in lines[0]
     assert any(line.get("taxonomy") == "wrong_label" and line[MODEL_DISAGREEMENT] == 1.0 for line in lines)
 
 
 def test_three_reviewers_are_measured_with_fleiss_kappa() -> None:
     items = [_item(n, labels=labels) for n, labels in enumerate([["Yes"] * 3, ["No", "No", "Yes"], ["No"] * 3])]
     stats = review_stats(items, usecase="telco_churn", now=START, sla_seconds=3600, positive_class="Yes")
-    assert stats.agreement is not None and stats.agreement.statistic == FLEISS
+    assert stats.agreement is not None
+    assert stats.agreement.statistic == FLEISS
     assert stats.agreement.kappa == pytest.approx(fleiss_kappa([["Yes"] * 3, ["No", "No", "Yes"], ["No"] * 3]))

@@ -69,8 +69,10 @@ def test_a_reviewed_label_joins_with_its_weight() -> None:
     reviewed = feedback_label("a", {**base, PROVENANCE: {INCLUSION_PROBABILITY: 0.05}}, TELCO.contract)
     client = feedback_label("b", base, TELCO.contract)
     # Then the first carries its probability, the second none; an impossible probability makes it invalid
-    assert reviewed is not None and reviewed.inclusion_probability == 0.05
-    assert client is not None and client.inclusion_probability is None
+    assert reviewed is not None
+    assert reviewed.inclusion_probability == 0.05
+    assert client is not None
+    assert client.inclusion_probability is None
     assert feedback_label("c", {**base, PROVENANCE: {INCLUSION_PROBABILITY: 0}}, TELCO.contract) is None
     assert feedback_label("c", {**base, PROVENANCE: {INCLUSION_PROBABILITY: 1.5}}, TELCO.contract) is None
 
@@ -93,7 +95,9 @@ def test_joined_columns_weigh_reviewed_labels_by_the_inverse_probability() -> No
     assert date(2026, 12, 1) == restored.predicted_at.date()
 
 
-def _simulate(rng: np.random.Generator, n: int, band: tuple[float, float], audit_rate: float) -> tuple[float, float, float]:
+def _simulate(
+    rng: np.random.Generator, n: int, band: tuple[float, float], audit_rate: float
+) -> tuple[float, float, float]:
     """(truth, weighted estimate, unweighted estimate) of the model's error rate at threshold 0.5."""
     scores = rng.beta(2, 2, n)
     truth_probability = np.clip(scores + rng.normal(0, 0.1, n), 0, 1)
@@ -116,7 +120,7 @@ def test_the_weighted_error_rate_is_unbiased_where_the_unweighted_one_is_not() -
     assert abs(weighted - truth) < 0.003
     # And the unweighted rate is far off (the band, where the model errs most, is over-represented)
     assert unweighted - truth > 0.05
-    print(f"truth {truth:.4f} weighted {weighted:.4f} unweighted {unweighted:.4f}")  # noqa: T201 - the report's figures
+    print(f"truth {truth:.4f} weighted {weighted:.4f} unweighted {unweighted:.4f}")
 
 
 def test_the_audit_draw_reaches_its_rate_on_request_ids() -> None:
