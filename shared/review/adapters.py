@@ -11,7 +11,7 @@ taking in the same message twice makes one item.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -219,3 +219,30 @@ class LatestAlertedSegments:
             return frozenset()
         report = read_report(self._store, self._bucket, latest.report_json_key)
         return alerted_segments(violation.segment for violation in report.violations)
+
+
+class RefreshingAlertedSegments:
+    """The alerted segments of one use case, re-read at most every ``refresh_seconds`` (the score function asks
+    once a request: the monitor's report changes once a run)."""
+
+    def __init__(
+        self,
+        read: Callable[[str], frozenset[str]],
+        usecase: str,
+        *,
+        refresh_seconds: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._read = read
+        self._usecase = usecase
+        self._refresh = refresh_seconds
+        self._clock = clock
+        self._value: frozenset[str] = frozenset()
+        self._read_at: float | None = None
+
+    def __call__(self) -> frozenset[str]:
+        now = self._clock()
+        if self._read_at is None or now - self._read_at >= self._refresh:
+            self._read_at = now  # a failed read is not retried before the next refresh
+            self._value = self._read(self._usecase)
+        return self._value
