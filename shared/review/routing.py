@@ -44,6 +44,10 @@ class Reason(StrEnum):
     AUDIT = "audit"
 
 
+ROUTING = "routing"
+"""Optional key of a review message: per record, ``{"reasons": [...], "inclusion_probability": p,
+"challenger_score": s}`` as the producer (the score function) routed it; without it, intake routes the record."""
+
 PRIORITY: dict[Reason, int] = {Reason.SEGMENT_ALERT: 0, Reason.DISAGREEMENT: 1, Reason.IN_BAND: 2, Reason.AUDIT: 3}
 LOWEST_PRIORITY = max(PRIORITY.values()) + 1
 

@@ -31,7 +31,7 @@ from shared.review.exceptions import (
     ReviewItemNotFoundError,
 )
 from shared.review.labels import review_feedback
-from shared.review.routing import Reason, Routing, route
+from shared.review.routing import ROUTING, Reason, Routing, route
 from shared.review.stats import ReviewStats, review_stats
 from shared.review.types import UNDECIDED, ItemState, ReviewItem, review_item_id
 from shared.scoring.feedback import FeedbackItem, label_errors
@@ -44,9 +44,6 @@ Clock = Callable[[], datetime]
 AlertedSegments = Callable[[str], frozenset[str]]
 WRITE_ATTEMPTS = 3
 """A claim or decision that lost a race is re-read and re-applied this many times at most."""
-ROUTING = "routing"
-"""Optional key of a review message: per record, ``{"reasons": [...], "inclusion_probability": p,
-"challenger_score": s}`` as the producer routed it; without it, intake routes the record itself."""
 
 
 @dataclass(frozen=True)

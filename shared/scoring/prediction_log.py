@@ -30,8 +30,7 @@ import msgspec
 
 from shared.lake.layout import LOG_LINE_KIND as KIND
 from shared.lake.layout import REFUSAL_KIND as REFUSAL
-from shared.review.routing import route
-from shared.review.service import ROUTING
+from shared.review.routing import ROUTING, route
 from shared.scoring.exceptions import PredictionLogError
 from shared.usecase.settings import ReviewSettings
 
