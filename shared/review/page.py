@@ -169,7 +169,7 @@ def _contributions_html(contributions: Mapping[str, float] | None, estimator: st
         for name, value in ordered
     )
     return (
-        "<p class=muted>coefficient &times; standardized value, in log-odds (positive pushes towards the positive class)"
+        "<p class=muted>coefficient &times; standardized value, in log-odds (positive: towards the positive class)"
         f"</p><table><thead><tr><th>feature</th><th>contribution</th></tr></thead><tbody>{rows}</tbody></table>"
     )
 
