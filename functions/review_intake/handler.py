@@ -19,10 +19,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from shared.review.runtime import service_from_environment
 from shared.review.service import InboundMessage, ReviewService
 from shared.review.telemetry import INTAKE_REFUSED
+from shared.scoring.telemetry import DIMENSION_USECASE, NAMESPACE
 
 logger = Logger()
 tracer = Tracer()
-metrics = Metrics()
+metrics = Metrics(namespace=NAMESPACE)
 
 
 @lru_cache(maxsize=1)
@@ -36,14 +37,14 @@ def service() -> ReviewService:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001 - Lambda calls it so
     messages = [InboundMessage(message_id=r.message_id, body=r.body) for r in SQSEvent(event).records]
     result = service().intake(messages)
-    metrics.add_dimension(name="usecase", value=service().name)
+    metrics.add_dimension(name=DIMENSION_USECASE, value=service().name)
     metrics.add_metric(name=INTAKE_REFUSED, unit="Count", value=len(result.refused))
     logger.info(
         "review items taken in",
         extra={
             "messages": len(messages),
-            "created": result.created,
-            "duplicates": result.duplicates,
+            "items_created": result.created,
+            "items_duplicated": result.duplicates,
             "not_routed": result.not_routed,
             "refused": len(result.refused),
             "back_pressure": str(result.back_pressure) if result.back_pressure else None,
