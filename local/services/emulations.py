@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from local.exceptions import LocalCloudError
 from local.services.alarms import AlarmEvaluator
 from local.services.apigateway import ApiFront, ApiGateway, ApiRegistry
+from local.services.cognito import CognitoTokens
 from local.services.emf import EmfPublisher
 from local.services.event_sources import EventSourceMappingSpec, SqsPoller
 from local.services.events import EventRouter
@@ -230,10 +231,11 @@ class TrainingEmulation:
 class ApiFrontEmulation:
     """The HTTP front of the stack's REST APIs (and the ``/_sluice/`` controls), started once they are deployed."""
 
-    def __init__(self, *, lambdas: LambdaRuntime, endpoints: EndpointServer, port: int) -> None:
+    def __init__(self, *, lambdas: LambdaRuntime, endpoints: EndpointServer, port: int, tokens: CognitoTokens) -> None:
         self._lambdas = lambdas
         self._endpoints = endpoints
         self._port = port
+        self._tokens = tokens
         self._front: ApiFront | None = None
 
     @property
@@ -254,7 +256,7 @@ class ApiFrontEmulation:
             result = lambdas.invoke(function_arn, event)
             return result.function_error, result.payload
 
-        gateway = ApiGateway(stack.apis, invoke)
+        gateway = ApiGateway(stack.apis, invoke, token_claims=self._tokens.claims)
         gateway.controls.append(self._endpoints.control)
         front = ApiFront(gateway, port=self._port)
         front.start()
@@ -369,7 +371,10 @@ def _metric_data(services: Services) -> Emulation:
 
 def _api_front(services: Services) -> Emulation:
     services.api = ApiFrontEmulation(
-        lambdas=services.lambdas, endpoints=services.endpoints, port=services.site.api_port
+        lambdas=services.lambdas,
+        endpoints=services.endpoints,
+        port=services.site.api_port,
+        tokens=CognitoTokens(endpoint_url=services.site.endpoint_url, client=services.site.client),
     )
     return services.api
 
