@@ -15,7 +15,7 @@ form (no data; see :mod:`shared.review.page` for how the page signs in). Reviewe
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cognito as cognito
@@ -163,7 +163,7 @@ class Review(Construct):
             role.add_to_principal_policy(statement)
         return role.node.find_child("DefaultPolicy")
 
-    def _acknowledge_policy(self, policy: IConstruct, *, feedback: bool, reports: bool) -> None:
+    def _acknowledge_policy(self, policy: IConstruct, *, feedback: bool, reports: bool, models: bool = False) -> None:
         table_id, lake_id = logical_id(self.table), logical_id(self.lake_bucket)
         acknowledge(
             policy,
@@ -184,6 +184,27 @@ class Review(Construct):
                 "Monitoring reports are keyed by run id under the use case's reports prefix; intake reads the "
                 "latest one (the segments under an alert) and nothing else.",
             )
+        if models:
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Resource::<{lake_id}.Arn>/{self.settings.models_prefix}*]",
+                "A served version's metrics.json is keyed by its training run under the use case's models prefix; "
+                "the reviewer's API reads it (a linear model's per-feature contributions) and nothing else there.",
+            )
+            acknowledge(
+                policy,
+                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
+                f"model-package/{self.settings.model_package_group_name}/*]",
+                "Served versions are versions of this use case's model package group; the reviewer's API describes "
+                "them (their metrics.json) only.",
+            )
+            acknowledge(
+                policy,
+                "AwsSolutions-IAM5[Resource::*]",
+                "sagemaker:ListModelPackages supports no resource-level permission (the reviewer's API lists its "
+                "group's versions, read only); " + X_RAY_ACK,
+            )
+            return
         acknowledge(policy, "AwsSolutions-IAM5[Resource::*]", X_RAY_ACK)
 
     def _build_intake_function(self, review_queue: sqs.IQueue) -> lambda_.Function:
@@ -257,11 +278,35 @@ class Review(Construct):
             fn=settings.api,
             description=f"The {settings.usecase_name} reviewer's page and API (claim, decide, stats)",
             environment=self._environment(
-                settings.api, ReviewApiEnvironment, user_pool_client_id=self.user_pool_client.user_pool_client_id
+                settings.api,
+                ReviewApiEnvironment,
+                user_pool_client_id=self.user_pool_client.user_pool_client_id,
+                model_package_group=settings.model_package_group_name,
             ),
         )
-        policy = self._add_statements(function, [self._table_statement(REVIEW_TABLE_ACTIONS), self._write_feedback()])
-        self._acknowledge_policy(policy, feedback=True, reports=False)
+        stack = Stack.of(self)
+        group = settings.model_package_group_name
+        policy = self._add_statements(
+            function,
+            [
+                self._table_statement(REVIEW_TABLE_ACTIONS),
+                self._write_feedback(),
+                iam.PolicyStatement(
+                    sid="DescribeModelPackages",
+                    actions=["sagemaker:DescribeModelPackage"],
+                    resources=[
+                        stack.format_arn(service="sagemaker", resource="model-package", resource_name=f"{group}/*")
+                    ],
+                ),
+                iam.PolicyStatement(sid="ListModelPackages", actions=["sagemaker:ListModelPackages"], resources=["*"]),
+                iam.PolicyStatement(
+                    sid="ReadModelMetrics",
+                    actions=["s3:GetObject"],
+                    resources=[self.lake_bucket.arn_for_objects(f"{settings.models_prefix}*")],
+                ),
+            ],
+        )
+        self._acknowledge_policy(policy, feedback=True, reports=False, models=True)
         return function
 
     # --- the SLA alarm and the dashboard ---------------------------------------------------------

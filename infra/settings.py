@@ -683,6 +683,8 @@ class ReviewStackSettings:
     usecase_file: Path
     sla: Duration
     """``[review] sla_seconds``: the oldest open item's age past it raises the SLA alarm."""
+    model_package_group_name: str
+    """Where the reviewer's API finds a served version's ``metrics.json`` (per-feature contributions)."""
     intake: ReviewFunctionSettings = field(
         default_factory=lambda: ReviewFunctionSettings(
             source_dir=FUNCTIONS_DIR / "review_intake",
@@ -732,12 +734,18 @@ class ReviewStackSettings:
         """The monitor's reports: segments under an alert route items."""
         return lake_keys.report_prefix(self.usecase_name)
 
+    @property
+    def models_prefix(self) -> str:
+        """The registered models' files: a version's ``metrics.json`` explains a linear model's scores."""
+        return lake_keys.model_prefix(self.usecase_name)
+
     @classmethod
     def from_usecase(cls, usecase: UseCase, *, usecase_file: Path) -> ReviewStackSettings:
         return cls(
             usecase_name=usecase.name,
             usecase_file=usecase_file.resolve(),
             sla=Duration.seconds(usecase.review.sla_seconds),
+            model_package_group_name=resource_name_for(usecase.name),
         )
 
 

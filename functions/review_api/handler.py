@@ -17,6 +17,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.environment import read_environment
+from shared.review.adapters import RegistryExplanations
 from shared.review.api import Answer, ReviewApi, error_answer, reviewer_of
 from shared.review.environment import ReviewApiEnvironment
 from shared.review.exceptions import ReviewError
@@ -38,8 +39,19 @@ def environment() -> ReviewApiEnvironment:
 def api() -> ReviewApi:
     import boto3
 
+    from shared.lake.adapters import S3ObjectStore
+    from shared.registry.adapters import SageMakerRegistry
+
     env = environment()
-    return ReviewApi(review_service(env, client=boto3.client), load_usecase(env.usecase_path), clock=utc_now)
+    explanations = RegistryExplanations(
+        SageMakerRegistry(boto3.client("sagemaker")), S3ObjectStore(boto3.client("s3")), env.model_package_group
+    )
+    return ReviewApi(
+        review_service(env, client=boto3.client),
+        load_usecase(env.usecase_path),
+        clock=utc_now,
+        contributions=explanations,
+    )
 
 
 @lru_cache(maxsize=1)

@@ -11,15 +11,23 @@ taking in the same message twice makes one item.
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from shared.exceptions import SluiceError
+from shared.lake.layout import parse_s3_uri
 from shared.monitoring.adapters import LakeStore
+from shared.registry.package import metrics_uri
 from shared.review.exceptions import ConcurrentReviewError, ReviewError
+from shared.review.explanation import LinearExplanation, contributions, explanation_of
 from shared.review.routing import alerted_segments
 from shared.review.types import ItemState, ReviewItem
+
+log = logging.getLogger(__name__)
 
 PARTITION_KEY = "usecase"
 SORT_KEY = "item_id"
@@ -246,3 +254,49 @@ class RefreshingAlertedSegments:
             self._read_at = now  # a failed read is not retried before the next refresh
             self._value = self._read(self._usecase)
         return self._value
+
+
+class ModelPackages(Protocol):
+    """The model registry, as :class:`shared.registry.adapters.SageMakerRegistry` answers it."""
+
+    def packages(self, group_name: str) -> list[dict[str, Any]]: ...
+
+    def describe(self, package_arn: str) -> dict[str, Any]: ...
+
+
+class ObjectBytes(Protocol):
+    def get_bytes(self, bucket: str, key: str) -> bytes: ...
+
+
+class RegistryExplanations:
+    """What drove an item's score: its model version's package in the registry names its ``metrics.json``, whose
+    linear explanation (:mod:`shared.review.explanation`) gives the per-feature contributions. None where the
+    version's model has none (not a linear model) or cannot be read (logged: the page still serves the item).
+    Each version is read once per instance (a registered version's files never change)."""
+
+    def __init__(self, registry: ModelPackages, store: ObjectBytes, group: str) -> None:
+        self._registry = registry
+        self._store = store
+        self._group = group
+        self._by_version: dict[int, LinearExplanation | None] = {}
+
+    def explanation(self, version: int) -> LinearExplanation | None:
+        if version not in self._by_version:
+            self._by_version[version] = self._read(version)
+        return self._by_version[version]
+
+    def _read(self, version: int) -> LinearExplanation | None:
+        try:
+            for summary in self._registry.packages(self._group):
+                if int(summary.get("ModelPackageVersion", 0)) == version:
+                    bucket, key = parse_s3_uri(metrics_uri(self._registry.describe(summary["ModelPackageArn"])))
+                    return explanation_of(json.loads(self._store.get_bytes(bucket, key)))
+        except (SluiceError, ValueError, ValidationError) as exc:
+            log.warning("no explanation for model v%s: %s", version, exc)
+            return None
+        log.warning("model v%s is not in %s", version, self._group)
+        return None
+
+    def __call__(self, item: ReviewItem) -> dict[str, float] | None:
+        explanation = self.explanation(item.model_version)
+        return None if explanation is None else contributions(explanation, item.features)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.environment import FunctionEnvironment, LakeEnvironment, UseCaseEnvironment
+from shared.environment import FunctionEnvironment, LakeEnvironment, RegistryEnvironment, UseCaseEnvironment
 
 
 class ReviewTableEnvironment(FunctionEnvironment):
@@ -18,7 +18,8 @@ class ReviewEnvironment(UseCaseEnvironment, LakeEnvironment, ReviewTableEnvironm
     report) and the review table."""
 
 
-class ReviewApiEnvironment(ReviewEnvironment):
-    """The reviewer's API: also the user pool's app client, whose id the page's sign-in form sends to Cognito."""
+class ReviewApiEnvironment(ReviewEnvironment, RegistryEnvironment):
+    """The reviewer's API: also the user pool's app client, whose id the page's sign-in form sends to Cognito, and
+    the model package group (a served version's ``metrics.json``: what drove a linear model's score)."""
 
     user_pool_client_id: str = Field(min_length=1, alias="REVIEW_USER_POOL_CLIENT_ID")

@@ -69,6 +69,7 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         monkeypatch.setenv("REVIEW_TABLE", TABLE)
         monkeypatch.setenv("SLUICE_USECASE_FILE", str(REPO / "usecases" / "telco_churn.toml"))
         monkeypatch.setenv("REVIEW_USER_POOL_CLIENT_ID", "page-client")
+        monkeypatch.setenv("MODEL_PACKAGE_GROUP", "sluice-telco-churn")
         intake = importlib.import_module("functions.review_intake.handler")
         api = importlib.import_module("functions.review_api.handler")
         for cached in (intake.service, api.environment, api.api, api.cognito_url):
