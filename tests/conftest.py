@@ -42,3 +42,20 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return work_unit(nodeid)
 
     return CloudScheduling(config, log)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Where the browser tests saved their screenshots (tests/browser/conftest.py's ``page``)."""
+    shots = sorted(
+        {
+            str(value)
+            for reports in terminalreporter.stats.values()
+            for report in reports
+            for key, value in getattr(report, "user_properties", ())
+            if key == "screenshot"
+        }
+    )
+    if shots:
+        terminalreporter.write_sep("-", f"{len(shots)} browser screenshots")
+        for shot in shots:
+            terminalreporter.write_line(shot)

@@ -13,7 +13,8 @@ import math
 from collections import defaultdict
 from html import escape
 
-from shared.monitoring.cells import ALERT, INSUFFICIENT_EVIDENCE
+from shared.monitoring.cells import ALERT, INSUFFICIENT_EVIDENCE, significance
+from shared.monitoring.statistics import normal_cdf, normal_quantile
 from shared.monitoring.types import (
     DATA_DRIFT,
     PREDICTION_DRIFT,
@@ -34,6 +35,8 @@ h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid 
 table{border-collapse:collapse;margin:.5rem 0}td,th{padding:.2rem .6rem;border-bottom:1px solid #eee;text-align:left}
 tr.insufficient td{color:#9e9e9e}tr.alert td{color:#c62828;font-weight:600}
 .note{color:#616161}
+td.verdict{min-width:24em;max-width:40em}td.number{white-space:nowrap;text-align:right}
+.alerts{font-size:1.05rem}
 """
 
 
@@ -53,6 +56,35 @@ def _needed(cell: Cell) -> str:
     return "more rows than can be seen" if cell.required_n is None else f"n ≈ {int(cell.required_n):,}"
 
 
+def power_at(cell: Cell, *, alpha: float, power: float) -> float | None:
+    """The power the cell's test has at its n to see the declared effect, from the n that gives ``power``.
+
+    For the z and chi-square tests the monitor sizes, ``z_alpha + z_power`` grows as ``sqrt(n)``: at ``n`` the
+    test reaches ``Phi(sqrt(n / required_n) * (z_alpha + z_power) - z_alpha)``.
+    """
+    if cell.required_n is None or not math.isfinite(cell.required_n) or cell.required_n <= 0:
+        return None
+    z_alpha = normal_quantile(1 - alpha / 2)
+    reach = math.sqrt(cell.n / cell.required_n) * (z_alpha + normal_quantile(power))
+    return normal_cdf(reach - z_alpha)
+
+
+def why_insufficient(cell: Cell, *, alpha: float, power: float) -> str:
+    """Why a cell is not judged: its test's power at this n, and the n that would give the declared power."""
+    achieved = power_at(cell, alpha=alpha, power=power)
+    effect = f" of {cell.min_effect:g}" if cell.min_effect is not None else ""
+    if achieved is None:
+        return f"insufficient evidence: n={cell.n:,}, and no n seen here gives the test {power:.0%} power"
+    looks = ""
+    if cell.value is not None and cell.baseline is not None and cell.min_effect is not None:
+        if abs(cell.value - cell.baseline) >= cell.min_effect:
+            looks = f"the change looks large ({_fmt(cell.baseline)} → {_fmt(cell.value)}), but "
+    return (
+        f"insufficient evidence: {looks}at n={cell.n:,} the test has {achieved:.0%} power to see the declared "
+        f"effect{effect}; {power:.0%} needs {_needed(cell)}"
+    )
+
+
 def render_report(report: MonitoringReport) -> str:
     """The page of one run."""
     parts = [
@@ -60,9 +92,9 @@ def render_report(report: MonitoringReport) -> str:
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>Monitoring — {escape(report.usecase)}</title><style>{STYLE}</style></head><body>",
         f"<h1>Monitoring of {escape(report.usecase)}</h1>",
-        f'<p class="note">Run at {escape(report.generated_at)}; {len(report.cells)} tests judged together at a '
-        f"false discovery rate of {report.fdr:g} (Benjamini-Hochberg).</p>",
         _alerts(report),
+        f'<p class="note">Run at {escape(report.generated_at)}; {len(report.cells)} tests judged together at a '
+        f"false discovery rate of {report.fdr:g} (Benjamini-Hochberg), each sized for {report.power:.0%} power.</p>",
         _notes(report),
         "<h2>Drift per feature</h2>",
         _drift(report),
@@ -80,10 +112,21 @@ def render_report(report: MonitoringReport) -> str:
 
 
 def _alerts(report: MonitoringReport) -> str:
+    """The alerts as sentences, first on the page, with what was and was not judged."""
+    judged = sum(cell.verdict != INSUFFICIENT_EVIDENCE for cell in report.cells)
+    unjudged = len(report.cells) - judged
+    tally = (
+        f'<p class="note">{judged} of {len(report.cells)} tests judged; {unjudged} had too few rows to see their '
+        f"declared effect (insufficient evidence, listed below with the n they need).</p>"
+    )
     if not report.violations:
-        return '<p class="quiet">No alerts: nothing significant and large enough to act on.</p>'
-    items = "".join(f"<li>{escape(v.description)}</li>" for v in report.violations)
-    return f'<h2>Alerts</h2><ul class="alerts">{items}</ul>'
+        return f'<h2>Alerts</h2><p class="quiet">No alerts: nothing significant and large enough to act on.</p>{tally}'
+    count = len(report.violations)
+    items = "".join(f"<li>{escape(v.description)}.</li>" for v in report.violations)
+    return (
+        f'<h2>Alerts: {count} {"change needs" if count == 1 else "changes need"} attention</h2>'
+        f'<ul class="alerts">{items}</ul>{tally}'
+    )
 
 
 def _notes(report: MonitoringReport) -> str:
@@ -140,7 +183,7 @@ def _psi_bars(cells: list[Cell]) -> str:
             f'<rect x="{label_width}" y="{y + 3}" width="{x(value) - label_width:.1f}" height="{row - 6}" '
             f'fill="{colour}"><title>{escape(cell.description)}</title></rect>'
             f'<text x="{label_width + bar_width + 8}" y="{y + 15}" font-size="11" fill="{colour}">'
-            f"{_fmt(value)} (n={cell.n:,}, q={_fmt(cell.q_value, 2)})</text>"
+            f"{_fmt(value)} (n={cell.n:,}, {significance('q', cell.q_value)})</text>"
         )
     line_x = x(threshold)
     bottom = top + row * len(cells)
@@ -245,7 +288,11 @@ def _segments(report: MonitoringReport) -> str:
     ]
     for cell in cells:
         klass = {ALERT: "alert", INSUFFICIENT_EVIDENCE: "insufficient"}.get(cell.verdict, "ok")
-        verdict = cell.verdict if cell.verdict != INSUFFICIENT_EVIDENCE else f"insufficient evidence ({_needed(cell)})"
+        verdict = (
+            cell.verdict
+            if cell.verdict != INSUFFICIENT_EVIDENCE
+            else why_insufficient(cell, alpha=report.fdr, power=report.power)
+        )
         interval = (
             f"{_fmt(cell.interval[0])}&ndash;{_fmt(cell.interval[1])}" if cell.interval is not None else "&ndash;"
         )
@@ -253,7 +300,8 @@ def _segments(report: MonitoringReport) -> str:
             f'<tr class="{klass}"><td>{escape(cell.model_version)}</td><td>{escape(cell.window)}</td>'
             f"<td>{escape(cell.segment)}</td><td>{escape(cell.metric)}</td><td>{_fmt(cell.baseline)}</td>"
             f'<td>{_fmt(cell.value)}</td><td title="{interval}">{_interval_svg(cell)}</td><td>{cell.n:,}</td>'
-            f"<td>{_fmt(cell.q_value, 2)}</td><td>{escape(verdict)}</td></tr>"
+            f'<td class="number">{significance("q", cell.q_value).removeprefix("q = ").removeprefix("q ")}</td>'
+            f'<td class="verdict">{escape(verdict)}</td></tr>'
         )
     rows.append("</table>")
     return "".join(rows)
