@@ -66,7 +66,7 @@ def power_at(cell: Cell, *, alpha: float, power: float) -> float | None:
         return None
     z_alpha = normal_quantile(1 - alpha / 2)
     reach = math.sqrt(cell.n / cell.required_n) * (z_alpha + normal_quantile(power))
-    return normal_cdf(reach - z_alpha)
+    return max(alpha, normal_cdf(reach - z_alpha))  # a level-alpha test rejects at least alpha of the time
 
 
 def why_insufficient(cell: Cell, *, alpha: float, power: float) -> str:
@@ -76,9 +76,9 @@ def why_insufficient(cell: Cell, *, alpha: float, power: float) -> str:
     if achieved is None:
         return f"insufficient evidence: n={cell.n:,}, and no n seen here gives the test {power:.0%} power"
     looks = ""
-    if cell.value is not None and cell.baseline is not None and cell.min_effect is not None:
-        if abs(cell.value - cell.baseline) >= cell.min_effect:
-            looks = f"the change looks large ({_fmt(cell.baseline)} → {_fmt(cell.value)}), but "
+    measured = cell.value is not None and cell.baseline is not None and cell.min_effect is not None
+    if measured and abs((cell.value or 0.0) - (cell.baseline or 0.0)) >= (cell.min_effect or 0.0):
+        looks = f"the change looks large ({_fmt(cell.baseline)} → {_fmt(cell.value)}), but "
     return (
         f"insufficient evidence: {looks}at n={cell.n:,} the test has {achieved:.0%} power to see the declared "
         f"effect{effect}; {power:.0%} needs {_needed(cell)}"
@@ -124,7 +124,7 @@ def _alerts(report: MonitoringReport) -> str:
     count = len(report.violations)
     items = "".join(f"<li>{escape(v.description)}.</li>" for v in report.violations)
     return (
-        f'<h2>Alerts: {count} {"change needs" if count == 1 else "changes need"} attention</h2>'
+        f"<h2>Alerts: {count} {'change needs' if count == 1 else 'changes need'} attention</h2>"
         f'<ul class="alerts">{items}</ul>{tally}'
     )
 

@@ -97,7 +97,7 @@ def _stamp(when: datetime) -> str:
 
 
 def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
@@ -121,7 +121,9 @@ def status(promotion: Promotion, *, now: datetime) -> Status:
         phase = " after promotion, inside its watch window" if promotion.promoted_at else ""
         serving = f"version {previous} serves" if previous is not None else "no version serves"
         why = f": {promotion.reason}" if promotion.reason else ""
-        return Status(PromotionOutcome.ROLLED_BACK.value, f"{candidate} was rolled back{at}{phase}{why}. Now {serving}.", False)
+        return Status(
+            PromotionOutcome.ROLLED_BACK.value, f"{candidate} was rolled back{at}{phase}{why}. Now {serving}.", False
+        )
     if promotion.outcome is PromotionOutcome.PROMOTED:
         ended = promotion.finished_at or promotion.watch_until
         tail = f" Its watch window ended at {_stamp(ended)}; the promotion is final." if ended else ""
@@ -404,7 +406,7 @@ def _stage_strip(bands: Sequence[Band], axis: _Axis) -> str:
         text_y = 24 + lane_height * (lane + 1) - 5
         parts.append(
             f'<g class="stage-band" data-stage="{html.escape(band.stage)}">'
-            f'<title>{html.escape(band.label)}: {_clock(band.start)}–{_clock(band.end)} UTC '
+            f"<title>{html.escape(band.label)}: {_clock(band.start)} to {_clock(band.end)} UTC "
             f"({_duration((band.end - band.start).total_seconds())})</title>"
             f'<rect x="{left}" y="{band_top}" width="{max(right - left, 1.5)}" height="{band_bottom - band_top}" '
             f'fill="{fill}" stroke="#bdbdbd"/>'

@@ -59,10 +59,7 @@ def boxes(page: Any, selector: str) -> list[tuple[str, Box]]:
 
 def overlapping(labelled: list[tuple[str, Box]]) -> list[tuple[str, str]]:
     return [
-        (a, b)
-        for i, (a, box_a) in enumerate(labelled)
-        for b, box_b in labelled[i + 1 :]
-        if box_a.intersects(box_b)
+        (a, b) for i, (a, box_a) in enumerate(labelled) for b, box_b in labelled[i + 1 :] if box_a.intersects(box_b)
     ]
 
 
@@ -99,7 +96,9 @@ def _latency(until: float) -> dict[str, list[tuple[datetime, float]]]:
 def promoted_in_watch() -> Timeline:
     """Promoted at +110 s; the timeline written right after (the watch window open until +230 s)."""
     events, canary = _walk_to_full_canary()
-    promoted = promote(canary.state, canary.promotion, now=at(110), actor="promotion", watch_window_seconds=WATCH_SECONDS)
+    promoted = promote(
+        canary.state, canary.promotion, now=at(110), actor="promotion", watch_window_seconds=WATCH_SECONDS
+    )
     events.append(promoted.event)
     return render(promoted.promotion, events, _latency(111), end=at(111))
 
@@ -107,7 +106,9 @@ def promoted_in_watch() -> Timeline:
 def promoted_and_final() -> Timeline:
     """The same promotion rewritten when its watch window ended."""
     events, canary = _walk_to_full_canary()
-    promoted = promote(canary.state, canary.promotion, now=at(110), actor="promotion", watch_window_seconds=WATCH_SECONDS)
+    promoted = promote(
+        canary.state, canary.promotion, now=at(110), actor="promotion", watch_window_seconds=WATCH_SECONDS
+    )
     ended = end_watch(promoted.state, promoted.promotion, now=at(231), actor="promotion")
     events += [promoted.event, ended.event]
     return render(ended.promotion, events, _latency(231), end=at(231))
@@ -135,4 +136,3 @@ def write(page_html: str, folder: Path, name: str) -> str:
     path = folder / name
     path.write_text(page_html, encoding="utf-8")
     return path.as_uri()
-

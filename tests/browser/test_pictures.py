@@ -80,7 +80,9 @@ def test_a_rolled_back_timeline_marks_and_labels_the_rollback_point(page: Any, t
     # Then the outcome says rolled back, when and why, and who serves now
     outcome = page.locator("p.outcome").inner_text()
     assert outcome.startswith("Outcome: rolled back"), outcome
-    assert "12:01:31 UTC" in outcome and "challenger-errors" in outcome and "Now version 1 serves" in outcome
+    assert "12:01:31 UTC" in outcome
+    assert "challenger-errors" in outcome
+    assert "Now version 1 serves" in outcome
     # And every chart marks the rollback point; the traffic chart labels it, inside the chart
     charts = page.locator("svg.chart")
     assert page.locator("svg.chart g.rollback-marker").count() == charts.count() == 3
@@ -88,7 +90,8 @@ def test_a_rolled_back_timeline_marks_and_labels_the_rollback_point(page: Any, t
     assert label.text_content() == "rolled back 12:01:31"
     chart_box = Box(**(charts.first.bounding_box() or {}))
     label_box = Box(**(label.bounding_box() or {}))
-    assert chart_box.x <= label_box.x and label_box.right <= chart_box.right
+    assert chart_box.x <= label_box.x
+    assert label_box.right <= chart_box.right
     assert "rolled back" in [text for text, _ in boxes(page, "text.stage-label")]
     _assert_reads_at_a_glance(page)
 
@@ -96,7 +99,8 @@ def test_a_rolled_back_timeline_marks_and_labels_the_rollback_point(page: Any, t
 def test_a_timeline_rewritten_when_the_watch_ends_is_final(page: Any, tmp_path: Path) -> None:
     _open(page, promoted_and_final(), tmp_path, "final.html")
     outcome = page.locator("p.outcome").inner_text()
-    assert outcome.startswith("Outcome: promoted") and "the promotion is final" in outcome
+    assert outcome.startswith("Outcome: promoted")
+    assert "the promotion is final" in outcome
     _assert_reads_at_a_glance(page)
 
 
@@ -133,5 +137,6 @@ def test_the_monitoring_report_puts_its_alerts_first_in_sentences(
         assert (cell.bounding_box() or {"width": 0})["width"] >= 300
     # And "insufficient evidence" says why: the test's power at this n
     insufficient = [v for v in page.locator("td.verdict").all_inner_texts() if v.startswith("insufficient")]
-    assert insufficient and all(" power" in v for v in insufficient)
+    assert insufficient
+    assert all(" power" in v for v in insufficient)
     assert any("the change looks large" in v and "% power to see the declared effect" in v for v in insufficient)

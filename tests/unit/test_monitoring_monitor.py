@@ -348,7 +348,7 @@ def test_the_html_report_shows_the_sentences_a_reliability_diagram_and_balanced_
     assert page.startswith("<!DOCTYPE html>")
     auc = next(v for v in report.violations if v.metric == "auc" and v.segment == DEGRADED)
     assert escape(auc.description) in page
-    assert page.index(auc.description) < page.index("Drift per feature")
+    assert page.index(escape(auc.description)) < page.index("Drift per feature")
     assert 'aria-label="Reliability diagram' in page
     assert "Observed positive rate" in page
     assert "perfect calibration" in page

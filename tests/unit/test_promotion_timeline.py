@@ -44,7 +44,7 @@ def test_a_rolled_back_promotion_shows_its_stages_and_the_rollback_point() -> No
     markers = [g for g in traffic.iter(f"{SVG}g") if g.get("class") == "rollback-marker"]
     assert len(markers) == 1
     assert "rolled back" in "".join(markers[0].itertext())
-    assert 'Outcome: <strong>rolled back</strong>' in timeline.html
+    assert "Outcome: <strong>rolled back</strong>" in timeline.html
     assert markers[0].find(f"{SVG}circle") is not None
     series = {p.get("data-series") for p in traffic.iter(f"{SVG}polyline")}
     assert series == {"v2 (candidate)", "v1 (champion)"}
@@ -61,26 +61,31 @@ def test_a_promoted_version_in_its_watch_window_reads_promoted_until_the_window_
     begun = start(serving(), None, ref(2), now=T0, actor="cli:ana", execution_arn=EXECUTION)
     shadow = start_shadow(begun.state, begun.promotion, now=T0 + timedelta(seconds=30), actor="p")
     canary = set_canary_weight(shadow.state, shadow.promotion, 0, (1.0,), now=T0 + timedelta(minutes=1), actor="p")
-    promoted = promote(canary.state, canary.promotion, now=T0 + timedelta(minutes=2), actor="p", watch_window_seconds=300)
+    promoted = promote(
+        canary.state, canary.promotion, now=T0 + timedelta(minutes=2), actor="p", watch_window_seconds=300
+    )
     events = [begun.event, shadow.event, canary.event, promoted.event]
     # When the timeline is rendered while the window is open
     timeline = render(promoted.promotion, events, {}, end=T0 + timedelta(minutes=2, seconds=1))
     # Then it says promoted, with the window's end and the version an alarm would go back to
     assert "Outcome: <strong>promoted</strong>" in timeline.html
     outcome = re.search(r'<p class="outcome[^"]*"[^>]*>(.*?)</p>', timeline.html)
-    assert outcome is not None and "running" not in outcome.group(1)
+    assert outcome is not None
+    assert "running" not in outcome.group(1)
     assert "Watch window open until 2026-01-05 12:07:00 UTC" in timeline.html
     assert "rolls back to version 1" in timeline.html
     assert (timeline.document["outcome"], timeline.document["watch_open"]) == ("promoted", True)
     # And an error panel with no datapoints is a sentence, not an empty frame
     metrics = {"errors challenger": [], "p99 latency challenger (ms)": [(T0, 12.0)]}
     with_metrics = render(promoted.promotion, events, metrics, end=T0 + timedelta(minutes=2, seconds=1))
-    assert 'class="nothing-recorded"' in with_metrics.html and "No errors recorded" in with_metrics.html
+    assert 'class="nothing-recorded"' in with_metrics.html
+    assert "No errors recorded" in with_metrics.html
     assert not any("Errors" in (chart.get("aria-label") or "") for chart in _charts(with_metrics.html))
     # When the window ends, the page is final
     ended = end_watch(promoted.state, promoted.promotion, now=T0 + timedelta(minutes=7, seconds=1), actor="p")
     final = render(ended.promotion, [*events, ended.event], {}, end=T0 + timedelta(minutes=7, seconds=1))
-    assert "Outcome: <strong>promoted</strong>" in final.html and "the promotion is final" in final.html
+    assert "Outcome: <strong>promoted</strong>" in final.html
+    assert "the promotion is final" in final.html
     assert final.document["watch_open"] is False
 
 
