@@ -32,10 +32,12 @@ STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#212121}
 h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
 .alerts li{color:#c62828;margin:.3rem 0}.quiet{color:#2e7d32}
-table{border-collapse:collapse;margin:.5rem 0}td,th{padding:.2rem .6rem;border-bottom:1px solid #eee;text-align:left}
-tr.insufficient td{color:#9e9e9e}tr.alert td{color:#c62828;font-weight:600}
-.note{color:#616161}
-td.verdict{min-width:24em;max-width:40em}td.number{white-space:nowrap;text-align:right}
+table{border-collapse:collapse;margin:.5rem 0;max-width:100%}
+td,th{padding:.2rem .6rem;border-bottom:1px solid #eee;text-align:left;vertical-align:top;overflow-wrap:break-word}
+tr.insufficient td{color:#757575}tr.alert td{color:#c62828;font-weight:600}
+.note{color:#616161}svg{max-width:100%;height:auto}
+table.segments{width:100%}td.verdict{min-width:20em}td.number{white-space:nowrap;text-align:right}
+td.change{white-space:nowrap}td.change svg{display:block}
 .alerts{font-size:1.05rem}
 """
 
@@ -256,7 +258,7 @@ def _reliability(curves: list[ReliabilityCurve]) -> str:
 
 def _interval_svg(cell: Cell) -> str:
     """The window's value and interval on [0, 1], with the baseline as a black tick."""
-    width, height = 200, 16
+    width, height = 150, 16
 
     def x(value: float) -> float:
         return 4 + (width - 8) * min(max(value, 0.0), 1.0)
@@ -283,8 +285,9 @@ def _segments(report: MonitoringReport) -> str:
     if not cells:
         return '<p class="note">No labels joined yet, or no model version with a baseline.</p>'
     rows = [
-        "<table><tr><th>model</th><th>window</th><th>segment</th><th>metric</th><th>training</th><th>now</th>"
-        "<th>interval (black: training)</th><th>n</th><th>q</th><th>verdict</th></tr>"
+        '<table class="segments"><tr><th>model, window</th><th>segment</th><th>metric</th>'
+        '<th>training → now<br><span class="note">bar: interval, tick: training</span></th>'
+        "<th>n</th><th>q</th><th>verdict</th></tr>"
     ]
     for cell in cells:
         klass = {ALERT: "alert", INSUFFICIENT_EVIDENCE: "insufficient"}.get(cell.verdict, "ok")
@@ -294,17 +297,26 @@ def _segments(report: MonitoringReport) -> str:
             else why_insufficient(cell, alpha=report.fdr, power=report.power)
         )
         interval = (
-            f"{_fmt(cell.interval[0])}&ndash;{_fmt(cell.interval[1])}" if cell.interval is not None else "&ndash;"
+            f"interval {_fmt(cell.interval[0])}&ndash;{_fmt(cell.interval[1])}" if cell.interval is not None else ""
         )
         rows.append(
-            f'<tr class="{klass}"><td>{escape(cell.model_version)}</td><td>{escape(cell.window)}</td>'
-            f"<td>{escape(cell.segment)}</td><td>{escape(cell.metric)}</td><td>{_fmt(cell.baseline)}</td>"
-            f'<td>{_fmt(cell.value)}</td><td title="{interval}">{_interval_svg(cell)}</td><td>{cell.n:,}</td>'
+            f'<tr class="{klass}"><td>v{escape(cell.model_version)}, {escape(cell.window)}</td>'
+            f"<td>{_breakable(cell.segment)}</td><td>{_breakable(cell.metric)}</td>"
+            f'<td class="change" title="{interval}">{_fmt(cell.baseline)} → {_fmt(cell.value)}{_interval_svg(cell)}</td>'
+            f'<td class="number">{cell.n:,}</td>'
             f'<td class="number">{significance("q", cell.q_value).removeprefix("q = ").removeprefix("q ")}</td>'
             f'<td class="verdict">{escape(verdict)}</td></tr>'
         )
     rows.append("</table>")
     return "".join(rows)
+
+
+def _breakable(name: str) -> str:
+    """A segment or metric name that may wrap after ``=``, ``_`` or ``&`` (``contract=<wbr>Month-to-month``)."""
+    text = escape(name)
+    for mark in ("=", "_", "&amp;"):
+        text = text.replace(mark, f"{mark}<wbr>")
+    return text
 
 
 def _estimates(estimates: list[PerformanceEstimate]) -> str:

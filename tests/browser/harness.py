@@ -1,5 +1,8 @@
 """A real browser for the tests: Playwright driving Debian's ``chromium`` headless.
 
+A pytest plugin (``pytest_plugins`` in tests/conftest.py), so that the browser tests and the e2e tests that open
+what the embedded cloud wrote share one ``browser`` and ``page`` fixture.
+
 ``make test`` installs the ``chromium`` package (the Makefile's ``browser`` target) and the pinned ``playwright``
 package (requirements.txt); nothing is downloaded at run time (no ``playwright install``): Playwright launches
 ``/usr/bin/chromium`` by its path. Each launch gets a fresh temporary profile (Playwright passes its own
