@@ -176,7 +176,7 @@ def _psi_bars(cells: list[Cell]) -> str:
         if cell.verdict == INSUFFICIENT_EVIDENCE:
             shapes.append(
                 f'<rect x="{label_width}" y="{y + 3}" width="{bar_width}" height="{row - 6}" fill="#eeeeee"/>'
-                f'<text x="{label_width + 6}" y="{y + 15}" font-size="11" fill="{INSUFFICIENT_COLOUR}">'
+                f'<text x="{label_width + bar_width + 8}" y="{y + 15}" font-size="11" fill="#757575">'
                 f"insufficient evidence: n={cell.n:,}, needs {escape(_needed(cell))}</text>"
             )
             continue
@@ -300,7 +300,7 @@ def _segments(report: MonitoringReport) -> str:
             f"interval {_fmt(cell.interval[0])}&ndash;{_fmt(cell.interval[1])}" if cell.interval is not None else ""
         )
         rows.append(
-            f'<tr class="{klass}"><td>v{escape(cell.model_version)}, {escape(cell.window)}</td>'
+            f'<tr class="{klass}"><td>v{escape(cell.model_version)}, {escape(cell.window).replace(" ", "&nbsp;")}</td>'
             f"<td>{_breakable(cell.segment)}</td><td>{_breakable(cell.metric)}</td>"
             f'<td class="change" title="{interval}">{_fmt(cell.baseline)} → {_fmt(cell.value)}{_interval_svg(cell)}</td>'
             f'<td class="number">{cell.n:,}</td>'

@@ -9,14 +9,15 @@ Read from the top, by someone on call:
    back), labelled in lanes so that no two labels print over each other.
 3. **The charts**, on one shared time axis (ticks in time since the start and in UTC clock time): each model
    version's traffic share, then p99 latency per variant, then errors. Each chart has one legend, in its own
-   strip above the plot. A metric is drawn over the whole span each datapoint stands for (CloudWatch's datapoint
+   strip above the plot; a role keeps its colour and dash on every chart (champion solid blue, candidate dashed
+   orange, shadow dotted purple: Okabe-Ito, colour-blind safe). A metric is drawn over the whole span each datapoint stands for (CloudWatch's datapoint
    at ``t`` summarizes ``[t, t + period)``), so a series reaches the end of what was recorded. An error panel
    with nothing in it is a sentence ("No errors recorded ..."), not an empty frame.
 4. The audit log.
 
 Hooks for tests and tools: every chart draws the stage boundaries as ``<line class="stage-boundary"
 data-stage=...>`` and the rollback point as ``<g class="rollback-marker">`` (a red line and circle, labelled on
-the traffic chart); stage labels are ``text.stage-label``, legends ``g.legend``, axis tick labels
+the traffic chart, in a row of its own above the plot); stage labels are ``text.stage-label``, legends ``g.legend``, axis tick labels
 ``text.tick-label``, each series a ``polyline.series`` with ``data-series``.
 
 Drawn by hand rather than with matplotlib: the timeline is rendered inside the promotion functions, whose layer
@@ -41,7 +42,17 @@ FONT = "font-family=\"'DejaVu Sans',Verdana,sans-serif\""
 CHAR_WIDTH = 0.62
 """A conservative average glyph width in em for the sans fonts above: label placement reserves this much."""
 STAGE_ACTIONS = frozenset({Action.PROMOTE_START, Action.STAGE, Action.WEIGHT, Action.PROMOTE, Action.ROLLBACK})
-COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
+COLORS = ("#009e73", "#cc79a7", "#56b4e9", "#000000")
+"""Okabe-Ito colours for series of no known role (colour-blind safe)."""
+ROLES = (
+    ("shadow", "#cc79a7", "2 3"),
+    ("champion", "#0072b2", ""),
+    ("challenger", "#e69f00", "7 4"),
+    ("candidate", "#e69f00", "7 4"),
+)
+"""A series' role (a word in its name) → its colour and dash, the same on every chart: the champion a solid blue line,
+the candidate a dashed orange one, shadow a dotted purple one (Okabe-Ito: apart for every colour vision, and apart
+without colour by their dashes). Champion lines first in each legend."""
 ROLLBACK_COLOR = "#d62728"
 STAGE_FILLS = {
     Stage.OFFLINE_GATE.value: "#eceff1",
@@ -238,13 +249,26 @@ class _Frame:
         return self.bottom + 48
 
 
+def _style(name: str, index: int) -> tuple[str, str, int]:
+    """A series' colour, dash and legend rank: by its role (:data:`ROLES`), else by its place."""
+    lowered = name.lower()
+    for rank, (role, color, dash) in enumerate(ROLES):
+        if role in lowered:
+            return color, dash, rank
+    return COLORS[index % len(COLORS)], "", len(ROLES) + index
+
+
+def _dash(dash: str) -> str:
+    return f' stroke-dasharray="{dash}"' if dash else ""
+
+
 def _legend(series_names: Sequence[str], y: float) -> str:
     parts = ['<g class="legend">']
     x = float(PLOT_LEFT)
     for index, name in enumerate(series_names):
-        color = COLORS[index % len(COLORS)]
+        color, dash, _ = _style(name, index)
         parts.append(
-            f'<line x1="{x}" y1="{y - 4}" x2="{x + 22}" y2="{y - 4}" stroke="{color}" stroke-width="3"/>'
+            f'<line x1="{x}" y1="{y - 4}" x2="{x + 22}" y2="{y - 4}" stroke="{color}" stroke-width="3"{_dash(dash)}/>'
             f'<text x="{x + 28}" y="{y}" font-size="12" {FONT} fill="#222">{html.escape(name)}</text>'
         )
         x += 28 + _text_width(name, 12) + 24
@@ -284,8 +308,8 @@ def _boundaries(axis: _Axis, events: Sequence[AuditEvent], frame: _Frame, *, lab
                 text = f"rolled back {_clock(event.time)}"
                 room_right = PLOT_RIGHT - x > _text_width(text, 12) + 10
                 anchor, dx = ("start", 8) if room_right else ("end", -8)
-                label = (
-                    f'<text class="rollback-label" x="{x + dx}" y="{frame.top + 14}" font-size="12" {FONT} '
+                label = (  # in its own row between the legend and the plot: over no line
+                    f'<text class="rollback-label" x="{x + dx}" y="{frame.top - 5}" font-size="12" {FONT} '
                     f'font-weight="bold" fill="{ROLLBACK_COLOR}" text-anchor="{anchor}">{text}</text>'
                 )
             parts.append(
@@ -339,7 +363,10 @@ def _chart(
     period: float = DEFAULT_PERIOD_SECONDS,
     label_rollback: bool = False,
 ) -> str:
-    frame = _Frame(top=52, bottom=52 + 130)
+    frame = _Frame(top=70, bottom=70 + 130) if label_rollback else _Frame(top=52, bottom=52 + 130)
+    styles = {name: _style(name, index) for index, name in enumerate(series)}
+    # a series with no datapoint at all is left out (its legend entry would name a line that is not there)
+    series = {name: series[name] for name in sorted(series, key=lambda n: styles[n][2]) if series[name]}
     values = [v for points in series.values() for _, v in points]
     high = 1.0 if percent else _nice_ceiling(max(values, default=0.0))
 
@@ -365,13 +392,13 @@ def _chart(
     parts += _time_axis(axis, frame)
     parts.append(f'<line x1="{PLOT_LEFT}" y1="{frame.top}" x2="{PLOT_LEFT}" y2="{frame.bottom}" stroke="#333"/>')
     parts += _boundaries(axis, events, frame, label_rollback=label_rollback)
-    for index, (name, points) in enumerate(series.items()):
-        color = COLORS[index % len(COLORS)]
+    for name, points in series.items():
+        color, dash, _ = styles[name]
         runs = _step_coordinates(points, axis, y, hold_until=axis.end if percent else None, period=period)
         for run in runs:
             parts.append(
                 f'<polyline class="series" data-series="{html.escape(name)}" fill="none" stroke="{color}" '
-                f'stroke-width="2.5" stroke-linejoin="round" points="{" ".join(run)}"/>'
+                f'stroke-width="2.5"{_dash(dash)} stroke-linejoin="round" points="{" ".join(run)}"/>'
             )
     parts.append("</svg>")
     return "".join(parts)

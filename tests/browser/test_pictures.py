@@ -48,10 +48,32 @@ def _assert_reads_at_a_glance(page: Any) -> None:
         series = boxes(chart, "polyline.series")
         assert series, f"{name}: no series drawn"
         assert all(legend.bottom <= box.y for _, box in series), f"{name}: the legend covers a line"
+        assert chart.locator("polyline.series[data-series='shadow errors']").count() == len(
+            [t for t, _ in entries if t == "shadow errors"]
+        ), f"{name}: a legend entry names a line that is not drawn"
         axis = Box(**(chart.locator("line.time-axis").bounding_box() or {}))
         for line in chart.locator("polyline.series").all():
             ends = Box(**(line.bounding_box() or {}))
             assert ends.right >= axis.right - 1, f"{name}: {line.get_attribute('data-series')} stops before the end"
+
+
+def _assert_one_colour_per_role(page: Any) -> None:
+    """The champion is drawn in one colour on every chart, the candidate (challenger) in another, dashed."""
+    strokes: dict[str, set[tuple[str, str]]] = {"champion": set(), "candidate": set()}
+    for line in page.locator("polyline.series").all():
+        series = line.get_attribute("data-series") or ""
+        role = (
+            "champion"
+            if "champion" in series
+            else "candidate"
+            if "challenger" in series or "candidate" in series
+            else ""
+        )
+        if role:
+            strokes[role].add((line.get_attribute("stroke") or "", line.get_attribute("stroke-dasharray") or ""))
+    assert len(strokes["champion"]) == len(strokes["candidate"]) == 1, strokes
+    assert strokes["champion"].isdisjoint(strokes["candidate"])
+    assert next(iter(strokes["candidate"]))[1], "the candidate's line is dashed (apart without colour)"
 
 
 def _open(page: Any, timeline: Timeline, folder: Path, name: str) -> None:
@@ -92,8 +114,13 @@ def test_a_rolled_back_timeline_marks_and_labels_the_rollback_point(page: Any, t
     label_box = Box(**(label.bounding_box() or {}))
     assert chart_box.x <= label_box.x
     assert label_box.right <= chart_box.right
+    # over no line: the label sits in its own row between the legend and the plot
+    legend_box = Box(**(charts.first.locator("g.legend").bounding_box() or {}))
+    assert legend_box.bottom <= label_box.y
+    assert all(label_box.bottom <= box.y for _, box in boxes(charts.first, "polyline.series"))
     assert "rolled back" in [text for text, _ in boxes(page, "text.stage-label")]
     _assert_reads_at_a_glance(page)
+    _assert_one_colour_per_role(page)
 
 
 def test_a_timeline_rewritten_when_the_watch_ends_is_final(page: Any, tmp_path: Path) -> None:
@@ -114,8 +141,12 @@ def report() -> MonitoringReport:
 def test_the_monitoring_report_puts_its_alerts_first_in_sentences(
     page: Any, tmp_path: Path, report: MonitoringReport
 ) -> None:
-    # Given the report of a run with alerts, underflowing q-values and cells short of evidence
+    # Given the report of a run with alerts, underflowing q-values and cells short of evidence, on a 1,280 px screen
+    page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(write(render_report(report), tmp_path, "report.html"))
+    # Then nothing is wider than the page (no sideways scrolling to reach the verdicts)
+    scroll, client = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert scroll <= client, f"the page is {scroll} px wide in a {client} px window"
     # Then the alerts come first, as sentences, before any chart or table
     heading = page.locator("h2").first.inner_text()
     assert heading.startswith(f"Alerts: {len(report.violations)} changes need attention")

@@ -217,4 +217,3 @@ def test_a_new_promotion_inside_the_watch_window_is_refused_and_rewrites_nothing
     # And version 2's page and record are left as they were
     assert store.writes == []
     assert table.promotion == promotion
-
