@@ -156,7 +156,7 @@ def _psi_bars(cells: list[Cell]) -> str:
     threshold = next((c.min_effect for c in cells if c.min_effect is not None), 0.1)
     top_value = max([threshold * 2.5, *[c.value or 0.0 for c in cells]])
     height = top + row * len(cells) + 30
-    width = label_width + bar_width + 240
+    width = label_width + bar_width + 330
 
     def x(value: float) -> float:
         return label_width + bar_width * min(value, top_value) / top_value
