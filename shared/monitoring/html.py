@@ -302,7 +302,8 @@ def _segments(report: MonitoringReport) -> str:
         rows.append(
             f'<tr class="{klass}"><td>v{escape(cell.model_version)}, {escape(cell.window).replace(" ", "&nbsp;")}</td>'
             f"<td>{_breakable(cell.segment)}</td><td>{_breakable(cell.metric)}</td>"
-            f'<td class="change" title="{interval}">{_fmt(cell.baseline)} → {_fmt(cell.value)}{_interval_svg(cell)}</td>'
+            f'<td class="change" title="{interval}">{_fmt(cell.baseline)} → {_fmt(cell.value)}'
+            f"{_interval_svg(cell)}</td>"
             f'<td class="number">{cell.n:,}</td>'
             f'<td class="number">{significance("q", cell.q_value).removeprefix("q = ").removeprefix("q ")}</td>'
             f'<td class="verdict">{escape(verdict)}</td></tr>'

@@ -10,15 +10,16 @@ Read from the top, by someone on call:
 3. **The charts**, on one shared time axis (ticks in time since the start and in UTC clock time): each model
    version's traffic share, then p99 latency per variant, then errors. Each chart has one legend, in its own
    strip above the plot; a role keeps its colour and dash on every chart (champion solid blue, candidate dashed
-   orange, shadow dotted purple: Okabe-Ito, colour-blind safe). A metric is drawn over the whole span each datapoint stands for (CloudWatch's datapoint
-   at ``t`` summarizes ``[t, t + period)``), so a series reaches the end of what was recorded. An error panel
-   with nothing in it is a sentence ("No errors recorded ..."), not an empty frame.
+   orange, shadow dotted purple: Okabe-Ito, colour-blind safe). A metric is drawn over the whole span each
+   datapoint stands for (CloudWatch's datapoint at ``t`` summarizes ``[t, t + period)``), so a series reaches
+   the end of what was recorded. An error panel with nothing in it is a sentence ("No errors recorded ..."),
+   not an empty frame.
 4. The audit log.
 
 Hooks for tests and tools: every chart draws the stage boundaries as ``<line class="stage-boundary"
 data-stage=...>`` and the rollback point as ``<g class="rollback-marker">`` (a red line and circle, labelled on
-the traffic chart, in a row of its own above the plot); stage labels are ``text.stage-label``, legends ``g.legend``, axis tick labels
-``text.tick-label``, each series a ``polyline.series`` with ``data-series``.
+the traffic chart, in a row of its own above the plot); stage labels are ``text.stage-label``, legends
+``g.legend``, axis tick labels ``text.tick-label``, each series a ``polyline.series`` with ``data-series``.
 
 Drawn by hand rather than with matplotlib: the timeline is rendered inside the promotion functions, whose layer
 (the scoring layer, onnxruntime + numpy, 115 MB) matplotlib and its dependencies would grow by about 82 MB

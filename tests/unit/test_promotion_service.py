@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from shared.deployment.exceptions import ConcurrentUpdateError
-from shared.deployment.state import DeploymentState, ModelRef
+from shared.deployment.state import DeploymentState
 from shared.lake import layout as lake
 from shared.promotion.adapters import PromotionLake
 from shared.promotion.exceptions import PromotionInProgressError
