@@ -313,10 +313,10 @@ def _segments(report: MonitoringReport) -> str:
 
 
 def _breakable(name: str) -> str:
-    """A segment or metric name that may wrap after ``=``, ``_`` or ``&`` (``contract=<wbr>Month-to-month``)."""
+    """A segment or metric name that may wrap after ``=``, ``_`` or ``&`` (``contract=<wbr/>Month-to-month``)."""
     text = escape(name)
     for mark in ("=", "_", "&amp;"):
-        text = text.replace(mark, f"{mark}<wbr>")
+        text = text.replace(mark, f"{mark}<wbr/>")
     return text
 
 

@@ -132,7 +132,7 @@ def status(promotion: Promotion, *, now: datetime) -> Status:
         at = f" at {_stamp(when)}" if when else ""
         phase = " after promotion, inside its watch window" if promotion.promoted_at else ""
         serving = f"version {previous} serves" if previous is not None else "no version serves"
-        why = f": {promotion.reason}" if promotion.reason else ""
+        why = f": {promotion.reason.rstrip('. ')}" if promotion.reason else ""  # CloudWatch reasons end in "."
         return Status(
             PromotionOutcome.ROLLED_BACK.value, f"{candidate} was rolled back{at}{phase}{why}. Now {serving}.", False
         )

@@ -102,3 +102,16 @@ def test_a_metric_datapoint_covers_its_period_so_a_series_reaches_the_end_of_its
     xs = [float(point.split(",")[0]) for point in (lines[0].get("points") or "").split()]
     axis = next(line for line in chart.iter(f"{SVG}line") if line.get("class") == "time-axis")
     assert (min(xs), max(xs)) == (float(axis.get("x1") or 0), float(axis.get("x2") or 0))
+
+
+def test_an_alarms_reason_ending_in_a_full_stop_reads_as_one_sentence() -> None:
+    # Given a promotion rolled back by an alarm whose reason (CloudWatch's) ends in "."
+    begun = start(serving(), None, ref(2), now=T0, actor="cli:ana", execution_arn=EXECUTION)
+    shadow = start_shadow(begun.state, begun.promotion, now=T0 + timedelta(minutes=1), actor="promotion")
+    reason = "alarm shadow-errors: Threshold Crossed: 1 out of the last 1 datapoints was greater than the threshold."
+    rolled = rollback(shadow.state, shadow.promotion, now=T0 + timedelta(minutes=2), actor="alarm", reason=reason)
+    # When the timeline is rendered
+    timeline = render(rolled.promotion, [begun.event, shadow.event, rolled.event], {}, end=T0 + timedelta(minutes=2))
+    # Then the outcome has the reason once, followed by one full stop and who serves now
+    assert "greater than the threshold. Now version 1 serves." in timeline.html
+    assert ".." not in timeline.document["summary"]
