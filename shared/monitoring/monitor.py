@@ -54,7 +54,15 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from shared.monitoring.baseline import Baseline, CategoricalProfile, MetricSummary, NumericProfile
-from shared.monitoring.cells import ALERT, INSUFFICIENT_EVIDENCE, CellEvidence, CellKey, CellResult, judge_family
+from shared.monitoring.cells import (
+    ALERT,
+    INSUFFICIENT_EVIDENCE,
+    CellEvidence,
+    CellKey,
+    CellResult,
+    judge_family,
+    significance,
+)
 from shared.monitoring.columns import EncodedColumn, WindowColumns
 from shared.monitoring.exceptions import MonitoringError
 from shared.monitoring.statistics import (
@@ -188,6 +196,7 @@ def run_monitor(
         usecase=usecase.name,
         generated_at=now.isoformat(),
         fdr=settings.fdr,
+        power=settings.power,
         models=[_model_summary(model) for model in models],
         windows=[_window_summary(window, now) for window in read],
         violations=[_violation(cell) for cell in cells if cell.verdict == ALERT],
@@ -640,10 +649,6 @@ def _percent(value: float) -> str:
     return f"{100 * value:.3g}%"
 
 
-def _q(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2g}"
-
-
 def describe(planned: _Planned, result: CellResult, *, several: bool) -> str:
     """The sentence of a cell, e.g. ``AUC on contract=Month-to-month fell from 0.755 (training holdout, n=612) to
     0.61 (n=812) over the last 6 h; q = 0.0004``."""
@@ -655,9 +660,9 @@ def describe(planned: _Planned, result: CellResult, *, several: bool) -> str:
             "more rows than can be seen" if math.isinf(result.required_n) else f"needs n ≈ {int(result.required_n):,}"
         )
         return f"{subject} {over}: insufficient evidence (n={result.n:,}; {needed}){model}"
-    q = f"q = {_q(result.q_value)}"
+    q = significance("q", result.q_value)
     if planned.metric == "psi":
-        test = f"{planned.evidence.key.statistic} p = {result.p_value:.2g}"
+        test = f"{planned.evidence.key.statistic} {significance('p', result.p_value)}"
         verb = "drifted from" if result.verdict == ALERT else "stayed close to"
         return (
             f"{subject} {verb} its training distribution: PSI {_number(result.effect)} "

@@ -248,6 +248,8 @@ class MonitoringReport(_Frozen):
     usecase: str
     generated_at: str
     fdr: float
+    power: float = 0.8
+    """The power each test is sized for (``required_n``) to see its declared effect at ``alpha = fdr``."""
     models: list[ModelSummary]
     windows: list[WindowSummary]
     violations: list[Violation]
