@@ -26,6 +26,7 @@ CLOUD_OF_MODULE = {
     "tests/e2e/test_heavy_scoring.py": "e2e-heavy-cloud",
     "tests/e2e/test_batch.py": "e2e-batch-cloud",
     "tests/e2e/test_monitoring.py": "e2e-monitoring-cloud",
+    "tests/e2e/test_review.py": "e2e-review-cloud",
 }
 
 
