@@ -35,7 +35,7 @@ th{background:#f3f5f9}
 """
 
 _SCRIPT = """
-const TOKEN_KEY = %(token_key)s;
+var TOKEN_KEY = %(token_key)s;  // var: document.write keeps the global scope, a second const would throw
 function token(){ return sessionStorage.getItem(TOKEN_KEY) || ""; }
 async function go(url){
   const r = await fetch(url, {headers: {Authorization: token()}});
@@ -67,7 +67,7 @@ async function claimAndDecide(form){
 """
 
 _LOGIN_SCRIPT = """
-const TOKEN_KEY = %(token_key)s;
+var TOKEN_KEY = %(token_key)s;  // var: document.write keeps the global scope, a second const would throw
 async function signIn(form){
   const status = document.getElementById("status");
   const r = await fetch(%(cognito)s, {method: "POST", headers: {

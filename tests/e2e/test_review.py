@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from local.demo.sample_data import load_sample_rows
+from local.demo.segment_shift import typed_record
 from local.launcher import ROOT, RunningCloud, launch
 from shared.review.adapters import DOCUMENT
 from shared.scoring.feedback import PROVENANCE
@@ -82,8 +83,7 @@ def routed(review_cloud: RunningCloud, review_usecase: UseCase, usecase_file: Pa
     assert deployed.returncode == 0, deployed.stderr
     time.sleep(review_usecase.serving.deployment_cache_seconds + 1)
     rows = load_sample_rows(review_usecase)[:TRAFFIC]
-    features = [c.name for c in review_usecase.contract.features]
-    records = [{name: row.get(name) for name in features} for row in rows]
+    records = [typed_record(review_usecase, row) for row in rows]
     url = review_cloud.stack_outputs["ApiUrl"] + f"v1/{review_usecase.name}/predict"
     for start in range(0, len(records), 100):
         status, _ = _http(
@@ -94,7 +94,7 @@ def routed(review_cloud: RunningCloud, review_usecase: UseCase, usecase_file: Pa
     deadline = time.monotonic() + 120
     while True:
         items = table.scan(TableName=review_cloud.stack_outputs["ReviewTableName"])["Items"]
-        reasons = {r["S"] for item in items for r in json.loads(item[DOCUMENT]["S"])["reasons"]} if items else set()
+        reasons = {r for item in items for r in json.loads(item[DOCUMENT]["S"])["reasons"]} if items else set()
         if {"in_band", "audit"} <= reasons or time.monotonic() > deadline:
             break
         time.sleep(2.0)
