@@ -776,9 +776,20 @@ def _window_summary(read: _Read, now: datetime) -> WindowSummary:
         end=now.isoformat(),
         predictions=read.served.version_counts(),
         labels=read.labeled.version_counts() if read.labeled is not None else {},
+        labels_weighted=_weighted_version_counts(read),
         refusals=dict(window.refusals),
         joined={k: v for k, v in window.join.counts().items() if v},
     )
+
+
+def _weighted_version_counts(read: _Read) -> dict[str, float]:
+    """Σ of the labels' weights per model version (:attr:`WindowSummary.labels_weighted`)."""
+    if read.labeled is None or read.weight is None:
+        return {}
+    return {
+        version: round(float(read.weight[read.labeled.version_rows(version)].sum()), 6)
+        for version in read.labeled.version_counts()
+    }
 
 
 def _known_categories(usecase: UseCase, models: Sequence[ServedModel], name: str) -> set[str] | None:

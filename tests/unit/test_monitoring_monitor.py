@@ -392,3 +392,32 @@ def test_emf_documents_parse_and_carry_their_declared_dimensions() -> None:
     assert {"all", DEGRADED} <= segments <= {"all", *(f"contract={c}" for c in CONTRACTS)}
     estimated = {d["segment"] for d in documents if telemetry.ESTIMATED_AUC in d}
     assert estimated == {"all", *(f"contract={c}" for c in CONTRACTS)}
+
+
+def test_the_window_summary_counts_each_label_with_its_weight() -> None:
+    # Given a window's labels: most nobody sampled (weight 1), ten reviewed in the audit slice at P = 0.2
+    rng = np.random.default_rng(5)
+    rows = draw(rng, 200)
+    labeled = window(1.0, rows)
+    assert labeled.labels is not None
+    probability = np.full(200, np.nan)
+    probability[:10] = 0.2
+    weights = np.where(np.isnan(probability), 1.0, 1.0 / probability)
+    labeled = MonitorWindow(
+        hours=1.0,
+        predictions=labeled.predictions,
+        labels=JoinedColumns(predictions=labeled.labels.predictions, positive=labeled.labels.positive, weight=weights),
+    )
+
+    # When the monitor runs
+    report = run_monitor(
+        usecase(),
+        now=NOW,
+        models=[ServedModel(model_version="7", variant="champion", baseline=baseline())],
+        windows=[labeled],
+    )
+
+    # Then the labels count 200 and, weighted, 190 + 10 x 5
+    (summary,) = report.windows
+    assert summary.labels == {"7": 200}
+    assert summary.labels_weighted == {"7": 240.0}
