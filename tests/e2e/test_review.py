@@ -22,6 +22,8 @@ import pytest
 from local.demo.sample_data import load_sample_rows
 from local.demo.segment_shift import typed_record
 from local.launcher import ROOT, RunningCloud, launch
+from shared.lake import layout as lake
+from shared.monitoring.types import SEGMENT_DEGRADATION, Violation
 from shared.review.adapters import DOCUMENT
 from shared.scoring.feedback import PROVENANCE
 from shared.usecase.settings import UseCase, load_usecase
@@ -33,6 +35,8 @@ pytestmark = pytest.mark.e2e
 REVIEWER, PASSWORD = "ana", "Reviewer-pass-2026!"
 NOTE = "<script>document.title='owned'</script> churned last week"
 TRAFFIC = 300
+ALERTED = "contract=Month-to-month"
+FIGURES: dict[str, Any] = {}
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +60,8 @@ def review_cloud(usecase_file: Path, tmp_path_factory: pytest.TempPathFactory) -
         yield running
     finally:
         code = running.stop()
+        if FIGURES:
+            print("\nreview figures:", json.dumps(FIGURES, indent=2, default=str))
         assert code == 0, f"the embedded cloud did not stop cleanly ({code}):\n{running.log_file.read_text()[-3000:]}"
 
 
@@ -160,12 +166,108 @@ def test_a_reviewer_signs_in_claims_and_decides_in_the_browser(
     assert reviewed[0][PROVENANCE]["reviewers"] == [reviewer]
     assert reviewed[0]["label"] == "Yes"
     # And a second decision on the item is refused with 409
-    cognito = review_cloud.client("cognito-idp")
-    token = cognito.initiate_auth(
-        AuthFlow="USER_PASSWORD_AUTH",
-        ClientId=review_cloud.stack_outputs["ReviewUserPoolClientId"],
-        AuthParameters={"USERNAME": reviewer, "PASSWORD": PASSWORD},
-    )["AuthenticationResult"]["IdToken"]
     again = {"label": "No", "taxonomy": "correct", "note": ""}
-    status, _ = _http(f"{base}/items/{item_id}/decision", body=again, headers={"Authorization": token})
+    status, _ = _http(f"{base}/items/{item_id}/decision", body=again, headers={"Authorization": id_token(review_cloud)})
     assert status == 409
+
+
+def id_token(cloud: RunningCloud) -> str:
+    """The reviewer's Cognito ID token (what the page keeps after sign-in)."""
+    return cloud.client("cognito-idp").initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId=cloud.stack_outputs["ReviewUserPoolClientId"],
+        AuthParameters={"USERNAME": REVIEWER, "PASSWORD": PASSWORD},
+    )["AuthenticationResult"]["IdToken"]
+
+
+def review_items(cloud: RunningCloud) -> list[dict[str, Any]]:
+    table = cloud.client("dynamodb")
+    pages = table.get_paginator("scan").paginate(TableName=cloud.stack_outputs["ReviewTableName"])
+    return [json.loads(item[DOCUMENT]["S"]) for page in pages for item in page["Items"]]
+
+
+def test_the_monitors_next_report_counts_the_reviewed_labels_with_their_weights(
+    review_cloud: RunningCloud, review_usecase: UseCase, usecase_file: Path, reviewer: str
+) -> None:
+    # Given the browser's decision and two more through the API: an item only the audit slice picked (P = 0.2)
+    # and one inside the band (P = 1)
+    base = review_cloud.stack_outputs["ApiUrl"] + f"v1/{review_usecase.name}/review"
+    auth = {"Authorization": id_token(review_cloud)}
+    open_items = [item for item in review_items(review_cloud) if item["state"] == "open"]
+    audited = next(item for item in open_items if item["reasons"] == ["audit"])
+    in_band = next(item for item in open_items if "in_band" in item["reasons"])
+    for item, label in ((audited, "No"), (in_band, "Yes")):
+        assert _http(f"{base}/items/{item['item_id']}/claim", body={}, headers=auth)[0] == 200
+        decision = {"label": label, "taxonomy": "correct", "note": ""}
+        status, answer = _http(f"{base}/items/{item['item_id']}/decision", body=decision, headers=auth)
+        assert status == 200, answer
+    decided = [item for item in review_items(review_cloud) if item["state"] == "decided"]
+    assert len(decided) == 3
+    weights = sum(1.0 / item["inclusion_probability"] for item in decided)
+    assert weights >= 1 + 1 + 5 - 1e-9  # the audit item weighs 5; the browser's one 1 or 5
+
+    # When the monitor runs, as an operator starts it
+    result = run_cli(review_cloud, "monitor", "--run", usecase=usecase_file)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+
+    # Then every window of its report counts the three reviewed labels, and weighted, Σ 1/P of them
+    s3, bucket = review_cloud.client("s3"), review_cloud.stack_outputs["LakeBucketName"]
+    latest = json.loads(s3.get_object(Bucket=bucket, Key=lake.latest_report_key(review_usecase.name))["Body"].read())
+    report = json.loads(s3.get_object(Bucket=bucket, Key=latest["report_json_key"])["Body"].read())
+    FIGURES["report_windows"] = [
+        {k: w[k] for k in ("window", "labels", "labels_weighted", "joined")} for w in report["windows"]
+    ]
+    for window in report["windows"]:
+        assert window["labels"] == {"1": 3}, window
+        assert window["labels_weighted"]["1"] == pytest.approx(weights), window
+
+
+def test_a_segment_under_a_monitoring_alert_routes_its_traffic(
+    review_cloud: RunningCloud, review_usecase: UseCase, routed: list[dict[str, Any]]
+) -> None:
+    # Given the monitor's latest report with one segment under alert. Planted, honestly: the monitor's own report
+    # with a SEGMENT_DEGRADATION violation added, written to the lake under a new run as the monitor writes it
+    # (this cloud's traffic is too small and undrifted for the real monitor to alert; tests/e2e/test_monitoring.py
+    # shows the real monitor raising this alert on planted drift)
+    s3, bucket = review_cloud.client("s3"), review_cloud.stack_outputs["LakeBucketName"]
+    name = review_usecase.name
+    latest = json.loads(s3.get_object(Bucket=bucket, Key=lake.latest_report_key(name))["Body"].read())
+    report = json.loads(s3.get_object(Bucket=bucket, Key=latest["report_json_key"])["Body"].read())
+    violation = Violation(
+        feature_name="auc",
+        constraint_check_type=SEGMENT_DEGRADATION,
+        description=f"AUC fell in {ALERTED} (planted by the test)",
+        model_version="1",
+        segment=ALERTED,
+        window=report["windows"][0]["window"],
+        metric="auc",
+        n=500,
+        effect=-0.2,
+        interval=(-0.3, -0.1),
+        p_value=0.0001,
+        q_value=0.001,
+    )
+    report["violations"].append(violation.model_dump(mode="json"))
+    run_id = "e2e-planted-alert"
+    report_key = lake.report_json_key(name, run_id)
+    s3.put_object(Bucket=bucket, Key=report_key, Body=json.dumps(report).encode())
+    pointer = {**latest, "run_id": run_id, "report_json_key": report_key, "violations": len(report["violations"])}
+    s3.put_object(Bucket=bucket, Key=lake.latest_report_key(name), Body=json.dumps(pointer).encode())
+    time.sleep(review_usecase.serving.deployment_cache_seconds + 1)  # the score function re-reads it within this
+
+    # When more traffic is scored, Month-to-month customers among it
+    rows = load_sample_rows(review_usecase)[TRAFFIC : TRAFFIC + 100]
+    records = [typed_record(review_usecase, row) for row in rows]
+    month_to_month = sum(record["contract"] == "Month-to-month" for record in records)
+    assert month_to_month > 10
+    url = review_cloud.stack_outputs["ApiUrl"] + f"v1/{name}/predict"
+    status, _ = _http(url, body={"records": records}, headers={"x-api-key": api_key(review_cloud)})
+    assert status == 200
+
+    # Then those customers' predictions are in the queue for that reason, with probability 1 and served first
+    deadline = time.monotonic() + 120
+    while len(alerted := [i for i in review_items(review_cloud) if "segment_alert" in i["reasons"]]) < month_to_month:
+        assert time.monotonic() < deadline, f"{len(alerted)} of {month_to_month} routed for the alert"
+        time.sleep(2.0)
+    assert len(alerted) == month_to_month
+    assert all(item["inclusion_probability"] == 1.0 and item["priority"] == 0 for item in alerted)
