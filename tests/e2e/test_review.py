@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from local.demo.sample_data import load_sample_rows
-from local.demo.segment_shift import typed_record
+from local.demo.segment_shift import served_lines, typed_record
 from local.launcher import ROOT, RunningCloud, launch
 from shared.lake import layout as lake
 from shared.monitoring.types import SEGMENT_DEGRADATION, Violation
@@ -187,7 +187,11 @@ def review_items(cloud: RunningCloud) -> list[dict[str, Any]]:
 
 
 def test_the_monitors_next_report_counts_the_reviewed_labels_with_their_weights(
-    review_cloud: RunningCloud, review_usecase: UseCase, usecase_file: Path, reviewer: str
+    review_cloud: RunningCloud,
+    review_usecase: UseCase,
+    usecase_file: Path,
+    routed: list[dict[str, Any]],
+    reviewer: str,
 ) -> None:
     # Given the browser's decision and two more through the API: an item only the audit slice picked (P = 0.2)
     # and one inside the band (P = 1)
@@ -206,12 +210,19 @@ def test_the_monitors_next_report_counts_the_reviewed_labels_with_their_weights(
     weights = sum(1.0 / item["inclusion_probability"] for item in decided)
     assert weights >= 1 + 1 + 5 - 1e-9  # the audit item weighs 5; the browser's one 1 or 5
 
+    # And the scored traffic in the prediction log (its writer flushes in batches)
+    s3, bucket = review_cloud.client("s3"), review_cloud.stack_outputs["LakeBucketName"]
+    request_ids = sorted({item["request_id"] for item in routed})
+    deadline = time.monotonic() + 120
+    while served_lines(s3, bucket, lake.prediction_log_prefix(review_usecase.name), request_ids) < TRAFFIC:
+        assert time.monotonic() < deadline, "the scored traffic did not all reach the prediction log"
+        time.sleep(2.0)
+
     # When the monitor runs, as an operator starts it
     result = run_cli(review_cloud, "monitor", "--run", usecase=usecase_file)
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
 
     # Then every window of its report counts the three reviewed labels, and weighted, Σ 1/P of them
-    s3, bucket = review_cloud.client("s3"), review_cloud.stack_outputs["LakeBucketName"]
     latest = json.loads(s3.get_object(Bucket=bucket, Key=lake.latest_report_key(review_usecase.name))["Body"].read())
     report = json.loads(s3.get_object(Bucket=bucket, Key=latest["report_json_key"])["Body"].read())
     FIGURES["report_windows"] = [
