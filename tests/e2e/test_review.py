@@ -2,9 +2,15 @@
 review queue for a stated reason (inside the band; a random audit slice); a reviewer, a Cognito user an
 administrator created, signs in on the page in a real browser (chromium), claims and decides an item there with a
 note holding markup (shown as text); the label reaches the lake as feedback with its provenance. Anonymous calls to
-the page's data routes answer 401; a second decision 409.
+the page's data routes answer 401; a second decision 409. Two more decisions through the API, then the monitor
+(started with the CLI) counts the three reviewed labels in its report, each with its weight 1/P (an audit item at
+P = 0.2 counts 5). A segment under a monitoring alert routes its traffic (reason ``segment_alert``): the alert is
+planted in the monitor's report (see the test). The fourth reason, a shadow challenger's disagreement, is checked
+under moto in ``tests/integration/test_score_handler.py`` (a second trained version costs more than it shows here).
 
 Its own cloud (the Telco use case with a wide audit rate, so that both reasons show in a small traffic).
+
+Figures (printed; run with ``-s``): each report window's labels, weighted labels and join counts.
 """
 
 from __future__ import annotations
