@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.promotion.transitions import Action, AuditEvent, Promotion, PromotionOutcome, Stage
+from shared.scoring.telemetry import CHALLENGER, CHAMPION, SHADOW
 
 WIDTH = 1000
 PLOT_LEFT, PLOT_RIGHT = 72, WIDTH - 28
@@ -46,9 +47,9 @@ STAGE_ACTIONS = frozenset({Action.PROMOTE_START, Action.STAGE, Action.WEIGHT, Ac
 COLORS = ("#009e73", "#cc79a7", "#56b4e9", "#000000")
 """Okabe-Ito colours for series of no known role (colour-blind safe)."""
 ROLES = (
-    ("shadow", "#cc79a7", "2 3"),
-    ("champion", "#0072b2", ""),
-    ("challenger", "#e69f00", "7 4"),
+    (SHADOW, "#cc79a7", "2 3"),
+    (CHAMPION, "#0072b2", ""),
+    (CHALLENGER, "#e69f00", "7 4"),
     ("candidate", "#e69f00", "7 4"),
 )
 """A series' role (a word in its name) → its colour and dash, the same on every chart: the champion a solid blue line,
