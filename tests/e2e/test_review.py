@@ -5,10 +5,13 @@ note holding markup (shown as text); the label reaches the lake as feedback with
 the page's data routes answer 401; a second decision 409. Two more decisions through the API, then the monitor
 (started with the CLI) counts the three reviewed labels in its report, each with its weight 1/P (an audit item at
 P = 0.2 counts 5). A segment under a monitoring alert routes its traffic (reason ``segment_alert``): the alert is
-planted in the monitor's report (see the test). The fourth reason, a shadow challenger's disagreement, is checked
-under moto in ``tests/integration/test_score_handler.py`` (a second trained version costs more than it shows here).
+planted in the monitor's report (see the test). Last, a shadow challenger that truly disagrees (reason
+``disagreement``): the champion's ONNX with its two probability columns swapped (it scores ``1 - p``; a second
+trained version would score as the champion does, training being seeded), registered through the SageMaker API and
+put in shadow through the deployment state; the champion serves alone again after it.
 
-Its own cloud (the Telco use case with a wide audit rate, so that both reasons show in a small traffic).
+Its own cloud (the Telco use case with a wide audit rate, so that both reasons show in a small traffic, and a shadow
+time bound wide enough that the challenger's first load never makes it abandon a score).
 
 Figures (printed; run with ``-s``): each report window's labels, weighted labels and join counts.
 """
@@ -25,15 +28,17 @@ from typing import Any
 
 import pytest
 
+from local.demo.candidates import register_copy, swapped
 from local.demo.sample_data import load_sample_rows
-from local.demo.segment_shift import served_lines, typed_record
+from local.demo.segment_shift import logged_lines, served_lines, typed_record
 from local.launcher import ROOT, RunningCloud, launch
+from shared.deployment.adapters import DeploymentStore
 from shared.lake import layout as lake
 from shared.monitoring.types import SEGMENT_DEGRADATION, Violation
 from shared.review.adapters import DOCUMENT
 from shared.scoring.feedback import PROVENANCE
 from shared.usecase.settings import UseCase, load_usecase
-from tests.e2e.conftest import ingest_sample, run_cli, train
+from tests.e2e.conftest import ingest_sample, model_ref, run_cli, train
 from tests.e2e.test_scoring import api_key
 
 pytestmark = pytest.mark.e2e
@@ -42,6 +47,7 @@ REVIEWER, PASSWORD = "ana", "Reviewer-pass-2026!"
 NOTE = "<script>document.title='owned'</script> churned last week"
 TRAFFIC = 300
 ALERTED = "contract=Month-to-month"
+SHADOWED = 200
 FIGURES: dict[str, Any] = {}
 
 
@@ -49,7 +55,8 @@ FIGURES: dict[str, Any] = {}
 def usecase_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("usecases") / "telco_churn.toml"
     text = (ROOT / "usecases" / "telco_churn.toml").read_text()
-    path.write_text(text.replace("audit_rate = 0.02", "audit_rate = 0.2"))
+    text = text.replace("audit_rate = 0.02", "audit_rate = 0.2")
+    path.write_text(text.replace("[serving]\n", "[serving]\nshadow_timeout_ms = 5000\n"))
     return path
 
 
@@ -288,3 +295,86 @@ def test_a_segment_under_a_monitoring_alert_routes_its_traffic(
         time.sleep(2.0)
     assert len(alerted) == month_to_month
     assert all(item["inclusion_probability"] == 1.0 and item["priority"] == 0 for item in alerted)
+
+
+def test_a_shadow_challenger_that_disagrees_routes_exactly_the_records_far_apart(
+    review_cloud: RunningCloud, review_usecase: UseCase, routed: list[dict[str, Any]]
+) -> None:
+    # Given a challenger that scores 1 - p where the champion scores p: the champion's ONNX from the lake with its
+    # two probability columns swapped, registered through the SageMaker API, and put in shadow through the
+    # deployment state as an operator's tool would
+    outputs, s3 = review_cloud.stack_outputs, review_cloud.client("s3")
+    bucket, name = outputs["LakeBucketName"], review_usecase.name
+    threshold = review_usecase.review.disagreement_threshold
+    assert threshold is not None
+    store = DeploymentStore(review_cloud.client("dynamodb"), outputs["DeploymentTableName"])
+    state = store.get(name)
+    champion = state.champion
+    assert champion is not None
+    champion_onnx = s3.get_object(Bucket=bucket, Key=champion.onnx_key)["Body"].read()
+    package = register_copy(
+        sagemaker=review_cloud.client("sagemaker"),
+        s3=s3,
+        source_package_arn=champion.package_arn,
+        onnx_model=swapped(champion_onnx),
+        run_id=f"e2e-swapped-{int(time.time())}",
+        description="the champion with its two probability columns swapped (e2e: a challenger that disagrees)",
+    )
+    challenger = model_ref(review_cloud, package)
+    assert challenger.version != champion.version
+    in_shadow = {"challenger": challenger, "challenger_weight": 0.0, "shadow": True, "stage": "shadow"}
+    store.put(
+        state.model_copy(update=in_shadow),
+        expected_revision=state.revision,
+        updated_by="e2e",
+    )
+    time.sleep(review_usecase.serving.deployment_cache_seconds + 1)  # the score function re-reads it within this
+    try:
+        # When more customers are scored
+        rows = load_sample_rows(review_usecase)[TRAFFIC + 100 : TRAFFIC + 100 + SHADOWED]
+        records = [typed_record(review_usecase, row) for row in rows]
+        url = outputs["ApiUrl"] + f"v1/{name}/predict"
+        status, body = _http(url, body={"records": records}, headers={"x-api-key": api_key(review_cloud)})
+        assert status == 200, body
+        assert {p["variant"] for p in body["predictions"]} == {"champion"}
+        request_id = body["request_id"]
+
+        # Then the prediction log holds each record's champion score and its shadow score, 1 - p of the champion's
+        deadline = time.monotonic() + 120
+        while True:
+            lines = logged_lines(s3, bucket, lake.prediction_log_prefix(name), [request_id])
+            served = {line["index"]: line["score"] for line in lines if line["served"]}
+            shadow = {line["index"]: line["score"] for line in lines if line["variant"] == "shadow"}
+            if len(served) == len(shadow) == SHADOWED or time.monotonic() > deadline:
+                break
+            time.sleep(2.0)
+        assert set(served) == set(shadow) == set(range(SHADOWED)), (len(served), len(shadow))
+        for index, score in served.items():
+            assert shadow[index] == pytest.approx(1.0 - score, abs=1e-5)
+        apart = {index for index in served if abs(served[index] - shadow[index]) >= threshold}
+        FIGURES["disagreement"] = {"records": SHADOWED, "apart": len(apart), "threshold": threshold}
+        assert 0 < len(apart) < SHADOWED
+
+        # And exactly those at least the threshold apart are queued for disagreement, at P = 1, with the
+        # challenger's score on the item
+        deadline = time.monotonic() + 120
+        while True:
+            items = [i for i in review_items(review_cloud) if i["request_id"] == request_id]
+            disagreeing = {i["index"]: i for i in items if "disagreement" in i["reasons"]}
+            if len(disagreeing) >= len(apart) or time.monotonic() > deadline:
+                break
+            time.sleep(2.0)
+        assert set(disagreeing) == apart
+        for index, item in disagreeing.items():
+            assert item["inclusion_probability"] == 1.0
+            assert item["priority"] <= 1  # disagreement, or a segment under the planted alert
+            assert item["score"] == pytest.approx(served[index])
+            assert item["challenger_score"] == pytest.approx(shadow[index])
+    finally:
+        # Finally the champion serves alone again (for whatever runs after)
+        state = store.get(name)
+        store.put(
+            state.model_copy(update={"challenger": None, "shadow": False, "stage": "idle"}),
+            expected_revision=state.revision,
+            updated_by="e2e",
+        )
