@@ -13,7 +13,7 @@ export AWS_SECRET_ACCESS_KEY ?= testing
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: help venv synth local demo test test-suite lint format typecheck unit integration infra e2e bench clean
+.PHONY: help venv browser synth local demo test test-suite lint format typecheck unit integration infra e2e bench clean
 
 help:
 	@echo "make demo    run the whole loop on the embedded cloud (no AWS account, no Docker)"
@@ -32,6 +32,14 @@ $(STAMP): requirements.txt
 
 synth: venv
 	$(PY) -m infra.assembly
+
+# The browser tests (tests/browser) drive Debian's chromium through the pinned playwright package: no browser is
+# downloaded at run time. Installed once, quietly, when /usr/bin/chromium is missing (the tests run as root).
+CHROMIUM := /usr/bin/chromium
+
+browser:
+	@test -x $(CHROMIUM) || { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || { echo "cannot install chromium" >&2; exit 1; }
 
 # SLUICE_USECASE=path/to/usecase.toml (or a use-case name) chooses the use case of synth, local and demo;
 # `python -m local --usecase ...` (and `python -m local.demo --usecase ...`) beats it.
@@ -74,7 +82,7 @@ PYTEST_WORKERS ?= 2
 test: venv
 	@$(MAKE) --no-print-directory -j 3 --output-sync=target lint typecheck test-suite
 
-test-suite: synth
+test-suite: synth browser
 	$(PY) -m pytest tests -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=25
 
 # Evidently (the monitor benchmark's comparison) lives in its own virtualenv: never beside the runtime.
@@ -86,4 +94,4 @@ bench: venv
 	$(PY) -m bench
 
 clean:
-	rm -rf cdk.out .local .build .pytest_cache .mypy_cache .ruff_cache bench/results bench/.venv-evidently
+	rm -rf cdk.out .local .build test-artifacts .pytest_cache .mypy_cache .ruff_cache bench/results bench/.venv-evidently

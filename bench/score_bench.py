@@ -174,7 +174,8 @@ def score_function(model: Any) -> tuple[Any, Any]:
             usecase=USECASE,
             log_queue_url="https://sqs/log",
             review_queue_url="https://sqs/review",
-            review_band=usecase.serving.review_band,
+            review=usecase.review,
+            segment_columns=usecase.contract.segments,
         ),
         logger=handler.logger,
     )

@@ -10,7 +10,10 @@ human), ``history`` (the audit log), ``monitor`` (the latest monitoring report; 
 first, ``--window HOURS``, ``--fail-on-violation`` exits 2 on alerts), ``backfill --contract-version X.Y.Z``
 (start the backfill state machine: re-ingest the retained raw objects under the use-case file's new contract on a
 Distributed Map, then switch training to that curated set; ``--no-switch``, ``--no-wait``; exits 1 when an object
-failed or did not reconcile: run it again to resume). Exit code 0 on success, 1 when the
+failed or did not reconcile: run it again to resume), ``review next`` (claim the top item of the review queue and
+print it), ``review decide ITEM --label L --taxonomy T [--note TEXT]``, ``review stats`` (queue depth, oldest age
+against the SLA, decisions/hour, reviewer agreement, model-vs-reviewer disagreement; ``--window HOURS``);
+``--reviewer`` (default: the OS user). Exit code 0 on success, 1 when the
 command could not be carried out or the promotion failed or was rolled back (the reason is printed), 2 on a
 usage error (and ``monitor --fail-on-violation`` with alerts), 130 when interrupted (a promotion being
 followed goes on).
@@ -68,7 +71,38 @@ def parser() -> argparse.ArgumentParser:
     batch.add_argument("--no-wait", action="store_true", help="return once the job has started")
     history = sub.add_parser("history", help="the audit log of deployment events")
     history.add_argument("--limit", type=int, default=50)
+    _review_parser(sub.add_parser("review", help="human review: claim, decide, operating metrics"))
     return root
+
+
+def _review_parser(review: argparse.ArgumentParser) -> None:
+    from cli.review import default_reviewer
+
+    review.add_argument("--reviewer", default=default_reviewer(), help="who reviews (default: the OS user)")
+    actions = review.add_subparsers(dest="review_command", required=True)
+    actions.add_parser("next", help="claim the top item of the queue and print it")
+    decide = actions.add_parser("decide", help="decide an item you claimed")
+    decide.add_argument("item_id")
+    decide.add_argument("--label", required=True)
+    decide.add_argument("--taxonomy", required=True, help="a value of the use case's [review] taxonomy")
+    decide.add_argument("--note", default="")
+    stats = actions.add_parser("stats", help="queue depth, oldest age vs SLA, decisions/hour, agreement")
+    stats.add_argument("--window", type=float, default=1.0, help="hours of decisions counted per hour")
+
+
+def _review(ctx: StackContext, args: argparse.Namespace) -> int:
+    from cli import review
+
+    match args.review_command:
+        case "next":
+            review.next_item(ctx, reviewer=args.reviewer)
+        case "decide":
+            review.decide(
+                ctx, args.item_id, reviewer=args.reviewer, label=args.label, taxonomy=args.taxonomy, note=args.note
+            )
+        case "stats":
+            review.stats(ctx, window_hours=args.window)
+    return 0
 
 
 def run(ctx: StackContext, args: argparse.Namespace) -> int:
@@ -108,6 +142,8 @@ def run(ctx: StackContext, args: argparse.Namespace) -> int:
         case "monitor":
             alerts = commands.monitor(ctx, window=args.window, run=args.run)
             return 2 if alerts and args.fail_on_violation else 0
+        case "review":
+            return _review(ctx, args)
     return 0
 
 

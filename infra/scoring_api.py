@@ -87,11 +87,20 @@ class ScoringApi(Construct):
         self.dependencies = dependency_layer(self, "Dependencies", requirements_file=settings.requirements_file)
         self.layers = [self.dependencies, shared_code_layer]
         self.prediction_log_dead_letter_queue, self.prediction_log_queue = self._build_prediction_log_queues()
-        self.review_queue = self._build_review_queue()
+        self.review_dead_letter_queue, self.review_queue = self._build_review_queues()
         self.score_function = self._build_score_function()
         self._grant_score_least_privilege()
         self.prediction_log_function = self._build_prediction_log_function()
         alerting.notify_on_alarm(self._build_prediction_log_dead_letter_alarm())
+        alerting.notify_on_alarm(
+            Alerting.dead_letter_alarm(
+                self,
+                "ReviewDeadLetterAlarm",
+                queue=self.review_dead_letter_queue,
+                description=f"Review messages of {settings.usecase_name} could not be taken in after retries; they "
+                "wait in the review queue's dead-letter queue.",
+            )
+        )
         self.api = self._build_api()
         self.api_key, self.usage_plan = self._build_api_key_and_usage_plan()
 
@@ -151,22 +160,28 @@ class ScoringApi(Construct):
         )
         return dead_letters, queue
 
-    def _build_review_queue(self) -> sqs.Queue:
+    def _build_review_queues(self) -> tuple[sqs.Queue, sqs.Queue]:
+        """The inbound buffer of human review (the review intake drains it into the review table)."""
+        settings = self.settings
+        dead_letters = Alerting.dead_letter_queue(
+            self,
+            "ReviewDeadLetterQueue",
+            retention=settings.review_retention,
+            collects="the review queue's dead-letter queue (messages the review intake could not read)",
+            items="messages",
+        )
         queue = sqs.Queue(
             self,
             "ReviewQueue",
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
-            retention_period=self.settings.review_retention,
+            retention_period=settings.review_retention,
+            visibility_timeout=settings.review_visibility_timeout,
+            dead_letter_queue=sqs.DeadLetterQueue(
+                max_receive_count=settings.review_max_receive_count, queue=dead_letters
+            ),
         )
-        acknowledge(
-            queue,
-            "AwsSolutions-SQS3",
-            "The human-review queue is read by reviewers' tools outside the stack, which may receive a message "
-            "many times before a decision; a redrive would move undecided cases away, and nothing is lost "
-            "for 14 days.",
-        )
-        return queue
+        return dead_letters, queue
 
     # --- functions -------------------------------------------------------------------------------
 
@@ -248,6 +263,17 @@ class ScoringApi(Construct):
                 resources=[self.idempotency_table.table_arn],
             ),
             iam.PolicyStatement(
+                sid="ReadLatestMonitoringReport",
+                actions=["s3:GetObject"],
+                resources=[lake.arn_for_objects(f"{settings.reports_prefix}*")],
+            ),
+            iam.PolicyStatement(
+                sid="ListMonitoringReports",
+                actions=["s3:ListBucket"],
+                resources=[lake.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{settings.reports_prefix}*"]}},
+            ),
+            iam.PolicyStatement(
                 sid="SendPredictionsAndReviews",
                 actions=["sqs:SendMessage"],
                 resources=[self.prediction_log_queue.queue_arn, self.review_queue.queue_arn],
@@ -270,6 +296,12 @@ class ScoringApi(Construct):
             f"AwsSolutions-IAM5[Resource::<{lake_id}.Arn>/{settings.models_prefix}*]",
             "Model files are keyed by training run id under the use case's models prefix; the score function "
             "may only read objects there (s3:GetObject).",
+        )
+        acknowledge(
+            policy,
+            f"AwsSolutions-IAM5[Resource::<{lake_id}.Arn>/{settings.reports_prefix}*]",
+            "Monitoring reports are keyed by run id under the use case's reports prefix; the score function reads "
+            "the latest (the segments under an alert route predictions to review), read only.",
         )
         acknowledge(
             policy,

@@ -284,6 +284,10 @@ class ScoringApiSettings:
     score: ScoreFunctionSettings = field(default_factory=ScoreFunctionSettings)
     prediction_log: PredictionLogSettings = field(default_factory=PredictionLogSettings)
     review_retention: Duration = field(default_factory=lambda: Duration.days(14))
+    review_visibility_timeout: Duration = field(default_factory=lambda: Duration.minutes(6))
+    """At least six times the review intake's timeout (Lambda's rule for SQS event sources)."""
+    review_max_receive_count: int = 50
+    """Receives of a review message before its dead-letter queue: back-pressure returns messages many times."""
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
     access_log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR
     log_level: str = "INFO"
@@ -300,6 +304,11 @@ class ScoringApiSettings:
     @property
     def predictions_prefix(self) -> str:
         return lake_keys.prediction_log_prefix(self.usecase_name)
+
+    @property
+    def reports_prefix(self) -> str:
+        """The monitor's reports: the score function reads the latest (segments under an alert route reviews)."""
+        return lake_keys.report_prefix(self.usecase_name)
 
     @classmethod
     def from_usecase(cls, usecase: UseCase, *, usecase_file: Path) -> ScoringApiSettings:
@@ -662,6 +671,91 @@ class BatchStackSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReviewFunctionSettings:
+    """Size of one review function."""
+
+    source_dir: Path
+    memory_size_mb: int
+    timeout: Duration
+    service_name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReviewStackSettings:
+    """Human review (the CDK side of the use case's ``[review]``): the items table, the intake from the review
+    queue, the sweep on its schedule, the SLA alarm, the reviewers' user pool and API."""
+
+    usecase_name: str
+    usecase_file: Path
+    sla: Duration
+    """``[review] sla_seconds``: the oldest open item's age past it raises the SLA alarm."""
+    model_package_group_name: str
+    """Where the reviewer's API finds a served version's ``metrics.json`` (per-feature contributions)."""
+    intake: ReviewFunctionSettings = field(
+        default_factory=lambda: ReviewFunctionSettings(
+            source_dir=FUNCTIONS_DIR / "review_intake",
+            memory_size_mb=512,
+            timeout=Duration.seconds(60),
+            service_name="review-intake",
+        )
+    )
+    sweep: ReviewFunctionSettings = field(
+        default_factory=lambda: ReviewFunctionSettings(
+            source_dir=FUNCTIONS_DIR / "review_sweep",
+            memory_size_mb=512,
+            timeout=Duration.minutes(5),
+            service_name="review-sweep",
+        )
+    )
+    api: ReviewFunctionSettings = field(
+        default_factory=lambda: ReviewFunctionSettings(
+            source_dir=FUNCTIONS_DIR / "review_api",
+            memory_size_mb=512,
+            timeout=Duration.seconds(15),
+            service_name="review-api",
+        )
+    )
+    intake_batch_size: int = 10
+    intake_batching_window: Duration = field(default_factory=lambda: Duration.seconds(5))
+    intake_max_receive_count: int = 50
+    """Receives before a message goes to the dead-letter queue: back-pressure (a full queue) returns messages
+    many times before a reviewer frees room, so this is generous; an unreadable message reaches it too."""
+    sweep_minutes: int = 5
+    dead_letter_retention: Duration = field(default_factory=lambda: Duration.days(14))
+    log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
+    log_level: str = "INFO"
+    metrics_namespace: str = telemetry.NAMESPACE
+
+    @property
+    def sweep_schedule(self) -> str:
+        return f"rate({self.sweep_minutes} minutes)"
+
+    @property
+    def feedback_prefix(self) -> str:
+        """The reviewed labels, where the feedback API writes them."""
+        return lake_keys.feedback_prefix(self.usecase_name)
+
+    @property
+    def reports_prefix(self) -> str:
+        """The monitor's reports: segments under an alert route items."""
+        return lake_keys.report_prefix(self.usecase_name)
+
+    @property
+    def models_prefix(self) -> str:
+        """The registered models' files: a version's ``metrics.json`` explains a linear model's scores."""
+        return lake_keys.model_prefix(self.usecase_name)
+
+    @classmethod
+    def from_usecase(cls, usecase: UseCase, *, usecase_file: Path) -> ReviewStackSettings:
+        return cls(
+            usecase_name=usecase.name,
+            usecase_file=usecase_file.resolve(),
+            sla=Duration.seconds(usecase.review.sla_seconds),
+            model_package_group_name=resource_name_for(usecase.name),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class SluiceSettings:
     """One use case's deployment: its stack name and the settings of each capability."""
 
@@ -673,6 +767,7 @@ class SluiceSettings:
     promotion: PromotionSettings
     monitoring: MonitoringStackSettings
     batch: BatchStackSettings
+    review: ReviewStackSettings
     serving_endpoint: ServingEndpointSettings | None = None
     """Only for heavy models, and only once ``initial_model_data`` names a registered model's artifact."""
 
@@ -689,6 +784,7 @@ class SluiceSettings:
             promotion=PromotionSettings.from_usecase(usecase, usecase_file=usecase_file),
             monitoring=MonitoringStackSettings.from_usecase(usecase, usecase_file=usecase_file),
             batch=BatchStackSettings.from_usecase(usecase, usecase_file=usecase_file),
+            review=ReviewStackSettings.from_usecase(usecase, usecase_file=usecase_file),
             serving_endpoint=ServingEndpointSettings.from_usecase(usecase, initial_model_data=initial_model_data),
         )
 

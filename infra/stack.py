@@ -15,6 +15,7 @@ from infra.endpoint_role import EndpointRole
 from infra.layers import SharedCodeLayer
 from infra.monitoring import Monitoring
 from infra.promotion import Promotion
+from infra.review import Review
 from infra.scoring_api import ScoringApi
 from infra.serving_endpoint import ServingEndpoint
 from infra.settings import SluiceSettings
@@ -132,6 +133,17 @@ class SluiceStack(Stack):
             shared_code_layer=self.shared_code.layer,
             alerting=self.alerting,
         )
+        self.review = Review(
+            self,
+            "Review",
+            settings=settings.review,
+            review_queue=self.scoring_api.review_queue,
+            lake_bucket=self.data_pipeline.lake_bucket,
+            api=self.scoring_api.api,
+            layers=self.scoring_api.layers,
+            alerting=self.alerting,
+            dashboard=self.promotion.dashboard,
+        )
         self._add_outputs()
 
     def _add_outputs(self) -> None:
@@ -154,8 +166,16 @@ class SluiceStack(Stack):
                 scoring.prediction_log_queue.queue_url,
                 "Served predictions on their way to the lake",
             ),
-            "ReviewQueueUrl": (scoring.review_queue.queue_url, "Predictions inside the review band, for a human look"),
+            "ReviewQueueUrl": (scoring.review_queue.queue_url, "Predictions routed for review, before intake"),
         }
+        review = self.review
+        outputs["ReviewTableName"] = (review.table.table_name, "Review items (python -m cli review ...)")
+        outputs["ReviewUserPoolId"] = (review.user_pool.user_pool_id, "Reviewers: add them as users of this pool")
+        outputs["ReviewUserPoolClientId"] = (
+            review.user_pool_client.user_pool_client_id,
+            "The review page's app client (USER_PASSWORD_AUTH)",
+        )
+        outputs["ReviewSweepFunctionName"] = (review.sweep_function.function_name, "Sweeps the review queue")
         promotion = self.promotion
         outputs["PromotionStateMachineArn"] = (
             promotion.state_machine.state_machine_arn,

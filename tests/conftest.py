@@ -14,6 +14,9 @@ from typing import Any
 
 import pytest
 
+# The browser and page fixtures (Playwright on Debian's chromium), for tests/browser and the e2e tests.
+pytest_plugins = ("tests.browser.harness",)
+
 # e2e module → the embedded cloud it runs on; modules of one cloud are one work unit.
 CLOUD_OF_MODULE = {
     "tests/e2e/test_data_path.py": "e2e-telco-cloud",
@@ -24,6 +27,7 @@ CLOUD_OF_MODULE = {
     "tests/e2e/test_batch.py": "e2e-batch-cloud",
     "tests/e2e/test_backfill.py": "e2e-backfill-cloud",
     "tests/e2e/test_monitoring.py": "e2e-monitoring-cloud",
+    "tests/e2e/test_review.py": "e2e-review-cloud",
 }
 
 
@@ -43,3 +47,20 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return work_unit(nodeid)
 
     return CloudScheduling(config, log)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Where the browser tests saved their screenshots (tests/browser/harness.py's ``page``)."""
+    shots = sorted(
+        {
+            str(value)
+            for reports in terminalreporter.stats.values()
+            for report in reports
+            for key, value in getattr(report, "user_properties", ())
+            if key == "screenshot"
+        }
+    )
+    if shots:
+        terminalreporter.write_sep("-", f"{len(shots)} browser screenshots")
+        for shot in shots:
+            terminalreporter.write_line(shot)

@@ -120,3 +120,48 @@ def label_vector(rows: pd.DataFrame, contract: Contract) -> np.ndarray:
     if labels.isna().any():
         raise TrainingDataError(f"the label column {contract.label!r} has nulls")
     return (labels.to_numpy(dtype=object) == contract.positive_class).astype(np.int64)
+
+
+def linear_explanation(pipeline: Pipeline, estimator: str) -> dict[str, Any] | None:
+    """What :mod:`shared.review.explanation` needs to split a linear model's logit per input column: the intercept,
+    and per column its imputed value, its scaler's mean and scale (numeric) or its one-hot categories (categorical),
+    with their coefficients. None for other estimators (no additive decomposition)."""
+    model = pipeline.named_steps["estimator"]
+    if not isinstance(model, LogisticRegression):
+        return None
+    features: ColumnTransformer = pipeline.named_steps["features"]
+    coefficients = iter(float(c) for c in model.coef_[0])
+    numeric: list[dict[str, Any]] = []
+    categorical: list[dict[str, Any]] = []
+    for name, transformer, columns in features.transformers_:
+        if name == "numeric":
+            impute, scale = transformer.named_steps["impute"], transformer.named_steps["scale"]
+            numeric += [
+                {
+                    "column": column,
+                    "coefficient": next(coefficients),
+                    "fill": float(impute.statistics_[i]),
+                    "mean": float(scale.mean_[i]),
+                    "scale": float(scale.scale_[i]),
+                }
+                for i, column in enumerate(columns)
+            ]
+        elif name == "categorical":
+            impute, one_hot = transformer.named_steps["impute"], transformer.named_steps["one_hot"]
+            categorical += [
+                {
+                    "column": column,
+                    "fill": str(impute.statistics_[i]),
+                    "coefficients": {str(category): next(coefficients) for category in one_hot.categories_[i]},
+                }
+                for i, column in enumerate(columns)
+            ]
+    if next(coefficients, None) is not None:
+        raise ModelConfigError("the model has more coefficients than its encoded features")
+    return {
+        "kind": "linear",
+        "estimator": estimator,
+        "intercept": float(model.intercept_[0]),
+        "numeric": numeric,
+        "categorical": categorical,
+    }

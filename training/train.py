@@ -35,6 +35,7 @@ from sklearn.pipeline import Pipeline
 from shared.exceptions import SluiceError
 from shared.lake import layout as lake
 from shared.monitoring.baseline import BASELINE_FILE
+from shared.review.explanation import EXPLANATION
 from shared.training.training_set import TrainingSetReport, training_set_sha256
 from shared.usecase.settings import ModelSettings, UseCase, load_usecase
 from training.baseline import build_baseline
@@ -42,7 +43,14 @@ from training.evaluate import evaluate, segment_frame
 from training.exceptions import ModelConfigError, TrainingDataError
 from training.export import OnnxExport, export_model, onnx_feed, onnx_probabilities
 from training.lineage import build_lineage, code_version, training_job_name
-from training.model import build_pipeline, estimator_hyperparameters, feature_frame, label_vector, make_estimator
+from training.model import (
+    build_pipeline,
+    estimator_hyperparameters,
+    feature_frame,
+    label_vector,
+    linear_explanation,
+    make_estimator,
+)
 
 SOURCE_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_FAILURE_FILE = "/opt/ml/output/failure"
@@ -218,6 +226,9 @@ def run(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
         },
         "onnx_inputs": [i.model_dump() for i in onnx.inputs],
     }
+    explanation = linear_explanation(model.pipeline, settings.estimator)
+    if explanation is not None:
+        metrics[EXPLANATION] = explanation
     baseline = holdout_baseline(onnx, data, usecase, metrics)
     lineage = build_lineage(
         trainset=data.report,

@@ -7,6 +7,10 @@ requests takes far longer than the shadow's time bound. That is a defect only li
 shadow stage abandons its scores, counts ``ShadowErrors``, and the candidate's shadow-error alarm rolls
 the promotion back.
 
+:func:`swapped` turns it into one that truly disagrees: each record's probabilities with their two columns
+swapped, so the challenger scores ``1 - p`` where the champion scores ``p`` (a shadow challenger far from the
+champion, without a second training run, whose scores a seeded training would make equal to the champion's).
+
 :func:`register_copy` registers such a file as a new version of the model package group through the
 SageMaker API (the registry is moto's on the embedded cloud): the file goes to the lake next to the
 source version's, and the package reuses the source's metrics.json and inference specification.
@@ -33,15 +37,11 @@ def slowed(onnx_model: bytes, *, width: int = DEFAULT_WIDTH, layers: int = DEFAU
     (tanh), so the product is exactly 0.
     """
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     model = onnx.load_from_string(onnx_model)
     graph = model.graph
-    if PROBABILITIES not in {o.name for o in graph.output}:
-        raise ValueError(f"the model has no {PROBABILITIES!r} output")
-    original = f"{PROBABILITIES}_before_slowdown"
-    for node in graph.node:
-        node.output[:] = [original if name == PROBABILITIES else name for name in node.output]
+    original = _rename_probabilities(graph, f"{PROBABILITIES}_before_slowdown")
     rng = np.random.default_rng(seed)
     classes = 2
     initializers = [
@@ -62,13 +62,47 @@ def slowed(onnx_model: bytes, *, width: int = DEFAULT_WIDTH, layers: int = DEFAU
     nodes.append(helper.make_node("Add", [original, "slow_nothing"], [PROBABILITIES]))
     graph.node.extend(nodes)
     graph.initializer.extend(initializers)
-    del graph.output[:]
-    graph.output.extend(
-        [o for o in model.graph.output if o.name != PROBABILITIES]
-        + [helper.make_tensor_value_info(PROBABILITIES, TensorProto.FLOAT, [None, classes])]
-    )
+    _declare_probabilities(graph, classes)
     onnx.checker.check_model(model)
     return model.SerializeToString()
+
+
+def swapped(onnx_model: bytes) -> bytes:
+    """The same model with its two probability columns swapped: ``probabilities = original · [[0, 1], [1, 0]]``.
+
+    Where the source scores ``p`` (the positive column), this one scores ``1 - p``: ``|p - (1 - p)| = |2p - 1|``,
+    far from the source everywhere but near ``p = 0.5``.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load_from_string(onnx_model)
+    graph = model.graph
+    original = _rename_probabilities(graph, f"{PROBABILITIES}_before_swap")
+    swap = np.array([[0.0, 1.0], [1.0, 0.0]], dtype=np.float32)
+    graph.initializer.append(numpy_helper.from_array(swap, "swap_columns"))
+    graph.node.append(helper.make_node("MatMul", [original, "swap_columns"], [PROBABILITIES]))
+    _declare_probabilities(graph, classes=2)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def _rename_probabilities(graph: Any, name: str) -> str:
+    """Make the nodes that produce the ``probabilities`` output produce ``name`` instead; returns ``name``."""
+    if PROBABILITIES not in {o.name for o in graph.output}:
+        raise ValueError(f"the model has no {PROBABILITIES!r} output")
+    for node in graph.node:
+        node.output[:] = [name if output == PROBABILITIES else output for output in node.output]
+    return name
+
+
+def _declare_probabilities(graph: Any, classes: int) -> None:
+    """Make ``probabilities`` (float, ``[records, classes]``) the graph's one output (the score function reads
+    only it; a label output would no longer agree with the rewritten probabilities)."""
+    from onnx import TensorProto, helper
+
+    del graph.output[:]
+    graph.output.append(helper.make_tensor_value_info(PROBABILITIES, TensorProto.FLOAT, [None, classes]))
 
 
 def _split_s3_uri(uri: str) -> tuple[str, str]:

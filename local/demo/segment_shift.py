@@ -155,12 +155,18 @@ def score_and_label(
 
 def served_lines(s3: Any, bucket: str, prefix: str, request_ids: Sequence[str]) -> int:
     """Served prediction-log lines under ``prefix`` that belong to ``request_ids`` (``s3``: a boto3 client)."""
+    return sum(bool(line.get("served")) for line in logged_lines(s3, bucket, prefix, request_ids))
+
+
+def logged_lines(s3: Any, bucket: str, prefix: str, request_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The prediction-log lines under ``prefix`` (served and shadow) that belong to ``request_ids``."""
     import json
 
-    wanted, count = set(request_ids), 0
+    wanted, lines = set(request_ids), []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             for line in s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().splitlines():
                 record = json.loads(line)
-                count += record.get("request_id") in wanted and bool(record.get("served"))
-    return count
+                if record.get("request_id") in wanted:
+                    lines.append(record)
+    return lines

@@ -8,19 +8,24 @@ server on 127.0.0.1 that serves every REST API the template declares (recorded i
 1. **route** -- the resource tree (``PathPart`` / ``ParentId``) with static segments preferred over
    ``{name}`` parameters, and ``{proxy+}`` greedy parameters last; the method, else ``ANY``. No match:
    403 ``{"message": "Missing Authentication Token"}`` (as API Gateway answers);
-2. **API key** -- a method with ``ApiKeyRequired`` needs an ``x-api-key`` header holding the value
+2. **authorizer** -- a method with ``AuthorizationType`` ``COGNITO_USER_POOLS`` needs its authorizer's
+   identity source header (``Authorization``) to hold an ID token of one of the authorizer's user pools,
+   checked as API Gateway checks it (:mod:`local.services.cognito`: the signature against the pool's JWKS,
+   the issuer, the expiry, ``token_use`` ``id``, the audience an app client of the pool); otherwise 401
+   ``Unauthorized``. The token's claims reach the function in ``requestContext.authorizer.claims``;
+3. **API key** -- a method with ``ApiKeyRequired`` needs an ``x-api-key`` header holding the value
    of an enabled key that is in a usage plan of this API and stage; otherwise 403 ``Forbidden``;
-3. **throttling** -- a token bucket per (key, usage plan) at the plan's ``Throttle`` (``RateLimit``
+4. **throttling** -- a token bucket per (key, usage plan) at the plan's ``Throttle`` (``RateLimit``
    refill per second, ``BurstLimit`` capacity; the plan's per-stage ``Throttle`` wins) and one per
    (stage, resource path, method) from the stage's ``MethodSettings`` (``/*`` and ``*`` match all);
    empty: 429 ``Too Many Requests``. ``Quota`` (``Limit`` per ``DAY``/``WEEK``/``MONTH``, calendar
    periods in UTC, ``Offset`` ignored): 429 ``Limit Exceeded``;
-4. **payload** -- a body over 6 MB (Lambda's synchronous limit): 413;
-5. **integration** -- ``AWS_PROXY`` only: the REST v1 proxy event (``resource``, ``path``,
+5. **payload** -- a body over 6 MB (Lambda's synchronous limit): 413;
+6. **integration** -- ``AWS_PROXY`` only: the REST v1 proxy event (``resource``, ``path``,
    ``httpMethod``, ``headers`` / ``multiValueHeaders``, ``queryStringParameters`` /
    ``multiValueQueryStringParameters``, ``pathParameters``, ``stageVariables``, ``requestContext``
    with ``requestId``, ``stage``, ``resourcePath``, ``identity.apiKey`` / ``apiKeyId`` / ``sourceIp``,
-   ``requestTimeEpoch``, ``body``, ``isBase64Encoded``) is run synchronously by the in-process
+   ``requestTimeEpoch``, ``authorizer.claims``, ``body``, ``isBase64Encoded``) is run synchronously by the in-process
    :class:`local.services.lambdas.LambdaRuntime`; the proxy response (``statusCode``, ``headers``,
    ``multiValueHeaders``, ``body``, ``isBase64Encoded``) becomes the HTTP response. A handler error,
    a timeout or a malformed response: 502 ``{"message": "Internal server error"}``.
@@ -34,9 +39,9 @@ Differences from API Gateway, on purpose or by necessity:
   of the same name, the first (in template order) whose routes match serves the request. There is no
   ``execute-api`` host name, custom domain, base path mapping, TLS or CORS preflight emulation.
 * Only ``AWS_PROXY`` integrations run; other integration types (``MOCK``, ``HTTP``, ``AWS``) answer
-  500 ``{"message": "Internal server error"}`` and are named on startup. Authorizers
-  (``AuthorizationType`` ``CUSTOM`` / ``COGNITO_USER_POOLS`` / ``AWS_IAM``) are recorded but not
-  enforced; request validators and models are not applied.
+  500 ``{"message": "Internal server error"}`` and are named on startup. Cognito user pool
+  authorizers are enforced (no result caching: each request is checked); ``CUSTOM`` (Lambda) and
+  ``AWS_IAM`` authorization are recorded but not enforced; request validators and models are not applied.
 * API keys, usage plans and their keys are read from the template at deployment (their values from
   moto, where they are also created): keys or plans created through the API at run time are not seen.
 * Throttling and quotas are counted in this process (exact token buckets, no account-level 10,000 rps
@@ -96,10 +101,32 @@ class Quota:
     """``DAY``, ``WEEK`` or ``MONTH``."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class ApiAuthorizer:
+    """An ``AWS::ApiGateway::Authorizer``."""
+
+    authorizer_id: str
+    name: str
+    type: str
+    """``COGNITO_USER_POOLS`` (enforced), ``TOKEN`` / ``REQUEST`` (recorded only)."""
+    provider_arns: tuple[str, ...] = ()
+    """The user pools whose ID tokens it accepts."""
+    identity_source: str = "method.request.header.Authorization"
+
+    @property
+    def header(self) -> str:
+        """The request header holding the token (``method.request.header.<name>``)."""
+        return self.identity_source.removeprefix("method.request.header.")
+
+
+COGNITO_USER_POOLS: Final = "COGNITO_USER_POOLS"
+
+
 @dataclass(kw_only=True)
 class ApiMethod:
     http_method: str
     authorization_type: str = "NONE"
+    authorizer_id: str | None = None
     api_key_required: bool = False
     integration_type: str = "AWS_PROXY"
     function_arn: str | None = None
@@ -129,6 +156,7 @@ class RestApi:
     binary_media_types: list[str] = field(default_factory=list)
     resources: dict[str, ApiResource] = field(default_factory=dict)
     stages: dict[str, ApiStage] = field(default_factory=dict)
+    authorizers: dict[str, ApiAuthorizer] = field(default_factory=dict)
 
     def path_of(self, resource_id: str) -> str:
         parts: list[str] = []
@@ -367,13 +395,39 @@ ControlRoute = Callable[[str, str, bytes], ApiResponse | None]
 Invoke = Callable[[str, Mapping[str, Any]], tuple[bool, bytes]]
 """``(function arn, event)`` → ``(function_error, payload)``, synchronously."""
 
+TokenClaims = Callable[[ApiAuthorizer, str | None], Mapping[str, str] | None]
+"""``(authorizer, the identity source's value)`` → the token's claims, or None when it is refused."""
+
+
+def _refuse_every_token(_authorizer: ApiAuthorizer, _token: str | None) -> None:
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Admission:
+    """What the request steps before the integration decided: the API key, the authorizer's claims, a refusal."""
+
+    key: ApiKey | None = None
+    claims: Mapping[str, str] | None = None
+    refused: ApiResponse | None = None
+
 
 class ApiGateway:
     """The request pipeline (routing, keys, throttling, proxy integration), independent of HTTP serving."""
 
-    def __init__(self, registry: ApiRegistry, invoke: Invoke, *, limiter: Limiter | None = None) -> None:
+    def __init__(
+        self,
+        registry: ApiRegistry,
+        invoke: Invoke,
+        *,
+        limiter: Limiter | None = None,
+        token_claims: TokenClaims | None = None,
+    ) -> None:
+        """``token_claims`` checks Cognito tokens (:class:`local.services.cognito.CognitoTokens`); without it,
+        every request to a Cognito-authorized method is refused."""
         self.registry = registry
         self._invoke = invoke
+        self._token_claims = token_claims or _refuse_every_token
         self.limiter = limiter or Limiter()
         self.controls: list[ControlRoute] = []
 
@@ -404,8 +458,8 @@ class ApiGateway:
         found = route(self.registry, request.method, request.path)
         if found is None:
             return _message(403, "Missing Authentication Token", "MissingAuthenticationTokenException")
-        key, refused = self._admit(found, request)
-        return refused or self._integrate(found, request, key)
+        admission = self._admit(found, request)
+        return admission.refused or self._integrate(found, request, admission)
 
     def _control(self, request: Request) -> ApiResponse:
         for control in self.controls:
@@ -414,20 +468,34 @@ class ApiGateway:
                 return answered
         return _message(404, f"no embedded-cloud control at {request.path}")
 
-    def _admit(self, found: Route, request: Request) -> tuple[ApiKey | None, ApiResponse | None]:
-        """API key, usage-plan throttle and quota, stage throttle, payload size: the key, or a refusal."""
+    def _admit(self, found: Route, request: Request) -> Admission:
+        """Authorizer, API key, usage-plan throttle and quota, stage throttle, payload size."""
+        claims: Mapping[str, str] | None = None
+        if found.method.authorization_type == COGNITO_USER_POOLS:
+            claims = self._claims(found, request)
+            if claims is None:
+                return Admission(refused=_message(401, "Unauthorized", "UnauthorizedException"))
         key: ApiKey | None = None
         if found.method.api_key_required:
             key, plans = self._authorized_key(found, request.headers)
             if key is None:
-                return None, _message(403, "Forbidden", "ForbiddenException")
+                return Admission(claims=claims, refused=_message(403, "Forbidden", "ForbiddenException"))
             if (refused := self._within_plans(found, key, plans)) is not None:
-                return key, refused
+                return Admission(key=key, claims=claims, refused=refused)
         if (refused := self._within_stage_throttle(found, request.method)) is not None:
-            return key, refused
+            return Admission(key=key, claims=claims, refused=refused)
         if len(request.body) > MAX_PAYLOAD_BYTES:
-            return key, _message(413, "Request Too Long", "RequestTooLongException")
-        return key, None
+            return Admission(
+                key=key, claims=claims, refused=_message(413, "Request Too Long", "RequestTooLongException")
+            )
+        return Admission(key=key, claims=claims)
+
+    def _claims(self, found: Route, request: Request) -> Mapping[str, str] | None:
+        authorizer = found.api.authorizers.get(found.method.authorizer_id or "")
+        if authorizer is None or authorizer.type != COGNITO_USER_POOLS:
+            logger.warning("%s %s: no Cognito authorizer recorded for the method", request.method, request.path)
+            return None
+        return self._token_claims(authorizer, _header(request.headers, authorizer.header.lower()))
 
     def _within_plans(self, found: Route, key: ApiKey, plans: list[UsagePlan]) -> ApiResponse | None:
         for plan in plans:
@@ -447,12 +515,14 @@ class ApiGateway:
                 return None
         return None
 
-    def _integrate(self, found: Route, request: Request, key: ApiKey | None) -> ApiResponse:
+    def _integrate(self, found: Route, request: Request, admission: Admission) -> ApiResponse:
         where = f"{request.method} {request.path}"
         if found.method.integration_type != "AWS_PROXY" or found.method.function_arn is None:
             logger.warning("%s: %s integrations are not emulated", where, found.method.integration_type)
             return _message(500, "Internal server error", "InternalServerErrorException")
-        function_error, payload = self._invoke(found.method.function_arn, proxy_event(found, request, key))
+        function_error, payload = self._invoke(
+            found.method.function_arn, proxy_event(found, request, admission.key, claims=admission.claims)
+        )
         if function_error:
             logger.warning("%s: the function failed: %s", where, payload[:500].decode(errors="replace"))
             return _message(502, "Internal server error", "InternalServerErrorException")
@@ -499,8 +569,10 @@ def _event_body(request: Request, binary_media_types: list[str]) -> tuple[str | 
     return base64.b64encode(request.body).decode(), True
 
 
-def proxy_event(found: Route, request: Request, key: ApiKey | None) -> dict[str, Any]:
-    """The REST API (v1) Lambda proxy integration event."""
+def proxy_event(
+    found: Route, request: Request, key: ApiKey | None, *, claims: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The REST API (v1) Lambda proxy integration event (``claims``: a Cognito authorizer's, as strings)."""
     multi_headers: dict[str, list[str]] = {}
     for name, value in request.headers:
         multi_headers.setdefault(name, []).append(value)
@@ -548,6 +620,7 @@ def proxy_event(found: Route, request: Request, key: ApiKey | None) -> dict[str,
                 "cognitoAuthenticationType": None,
                 "cognitoAuthenticationProvider": None,
             },
+            **({"authorizer": {"claims": dict(claims)}} if claims is not None else {}),
         },
         "body": body,
         "isBase64Encoded": encoded,

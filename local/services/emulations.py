@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from local.exceptions import LocalCloudError
 from local.services.alarms import AlarmEvaluator
 from local.services.apigateway import ApiFront, ApiGateway, ApiRegistry, ControlRoute
+from local.services.cognito import CognitoTokens
 from local.services.emf import EmfPublisher
 from local.services.event_sources import EventSourceMappingSpec, SqsPoller
 from local.services.events import EventRouter
@@ -232,10 +233,13 @@ class TrainingEmulation:
 class ApiFrontEmulation:
     """The HTTP front of the stack's REST APIs (and the ``/_sluice/`` controls), started once they are deployed."""
 
-    def __init__(self, *, lambdas: LambdaRuntime, controls: Sequence[ControlRoute], port: int) -> None:
+    def __init__(
+        self, *, lambdas: LambdaRuntime, controls: Sequence[ControlRoute], port: int, tokens: CognitoTokens
+    ) -> None:
         self._lambdas = lambdas
         self._controls = list(controls)
         self._port = port
+        self._tokens = tokens
         self._front: ApiFront | None = None
 
     @property
@@ -256,7 +260,7 @@ class ApiFrontEmulation:
             result = lambdas.invoke(function_arn, event)
             return result.function_error, result.payload
 
-        gateway = ApiGateway(stack.apis, invoke)
+        gateway = ApiGateway(stack.apis, invoke, token_claims=self._tokens.claims)
         gateway.controls.extend(self._controls)
         front = ApiFront(gateway, port=self._port)
         front.start()
@@ -380,6 +384,7 @@ def _api_front(services: Services) -> Emulation:
         lambdas=services.lambdas,
         controls=(services.endpoints.control, services.object_faults.control),
         port=services.site.api_port,
+        tokens=CognitoTokens(endpoint_url=services.site.endpoint_url, client=services.site.client),
     )
     return services.api
 

@@ -30,7 +30,10 @@ from local.exceptions import LocalCloudError, StackDeploymentError, Unresolvable
 from local.services.apigateway import ApiRegistry
 from local.services.event_sources import EventSourceMappingSpec
 from local.services.lambdas import LambdaRuntime
-from local.template import serving_resources  # noqa: F401 - registers the API Gateway and SageMaker hosting creators
+from local.template import (
+    identity_resources,  # noqa: F401 - registers the Cognito creators
+    serving_resources,  # noqa: F401 - registers the API Gateway and SageMaker hosting creators
+)
 from local.template.model import DeployedState, Resolver, Resource, Template
 from local.template.naming import physical_name
 from local.template.resources import CREATORS, DeployContext

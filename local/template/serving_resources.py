@@ -2,13 +2,15 @@
 
 Registered into :data:`local.template.resources.CREATORS` on import (the deployer imports this module).
 
-API Gateway: ``RestApi``, ``Resource``, ``Method``, ``Deployment``, ``Stage``, ``ApiKey``,
+API Gateway: ``RestApi``, ``Resource``, ``Method``, ``Authorizer``, ``Deployment``, ``Stage``, ``ApiKey``,
 ``UsagePlan`` and ``UsagePlanKey`` are created in moto's API Gateway (so ``GetRestApis``,
 ``GetResources``, ``GetApiKey`` with ``includeValue`` ... answer as on AWS, with moto's ids) and
 recorded in the deployment's :class:`local.services.apigateway.ApiRegistry`, which the HTTP front
 (:mod:`local.services.apigateway`) serves. ``Ref`` gives what CloudFormation gives: the API id, resource id,
-deployment id, stage name, key id, usage plan id; ``Fn::GetAtt RestApi.RootResourceId`` the root
-resource id. ``AWS::ApiGateway::Account`` (the CloudWatch role setting) is recorded only.
+deployment id, stage name, key id, usage plan id, authorizer id; ``Fn::GetAtt RestApi.RootResourceId`` the root
+resource id. A ``COGNITO_USER_POOLS`` authorizer is enforced by the front (the method's ``AuthorizerId``
+names it; see :mod:`local.services.cognito`). ``AWS::ApiGateway::Account`` (the CloudWatch role setting) is
+recorded only.
 
 SageMaker hosting: ``Model``, ``EndpointConfig`` and ``Endpoint`` are created through moto's
 SageMaker API; invocations are served by :mod:`local.services.sagemaker_endpoints`. ``Ref`` gives the ARN
@@ -20,7 +22,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from local.services.apigateway import ApiKey, ApiMethod, ApiResource, ApiStage, Quota, RestApi, Throttle, UsagePlan
+from local.services.apigateway import (
+    COGNITO_USER_POOLS,
+    ApiAuthorizer,
+    ApiKey,
+    ApiMethod,
+    ApiResource,
+    ApiStage,
+    Quota,
+    RestApi,
+    Throttle,
+    UsagePlan,
+)
 from local.services.apigateway import function_arn_from_uri as _function_arn
 from local.template.model import Resource
 from local.template.resources import Created, DeployContext, creates
@@ -121,17 +134,52 @@ def _method(ctx: DeployContext, _resource: Resource, props: dict[str, Any]) -> C
     if resource_id not in api.resources:
         api.resources[resource_id] = ApiResource(resource_id=resource_id, parent_id=None, path_part="")
     function_arn = _function_arn(uri) if integration_type == "AWS_PROXY" else None
+    authorizer_id = str(props["AuthorizerId"]) if props.get("AuthorizerId") else None
     api.resources[resource_id].methods[http_method] = ApiMethod(
         http_method=http_method,
         authorization_type=authorization,
+        authorizer_id=authorizer_id,
         api_key_required=key_required,
         integration_type=integration_type,
         function_arn=function_arn,
     )
     note = "" if function_arn else f"{integration_type} integration: not run locally (answers 500)"
-    if authorization not in ("NONE", ""):
+    if authorization not in ("NONE", "", COGNITO_USER_POOLS):
         note = f"{note}; {authorization} authorization not enforced locally".lstrip("; ")
     return Created(physical_id=f"{api.api_id}-{resource_id}-{http_method}", note=note)
+
+
+@creates("AWS::ApiGateway::Authorizer")
+def _authorizer(ctx: DeployContext, resource: Resource, props: dict[str, Any]) -> Created:
+    api = ctx.apis.api(props["RestApiId"])
+    name = ctx.name(resource, props.get("Name"), max_length=128)
+    authorizer_type = str(props["Type"])
+    identity_source = str(props.get("IdentitySource") or "method.request.header.Authorization")
+    provider_arns = tuple(str(arn) for arn in props.get("ProviderARNs") or ())
+    created = ctx.client("apigateway").create_authorizer(
+        **_drop_none(
+            {
+                "restApiId": api.api_id,
+                "name": name,
+                "type": authorizer_type,
+                "providerARNs": list(provider_arns) or None,
+                "authorizerUri": props.get("AuthorizerUri"),
+                "identitySource": identity_source,
+                "authorizerResultTtlInSeconds": int(props["AuthorizerResultTtlInSeconds"])
+                if "AuthorizerResultTtlInSeconds" in props
+                else None,
+            }
+        )
+    )
+    api.authorizers[created["id"]] = ApiAuthorizer(
+        authorizer_id=created["id"],
+        name=name,
+        type=authorizer_type,
+        provider_arns=provider_arns,
+        identity_source=identity_source,
+    )
+    note = "enforced by the local API front" if authorizer_type == COGNITO_USER_POOLS else "recorded only"
+    return Created(physical_id=created["id"], attributes={"AuthorizerId": created["id"]}, note=note)
 
 
 def _stage(api: RestApi, name: str, props: dict[str, Any]) -> None:

@@ -82,6 +82,19 @@ class CellResult:
         return f"{where}: {self.verdict}, {change} (n={self.n:,}), q={self.q_value:.2g}"
 
 
+SMALLEST_REPORTED_P = 1e-16
+"""Below this a p- or q-value is floating-point noise (doubles carry about 16 digits): printed as ``< 1e-16``."""
+
+
+def significance(name: str, value: float | None) -> str:
+    """``q = 0.0004``; a value that underflows reads ``q < 1e-16``, never ``q = 0``."""
+    if value is None or math.isnan(value):
+        return f"{name} n/a"
+    if value < SMALLEST_REPORTED_P:
+        return f"{name} < {SMALLEST_REPORTED_P:g}"
+    return f"{name} = {value:.2g}"
+
+
 def judge_family(cells: Sequence[CellEvidence], *, fdr: float = DEFAULT_FDR) -> list[CellResult]:
     """Verdicts for one family of cells, in the input's order (see the module docstring for the rules)."""
     sufficient = [i for i, cell in enumerate(cells) if cell.n >= cell.required_n]

@@ -13,7 +13,8 @@ import math
 from collections import defaultdict
 from html import escape
 
-from shared.monitoring.cells import ALERT, INSUFFICIENT_EVIDENCE
+from shared.monitoring.cells import ALERT, INSUFFICIENT_EVIDENCE, significance
+from shared.monitoring.statistics import normal_cdf, normal_quantile
 from shared.monitoring.types import (
     DATA_DRIFT,
     PREDICTION_DRIFT,
@@ -31,9 +32,13 @@ STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#212121}
 h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
 .alerts li{color:#c62828;margin:.3rem 0}.quiet{color:#2e7d32}
-table{border-collapse:collapse;margin:.5rem 0}td,th{padding:.2rem .6rem;border-bottom:1px solid #eee;text-align:left}
-tr.insufficient td{color:#9e9e9e}tr.alert td{color:#c62828;font-weight:600}
-.note{color:#616161}
+table{border-collapse:collapse;margin:.5rem 0;max-width:100%}
+td,th{padding:.2rem .6rem;border-bottom:1px solid #eee;text-align:left;vertical-align:top;overflow-wrap:break-word}
+tr.insufficient td{color:#757575}tr.alert td{color:#c62828;font-weight:600}
+.note{color:#616161}svg{max-width:100%;height:auto}
+table.segments{width:100%}td.verdict{min-width:20em}td.number{white-space:nowrap;text-align:right}
+td.change{white-space:nowrap}td.change svg{display:block}
+.alerts{font-size:1.05rem}
 """
 
 
@@ -53,6 +58,35 @@ def _needed(cell: Cell) -> str:
     return "more rows than can be seen" if cell.required_n is None else f"n ≈ {int(cell.required_n):,}"
 
 
+def power_at(cell: Cell, *, alpha: float, power: float) -> float | None:
+    """The power the cell's test has at its n to see the declared effect, from the n that gives ``power``.
+
+    For the z and chi-square tests the monitor sizes, ``z_alpha + z_power`` grows as ``sqrt(n)``: at ``n`` the
+    test reaches ``Phi(sqrt(n / required_n) * (z_alpha + z_power) - z_alpha)``.
+    """
+    if cell.required_n is None or not math.isfinite(cell.required_n) or cell.required_n <= 0:
+        return None
+    z_alpha = normal_quantile(1 - alpha / 2)
+    reach = math.sqrt(cell.n / cell.required_n) * (z_alpha + normal_quantile(power))
+    return max(alpha, normal_cdf(reach - z_alpha))  # a level-alpha test rejects at least alpha of the time
+
+
+def why_insufficient(cell: Cell, *, alpha: float, power: float) -> str:
+    """Why a cell is not judged: its test's power at this n, and the n that would give the declared power."""
+    achieved = power_at(cell, alpha=alpha, power=power)
+    effect = f" of {cell.min_effect:g}" if cell.min_effect is not None else ""
+    if achieved is None:
+        return f"insufficient evidence: n={cell.n:,}, and no n seen here gives the test {power:.0%} power"
+    looks = ""
+    measured = cell.value is not None and cell.baseline is not None and cell.min_effect is not None
+    if measured and abs((cell.value or 0.0) - (cell.baseline or 0.0)) >= (cell.min_effect or 0.0):
+        looks = f"the change looks large ({_fmt(cell.baseline)} → {_fmt(cell.value)}), but "
+    return (
+        f"insufficient evidence: {looks}at n={cell.n:,} the test has {achieved:.0%} power to see the declared "
+        f"effect{effect}; {power:.0%} needs {_needed(cell)}"
+    )
+
+
 def render_report(report: MonitoringReport) -> str:
     """The page of one run."""
     parts = [
@@ -60,9 +94,9 @@ def render_report(report: MonitoringReport) -> str:
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>Monitoring — {escape(report.usecase)}</title><style>{STYLE}</style></head><body>",
         f"<h1>Monitoring of {escape(report.usecase)}</h1>",
-        f'<p class="note">Run at {escape(report.generated_at)}; {len(report.cells)} tests judged together at a '
-        f"false discovery rate of {report.fdr:g} (Benjamini-Hochberg).</p>",
         _alerts(report),
+        f'<p class="note">Run at {escape(report.generated_at)}; {len(report.cells)} tests judged together at a '
+        f"false discovery rate of {report.fdr:g} (Benjamini-Hochberg), each sized for {report.power:.0%} power.</p>",
         _notes(report),
         "<h2>Drift per feature</h2>",
         _drift(report),
@@ -80,10 +114,21 @@ def render_report(report: MonitoringReport) -> str:
 
 
 def _alerts(report: MonitoringReport) -> str:
+    """The alerts as sentences, first on the page, with what was and was not judged."""
+    judged = sum(cell.verdict != INSUFFICIENT_EVIDENCE for cell in report.cells)
+    unjudged = len(report.cells) - judged
+    tally = (
+        f'<p class="note">{judged} of {len(report.cells)} tests judged; {unjudged} had too few rows to see their '
+        f"declared effect (insufficient evidence, listed below with the n they need).</p>"
+    )
     if not report.violations:
-        return '<p class="quiet">No alerts: nothing significant and large enough to act on.</p>'
-    items = "".join(f"<li>{escape(v.description)}</li>" for v in report.violations)
-    return f'<h2>Alerts</h2><ul class="alerts">{items}</ul>'
+        return f'<h2>Alerts</h2><p class="quiet">No alerts: nothing significant and large enough to act on.</p>{tally}'
+    count = len(report.violations)
+    items = "".join(f"<li>{escape(v.description)}.</li>" for v in report.violations)
+    return (
+        f"<h2>Alerts: {count} {'change needs' if count == 1 else 'changes need'} attention</h2>"
+        f'<ul class="alerts">{items}</ul>{tally}'
+    )
 
 
 def _notes(report: MonitoringReport) -> str:
@@ -111,7 +156,7 @@ def _psi_bars(cells: list[Cell]) -> str:
     threshold = next((c.min_effect for c in cells if c.min_effect is not None), 0.1)
     top_value = max([threshold * 2.5, *[c.value or 0.0 for c in cells]])
     height = top + row * len(cells) + 30
-    width = label_width + bar_width + 240
+    width = label_width + bar_width + 330
 
     def x(value: float) -> float:
         return label_width + bar_width * min(value, top_value) / top_value
@@ -131,7 +176,7 @@ def _psi_bars(cells: list[Cell]) -> str:
         if cell.verdict == INSUFFICIENT_EVIDENCE:
             shapes.append(
                 f'<rect x="{label_width}" y="{y + 3}" width="{bar_width}" height="{row - 6}" fill="#eeeeee"/>'
-                f'<text x="{label_width + 6}" y="{y + 15}" font-size="11" fill="{INSUFFICIENT_COLOUR}">'
+                f'<text x="{label_width + bar_width + 8}" y="{y + 15}" font-size="11" fill="#757575">'
                 f"insufficient evidence: n={cell.n:,}, needs {escape(_needed(cell))}</text>"
             )
             continue
@@ -140,7 +185,7 @@ def _psi_bars(cells: list[Cell]) -> str:
             f'<rect x="{label_width}" y="{y + 3}" width="{x(value) - label_width:.1f}" height="{row - 6}" '
             f'fill="{colour}"><title>{escape(cell.description)}</title></rect>'
             f'<text x="{label_width + bar_width + 8}" y="{y + 15}" font-size="11" fill="{colour}">'
-            f"{_fmt(value)} (n={cell.n:,}, q={_fmt(cell.q_value, 2)})</text>"
+            f"{_fmt(value)} (n={cell.n:,}, {significance('q', cell.q_value)})</text>"
         )
     line_x = x(threshold)
     bottom = top + row * len(cells)
@@ -213,7 +258,7 @@ def _reliability(curves: list[ReliabilityCurve]) -> str:
 
 def _interval_svg(cell: Cell) -> str:
     """The window's value and interval on [0, 1], with the baseline as a black tick."""
-    width, height = 200, 16
+    width, height = 150, 16
 
     def x(value: float) -> float:
         return 4 + (width - 8) * min(max(value, 0.0), 1.0)
@@ -240,23 +285,39 @@ def _segments(report: MonitoringReport) -> str:
     if not cells:
         return '<p class="note">No labels joined yet, or no model version with a baseline.</p>'
     rows = [
-        "<table><tr><th>model</th><th>window</th><th>segment</th><th>metric</th><th>training</th><th>now</th>"
-        "<th>interval (black: training)</th><th>n</th><th>q</th><th>verdict</th></tr>"
+        '<table class="segments"><tr><th>model, window</th><th>segment</th><th>metric</th>'
+        '<th>training → now<br><span class="note">bar: interval, tick: training</span></th>'
+        "<th>n</th><th>q</th><th>verdict</th></tr>"
     ]
     for cell in cells:
         klass = {ALERT: "alert", INSUFFICIENT_EVIDENCE: "insufficient"}.get(cell.verdict, "ok")
-        verdict = cell.verdict if cell.verdict != INSUFFICIENT_EVIDENCE else f"insufficient evidence ({_needed(cell)})"
+        verdict = (
+            cell.verdict
+            if cell.verdict != INSUFFICIENT_EVIDENCE
+            else why_insufficient(cell, alpha=report.fdr, power=report.power)
+        )
         interval = (
-            f"{_fmt(cell.interval[0])}&ndash;{_fmt(cell.interval[1])}" if cell.interval is not None else "&ndash;"
+            f"interval {_fmt(cell.interval[0])}&ndash;{_fmt(cell.interval[1])}" if cell.interval is not None else ""
         )
         rows.append(
-            f'<tr class="{klass}"><td>{escape(cell.model_version)}</td><td>{escape(cell.window)}</td>'
-            f"<td>{escape(cell.segment)}</td><td>{escape(cell.metric)}</td><td>{_fmt(cell.baseline)}</td>"
-            f'<td>{_fmt(cell.value)}</td><td title="{interval}">{_interval_svg(cell)}</td><td>{cell.n:,}</td>'
-            f"<td>{_fmt(cell.q_value, 2)}</td><td>{escape(verdict)}</td></tr>"
+            f'<tr class="{klass}"><td>v{escape(cell.model_version)}, {escape(cell.window).replace(" ", "&nbsp;")}</td>'
+            f"<td>{_breakable(cell.segment)}</td><td>{_breakable(cell.metric)}</td>"
+            f'<td class="change" title="{interval}">{_fmt(cell.baseline)} → {_fmt(cell.value)}'
+            f"{_interval_svg(cell)}</td>"
+            f'<td class="number">{cell.n:,}</td>'
+            f'<td class="number">{significance("q", cell.q_value).removeprefix("q = ").removeprefix("q ")}</td>'
+            f'<td class="verdict">{escape(verdict)}</td></tr>'
         )
     rows.append("</table>")
     return "".join(rows)
+
+
+def _breakable(name: str) -> str:
+    """A segment or metric name that may wrap after ``=``, ``_`` or ``&`` (``contract=<wbr/>Month-to-month``)."""
+    text = escape(name)
+    for mark in ("=", "_", "&amp;"):
+        text = text.replace(mark, f"{mark}<wbr/>")
+    return text
 
 
 def _estimates(estimates: list[PerformanceEstimate]) -> str:

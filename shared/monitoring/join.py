@@ -24,7 +24,11 @@ Each label lands in exactly one count of :class:`JoinOutcome`:
   first. The others are counted, never joined;
 - ``ambiguous``: a ``request_id``-only label for a request with several served records;
 - ``invalid``: a feedback object that is not a label of this contract (its value is not an allowed label
-  value, no subject, unreadable times). The API refuses those; a hand-written object may still hold one.
+  value, no subject, unreadable times, a provenance inclusion probability outside (0, 1]). The API refuses
+  those; a hand-written object may still hold one.
+
+A label written by human review (:mod:`shared.review.labels`) carries its inclusion probability P in its
+provenance; the joined label keeps it and weighs ``1 / P`` in the monitor's estimates (others weigh 1).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from shared.monitoring.window import PredictionColumns, to_time
-from shared.scoring.feedback import FeedbackItem, label_errors
+from shared.scoring.feedback import INCLUSION_PROBABILITY, PROVENANCE, FeedbackItem, label_errors
 from shared.usecase.settings import Contract
 
 JOINED_BY_REQUEST = "request_id"
@@ -67,6 +71,8 @@ class FeedbackLabel:
     received_at: datetime
     day: date
     """The feedback day partition it lives in (:func:`shared.lake.layout.feedback_key`)."""
+    inclusion_probability: float | None = None
+    """A reviewed label's inclusion probability (its provenance); None for a label nobody sampled."""
 
     @property
     def label_time(self) -> datetime:
@@ -90,6 +96,9 @@ def feedback_label(
     if label_errors([item], contract):
         return None
     observed_at = _utc(item.observed_at) if item.observed_at else None
+    probability = _inclusion_probability(document)
+    if probability is False:
+        return None
     return FeedbackLabel(
         feedback_id=feedback_id,
         request_id=item.request_id,
@@ -98,7 +107,19 @@ def feedback_label(
         observed_at=observed_at,
         received_at=received_at,
         day=day or (observed_at or received_at).date(),
+        inclusion_probability=probability or None,
     )
+
+
+def _inclusion_probability(document: dict[str, Any]) -> float | bool | None:
+    """The provenance's inclusion probability; None when there is none, False when it is not in (0, 1]."""
+    provenance = document.get(PROVENANCE)
+    if not isinstance(provenance, dict) or provenance.get(INCLUSION_PROBABILITY) is None:
+        return None
+    value = provenance[INCLUSION_PROBABILITY]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        return False
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -122,6 +143,12 @@ class JoinedLabel:
     feedback_id: str
     shadow_score: float | None = None
     shadow_model_version: int | None = None
+    inclusion_probability: float | None = None
+    """A reviewed label's inclusion probability: it weighs 1 / P in the monitor's estimates."""
+
+    @property
+    def weight(self) -> float:
+        return 1.0 if self.inclusion_probability is None else 1.0 / self.inclusion_probability
 
     @property
     def identity(self) -> PredictionIdentity:
@@ -261,6 +288,7 @@ def _joined(
         feedback_id=label.feedback_id,
         shadow_score=None if shadow is None else float(predictions.score[shadow]),
         shadow_model_version=None if shadow is None else int(predictions.model_version[shadow]),
+        inclusion_probability=label.inclusion_probability,
     )
 
 

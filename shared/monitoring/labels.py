@@ -131,6 +131,7 @@ def joined_columns(labels: Sequence[JoinedLabel], kinds: dict[str, str]) -> Join
         shadow_score=np.asarray(
             [np.nan if label.shadow_score is None else label.shadow_score for label in labels], dtype=np.float64
         ),
+        weight=np.asarray([label.weight for label in labels], dtype=np.float64),
     )
 
 

@@ -54,7 +54,15 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from shared.monitoring.baseline import Baseline, CategoricalProfile, MetricSummary, NumericProfile
-from shared.monitoring.cells import ALERT, INSUFFICIENT_EVIDENCE, CellEvidence, CellKey, CellResult, judge_family
+from shared.monitoring.cells import (
+    ALERT,
+    INSUFFICIENT_EVIDENCE,
+    CellEvidence,
+    CellKey,
+    CellResult,
+    judge_family,
+    significance,
+)
 from shared.monitoring.columns import EncodedColumn, WindowColumns
 from shared.monitoring.exceptions import MonitoringError
 from shared.monitoring.statistics import (
@@ -82,7 +90,14 @@ from shared.monitoring.statistics import (
     spiegelhalter_z,
     summarize_auc,
     summarize_brier,
+    summarize_weighted_auc,
     threshold_rates,
+    uniform,
+    weighted_auc,
+    weighted_brier,
+    weighted_mean,
+    weighted_proportion,
+    weighted_threshold_rates,
 )
 from shared.monitoring.types import (
     CALIBRATION,
@@ -181,6 +196,7 @@ def run_monitor(
         usecase=usecase.name,
         generated_at=now.isoformat(),
         fdr=settings.fdr,
+        power=settings.power,
         models=[_model_summary(model) for model in models],
         windows=[_window_summary(window, now) for window in read],
         violations=[_violation(cell) for cell in cells if cell.verdict == ALERT],
@@ -202,6 +218,8 @@ class _Read:
         self.served = WindowColumns(window.predictions)
         self.labeled = WindowColumns(window.labels.predictions) if window.labels is not None else None
         self.positive = np.asarray(window.labels.positive, dtype=bool) if window.labels is not None else None
+        self.weight = np.asarray(window.labels.weight, dtype=np.float64) if window.labels is not None else None
+        """Each label's weight, 1 / its inclusion probability (reviewed labels); all 1 otherwise."""
 
 
 def _one_sided(p_value: float, effect: float, direction: int) -> float:
@@ -446,9 +464,11 @@ def _performance_cells(  # noqa: PLR0917
     scores = np.asarray(labeled.data.score, dtype=np.float64)
     positive = window.positive if window.positive is not None else np.zeros(labeled.rows, dtype=bool)
     threshold = model.deployed_threshold if model.deployed_threshold is not None else baseline.threshold
+    weight = window.weight if window.weight is not None else np.ones(labeled.rows, dtype=np.float64)
     for segment, inside, summary in _populations(baseline, labeled, rows):
-        s, y = scores[inside], positive[inside]
-        for metric, n, comparison, direction, required, min_effect in _metric_tests(settings, summary, s, y, threshold):
+        s, y, w = scores[inside], positive[inside], weight[inside]
+        tests = _metric_tests(settings, summary, s, y, threshold, None if uniform(w) else w)
+        for metric, n, comparison, direction, required, min_effect in tests:
             check_type = (
                 CALIBRATION if metric == "ece" else MODEL_QUALITY if segment == OVERALL else SEGMENT_DEGRADATION
             )
@@ -504,10 +524,18 @@ def _attempt(compute: Callable[[], Comparison]) -> Comparison | None:
 MetricTest = tuple[str, int, Comparison | None, int, float, float]
 
 
-def _metric_tests(
-    settings: MonitoringSettings, summary: MetricSummary, s: np.ndarray, y: np.ndarray, threshold: float
+def _metric_tests(  # noqa: PLR0917
+    settings: MonitoringSettings,
+    summary: MetricSummary,
+    s: np.ndarray,
+    y: np.ndarray,
+    threshold: float,
+    weights: np.ndarray | None = None,
 ) -> Iterator[MetricTest]:
-    """(metric, n, comparison, direction, required n, declared effect) of one population."""
+    """(metric, n, comparison, direction, required n, declared effect) of one population.
+
+    ``weights`` (1 / inclusion probability of reviewed labels; None: all equal): AUC, Brier, positive rate,
+    precision and recall are weighted estimates (Hájek) counted in Kish's effective rows; ECE stays unweighted."""
     n = int(s.size)
     alpha, power = settings.fdr, settings.power
     if summary.auc is not None and summary.auc_variance is not None:
@@ -531,7 +559,11 @@ def _metric_tests(
         yield (
             "auc",
             n,
-            _attempt(lambda: compare_auc(held, summarize_auc(s, y))),
+            _attempt(
+                lambda: compare_auc(
+                    held, summarize_auc(s, y) if weights is None else summarize_weighted_auc(s, y, weights)
+                )
+            ),
             DOWN,
             required,
             settings.auc_drop_alert,
@@ -545,7 +577,9 @@ def _metric_tests(
         baseline_variance=summary.brier_variance,
         baseline_n=summary.n,
     )
-    comparison = _attempt(lambda: compare_means(brier, summarize_brier(s, y)))
+    comparison = _attempt(
+        lambda: compare_means(brier, summarize_brier(s, y) if weights is None else weighted_brier(s, y, weights))
+    )
     yield "brier", n, comparison, UP, required, settings.brier_increase_alert
     yield (
         "ece",
@@ -556,7 +590,7 @@ def _metric_tests(
         settings.ece_alert,
     )
     prevalence = ProportionSummary(successes=summary.positives, n=summary.n)
-    seen = ProportionSummary(successes=int(y.sum()), n=n)
+    seen = ProportionSummary(successes=int(y.sum()), n=n) if weights is None else weighted_proportion(y, weights)
     yield (
         "positive_rate",
         n,
@@ -565,7 +599,12 @@ def _metric_tests(
         _required_proportion_n(prevalence.rate, settings.rate_change_alert, settings=settings, baseline_n=summary.n),
         settings.rate_change_alert,
     )
-    rates = threshold_rates(s, y, threshold) if n else None
+    if not n:
+        rates = None
+    elif weights is None:
+        rates = threshold_rates(s, y, threshold)
+    else:
+        rates = weighted_threshold_rates(s, y, threshold, weights)
     for metric, held_rate, window_rate in (
         (
             "precision",
@@ -610,10 +649,6 @@ def _percent(value: float) -> str:
     return f"{100 * value:.3g}%"
 
 
-def _q(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2g}"
-
-
 def describe(planned: _Planned, result: CellResult, *, several: bool) -> str:
     """The sentence of a cell, e.g. ``AUC on contract=Month-to-month fell from 0.755 (training holdout, n=612) to
     0.61 (n=812) over the last 6 h; q = 0.0004``."""
@@ -625,9 +660,9 @@ def describe(planned: _Planned, result: CellResult, *, several: bool) -> str:
             "more rows than can be seen" if math.isinf(result.required_n) else f"needs n ≈ {int(result.required_n):,}"
         )
         return f"{subject} {over}: insufficient evidence (n={result.n:,}; {needed}){model}"
-    q = f"q = {_q(result.q_value)}"
+    q = significance("q", result.q_value)
     if planned.metric == "psi":
-        test = f"{planned.evidence.key.statistic} p = {result.p_value:.2g}"
+        test = f"{planned.evidence.key.statistic} {significance('p', result.p_value)}"
         verb = "drifted from" if result.verdict == ALERT else "stayed close to"
         return (
             f"{subject} {verb} its training distribution: PSI {_number(result.effect)} "
@@ -741,9 +776,20 @@ def _window_summary(read: _Read, now: datetime) -> WindowSummary:
         end=now.isoformat(),
         predictions=read.served.version_counts(),
         labels=read.labeled.version_counts() if read.labeled is not None else {},
+        labels_weighted=_weighted_version_counts(read),
         refusals=dict(window.refusals),
         joined={k: v for k, v in window.join.counts().items() if v},
     )
+
+
+def _weighted_version_counts(read: _Read) -> dict[str, float]:
+    """Σ of the labels' weights per model version (:attr:`WindowSummary.labels_weighted`)."""
+    if read.labeled is None or read.weight is None:
+        return {}
+    return {
+        version: round(float(read.weight[read.labeled.version_rows(version)].sum()), 6)
+        for version in read.labeled.version_counts()
+    }
 
 
 def _known_categories(usecase: UseCase, models: Sequence[ServedModel], name: str) -> set[str] | None:
@@ -838,15 +884,10 @@ def _estimates(usecase: UseCase, model: ServedModel, window: _Read) -> Iterator[
                 chosen = labeled & labels.segment_rows(column, value)
             s = np.asarray(labels.data.score, dtype=np.float64)[chosen]
             y = window.positive[chosen]
+            w = window.weight[chosen] if window.weight is not None else np.ones(s.size)
             labeled_n = int(s.size)
             if labeled_n:
-                rates = threshold_rates(s, y, threshold) if threshold is not None else None
-                realized = {
-                    "auc": _optional(lambda s=s, y=y: summarize_auc(s, y).value),  # type: ignore[misc]
-                    "precision": finite_or_none(rates.precision.rate) if rates is not None else None,
-                    "recall": finite_or_none(rates.recall.rate) if rates is not None else None,
-                    "positive_rate": float(y.mean()),
-                }
+                realized = _realized(s, y, w, threshold)
         yield PerformanceEstimate(
             model_version=model.model_version,
             window=window.name,
@@ -862,6 +903,24 @@ def _estimates(usecase: UseCase, model: ServedModel, window: _Read) -> Iterator[
             realized_recall=realized.get("recall"),
             realized_positive_rate=realized.get("positive_rate"),
         )
+
+
+def _realized(s: np.ndarray, y: np.ndarray, w: np.ndarray, threshold: float | None) -> dict[str, float | None]:
+    """The labelled rows' AUC, precision, recall and positive rate: weighted (Hájek) when weights differ."""
+    if uniform(w):
+        rates = threshold_rates(s, y, threshold) if threshold is not None else None
+        auc_value = _optional(lambda: summarize_auc(s, y).value)
+        positive = float(y.mean())
+    else:
+        rates = weighted_threshold_rates(s, y, threshold, w) if threshold is not None else None
+        auc_value = _optional(lambda: weighted_auc(s, y, w))
+        positive = weighted_mean(y, w)
+    return {
+        "auc": auc_value,
+        "precision": finite_or_none(rates.precision.rate) if rates is not None else None,
+        "recall": finite_or_none(rates.recall.rate) if rates is not None else None,
+        "positive_rate": positive,
+    }
 
 
 def _reliability(model: ServedModel, window: _Read) -> Iterator[ReliabilityCurve]:

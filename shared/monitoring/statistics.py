@@ -664,6 +664,123 @@ def spiegelhalter_z(scores: ArrayLike, labels: ArrayLike) -> tuple[float, float]
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Weighted labels (reviewed labels weigh 1 / inclusion probability)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _weights(weights: ArrayLike, size: int) -> np.ndarray:
+    w = np.asarray(weights, dtype=np.float64).ravel()
+    if w.size != size:
+        raise ValueError(f"weights and rows differ in length: {w.size} and {size}")
+    if np.any(~np.isfinite(w)) or np.any(w <= 0):
+        raise ValueError("weights must be finite and positive")
+    return w
+
+
+def uniform(weights: ArrayLike | None) -> bool:
+    """True when ``weights`` is None or all equal (every estimate is then its unweighted self)."""
+    if weights is None:
+        return True
+    w = np.asarray(weights, dtype=np.float64)
+    return w.size == 0 or bool(np.all(w == w.flat[0]))
+
+
+def effective_n(weights: ArrayLike) -> float:
+    """Kish's effective sample size ``(Σw)² / Σw²``: what a weighted sample is worth in unweighted rows."""
+    w = np.asarray(weights, dtype=np.float64)
+    total = float(w.sum())
+    return total * total / float(np.sum(w * w)) if total > 0 else 0.0
+
+
+def weighted_mean(values: ArrayLike, weights: ArrayLike) -> float:
+    """Hájek's estimate of a population mean from a weighted sample: ``Σ w·x / Σ w`` (``w = 1 / P``)."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    w = _weights(weights, x.size)
+    if x.size == 0:
+        raise InsufficientDataError("no rows")
+    return float(np.sum(w * x) / np.sum(w))
+
+
+def summarize_weighted_mean(values: ArrayLike, weights: ArrayLike) -> MeanSummary:
+    """A weighted sample as a :class:`MeanSummary`: Hájek's mean, the weighted variance of the values, and
+    Kish's effective n (so tests and intervals count the sample for what it is worth)."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    w = _weights(weights, x.size)
+    keep = np.isfinite(x)
+    x, w = x[keep], w[keep]
+    if x.size == 0:
+        raise InsufficientDataError("no values")
+    mean = float(np.sum(w * x) / np.sum(w))
+    n = effective_n(w)
+    variance = float(np.sum(w * (x - mean) ** 2) / np.sum(w)) * (n / (n - 1.0)) if n > 1 else 0.0
+    return MeanSummary(mean=mean, variance=variance, n=max(round(n), 1))
+
+
+def weighted_brier(scores: ArrayLike, labels: ArrayLike, weights: ArrayLike) -> MeanSummary:
+    """Brier score of a weighted sample (``sklearn.metrics.brier_score_loss(..., sample_weight=w)``)."""
+    s, y = _scores_and_labels(scores, labels)
+    return summarize_weighted_mean((s - y) ** 2, weights)
+
+
+def weighted_auc(scores: ArrayLike, labels: ArrayLike, weights: ArrayLike) -> float:
+    """AUC of a weighted sample: ``Σ w⁺w⁻ [s⁺ > s⁻] + ½ Σ w⁺w⁻ [s⁺ = s⁻]`` over ``Σ w⁺ · Σ w⁻``
+    (``sklearn.metrics.roc_auc_score(..., sample_weight=w)``). One sort: each positive counts the negative weight
+    below it, ties at half."""
+    s, y = _scores_and_labels(scores, labels)
+    w = _weights(weights, s.size)
+    if not y.any() or y.all():
+        raise InsufficientDataError("AUC needs both positive and negative labels")
+    order = np.argsort(s, kind="stable")
+    s, y, w = s[order], y[order], w[order]
+    negative = np.where(~y, w, 0.0)
+    starts = np.flatnonzero(np.concatenate([[True], s[1:] != s[:-1]]))
+    group = np.cumsum(np.isin(np.arange(s.size), starts)) - 1
+    per_group = np.bincount(group, weights=negative)
+    below = np.concatenate([[0.0], np.cumsum(per_group)[:-1]])
+    wins = below[group] + 0.5 * per_group[group]
+    return float(np.sum(np.where(y, w, 0.0) * wins) / (np.sum(np.where(y, w, 0.0)) * np.sum(negative)))
+
+
+def summarize_weighted_auc(scores: ArrayLike, labels: ArrayLike, weights: ArrayLike) -> AucSummary:
+    """A weighted sample's AUC with DeLong's variance inflated by the design effect ``n / n_eff`` (Kish): an
+    approximation, conservative for weights that do not depend on the score within a class."""
+    unweighted = summarize_auc(scores, labels)
+    w = np.asarray(weights, dtype=np.float64)
+    design_effect = w.size / effective_n(w)
+    return AucSummary(
+        value=weighted_auc(scores, labels, w),
+        variance=unweighted.variance * design_effect,
+        positives=unweighted.positives,
+        negatives=unweighted.negatives,
+    )
+
+
+def weighted_proportion(flags: ArrayLike, weights: ArrayLike) -> ProportionSummary:
+    """A weighted share as a :class:`ProportionSummary` in effective rows: ``n = n_eff`` (Kish), ``successes =
+    Hájek's rate · n`` (rounded), so Wilson's interval and the pooled z-test see what the sample is worth."""
+    f = np.asarray(flags, dtype=np.float64).ravel()
+    if f.size == 0:
+        return ProportionSummary(successes=0, n=0)
+    rate = weighted_mean(f, weights)
+    n = max(round(effective_n(weights)), 1)
+    return ProportionSummary(successes=round(rate * n), n=n)
+
+
+def weighted_threshold_rates(
+    scores: ArrayLike, labels: ArrayLike, threshold: float, weights: ArrayLike
+) -> ThresholdRates:
+    """:func:`threshold_rates` of a weighted sample (each rate Hájek's, in effective rows)."""
+    s, y = _scores_and_labels(scores, labels)
+    w = _weights(weights, s.size)
+    predicted = s >= threshold
+    return ThresholdRates(
+        positive_rate=weighted_proportion(predicted, w),
+        precision=weighted_proportion(y[predicted], w[predicted]),
+        recall=weighted_proportion(predicted[y], w[y]),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Window against baseline
 # ---------------------------------------------------------------------------------------------------------------
 

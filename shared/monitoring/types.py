@@ -229,6 +229,9 @@ class WindowSummary(_Frozen):
     predictions: dict[str, int]
     """Rows per model version."""
     labels: dict[str, int]
+    labels_weighted: dict[str, float] = Field(default_factory=dict)
+    """Per model version, the labels counted with their weights (Σ 1 / inclusion probability): the population
+    they stand for in the weighted estimates. A reviewed audit label at P = 0.2 counts 5; any other label 1."""
     refusals: dict[str, int]
     joined: dict[str, int] = Field(default_factory=dict)
     """The label join's counts over the window's feedback days (joined, late, no prediction, repeated, ...)."""
@@ -248,6 +251,8 @@ class MonitoringReport(_Frozen):
     usecase: str
     generated_at: str
     fdr: float
+    power: float = 0.8
+    """The power each test is sized for (``required_n``) to see its declared effect at ``alpha = fdr``."""
     models: list[ModelSummary]
     windows: list[WindowSummary]
     violations: list[Violation]

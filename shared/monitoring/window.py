@@ -171,6 +171,9 @@ class JoinedColumns:
     """object: ``request_id`` or ``entity_id``"""
     shadow_score: np.ndarray = field(default_factory=_unset)
     """float64: the shadow score of the same record, NaN where none was logged"""
+    weight: np.ndarray = field(default_factory=_unset)
+    """float64: the label's weight in population estimates, 1 / its inclusion probability (a reviewed label,
+    :mod:`shared.review.routing`); 1 for a label nobody sampled"""
 
     def __post_init__(self) -> None:
         rows = len(self)
@@ -178,6 +181,7 @@ class JoinedColumns:
             ("observed_at", np.datetime64("NaT"), TIME_UNIT),
             ("joined_by", "request_id", object),
             ("shadow_score", np.nan, np.float64),
+            ("weight", 1.0, np.float64),
         ):
             if getattr(self, name).shape[0] == 0 and rows:
                 object.__setattr__(self, name, np.full(rows, fill, dtype=dtype))

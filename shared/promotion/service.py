@@ -40,6 +40,7 @@ from shared.promotion.exceptions import (
 )
 from shared.promotion.steps import DECISION_APPROVE
 from shared.promotion.targets import TrafficTarget
+from shared.promotion.timeline import DEFAULT_PERIOD_SECONDS as TIMELINE_PERIOD_SECONDS
 from shared.promotion.timeline import render
 from shared.promotion.transitions import (
     LIVE_STAGES,
@@ -166,7 +167,9 @@ class PromotionService:
         now = self.clock()
         state, promotion = self._read()
         if state.stage == Stage.WATCH and not in_watch_window(state, promotion, now) and promotion is not None:
-            state = self._commit(state, end_watch(state, promotion, now=now, actor=PROMOTION_ACTOR))
+            ended = end_watch(state, promotion, now=now, actor=PROMOTION_ACTOR)
+            state = self._commit(state, ended)
+            self._write_timeline(ended.promotion)  # the last promotion's page: promoted, its watch over
         package, metrics = self._package_metrics(model_package_arn)
         group = package.get("ModelPackageGroupName")
         if group and group != self.model_package_group:
@@ -464,10 +467,10 @@ class PromotionService:
         end = promotion.finished_at or self.clock()
         events = self.promotions.events(self.name, since=promotion.started_at)
         try:
-            series = self.metrics.series(self.name, promotion.started_at, end, period=60)
+            series = self.metrics.series(self.name, promotion.started_at, end, period=TIMELINE_PERIOD_SECONDS)
         except MetricsError:
             series = {}
-        timeline = render(promotion, events, series, end=end)
+        timeline = render(promotion, events, series, end=end, period_seconds=TIMELINE_PERIOD_SECONDS)
         html_key = lake.timeline_html_key(self.name, promotion.execution_name)
         json_key = lake.timeline_json_key(self.name, promotion.execution_name)
         self.lake.put_text(html_key, timeline.html, content_type="text/html; charset=utf-8")

@@ -19,6 +19,11 @@ from shared.lake import layout as lake
 from shared.scoring.exceptions import InvalidFeedbackError
 from shared.usecase.settings import Contract
 
+PROVENANCE = "provenance"
+"""A feedback document written by human review carries where it came from under this key (reviewers, routing
+reasons, taxonomy value, decision time and the item's ``inclusion_probability``); the API never writes it."""
+INCLUSION_PROBABILITY = "inclusion_probability"
+"""Provenance field: the probability that review picked the labelled prediction (monitoring weighs it 1/P)."""
 MAX_FEEDBACK_ITEMS = 1000
 FEEDBACK_WRITE_CONCURRENCY = 10
 """Labels of one request written to the lake at a time (botocore's default connection pool holds 10)."""

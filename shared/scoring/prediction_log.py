@@ -6,7 +6,10 @@ columns and records, split until it fits in ``MESSAGE_BYTES_LIMIT``). The record
 refused are one more message, ``{"kind": "refusal", ..., "refusals": [{"field", "reason", "count"}]}``:
 counts by field and reason kind (:func:`~shared.scoring.checks.reason_kind`), never values; none is built when
 no record was refused. Each
-prediction whose score is inside ``review_band`` is also one message of the review queue. Messages are
+served prediction that the use case's ``[review]`` rules route (:func:`shared.review.routing.route`: inside the
+band, champion/challenger disagreement when the challenger scored it in shadow, a segment under a monitoring
+alert, the audit slice) is also in a message of the review queue, with its routing (reasons, inclusion
+probability, challenger score) under ``routing``, one entry a record. Messages are
 sent with ``send_message_batch`` (at most 10 entries and 256 KiB a call) through a client with short
 timeouts and no retries (:func:`queue_client_config`). A failure is caught, logged and counted
 (``PredictionLogErrors``): it never fails a response.
@@ -28,7 +31,9 @@ import msgspec
 
 from shared.lake.layout import LOG_LINE_KIND as KIND
 from shared.lake.layout import REFUSAL_KIND as REFUSAL
+from shared.review.routing import ROUTING, route
 from shared.scoring.exceptions import PredictionLogError
+from shared.usecase.settings import ReviewSettings
 
 SQS_BATCH_LIMIT = 10
 MESSAGE_BYTES_LIMIT = 240 * 1024
@@ -154,13 +159,17 @@ def _fitting(encode: Callable[[int, int], bytes], count: int, limit: int) -> lis
     return split(0, count) if count else []
 
 
+AlertedSegments = Callable[[], frozenset[str]]
+"""The segments (``column=value``) under a monitoring alert now."""
+
+
 class PredictionLog:
-    """Sends a request's scores to the prediction-log queue, and those in the review band to the review queue.
+    """Sends a request's scores to the prediction-log queue, and those routed for review to the review queue.
 
     A log message is one JSON object per block: the block's columns and its features by column, split in halves
     until each fits in ``MESSAGE_BYTES_LIMIT`` (one encoder call for a whole request instead of one per
     prediction; ``prediction_log_lake.PredictionLogBlock`` reads it back, one line a prediction). A review
-    message is a block of the served predictions inside the band, with the ``band``.
+    message is a block of the served predictions routed for review, with their ``routing``.
     """
 
     def __init__(
@@ -170,21 +179,25 @@ class PredictionLog:
         usecase: str,
         log_queue_url: str | None,
         review_queue_url: str | None,
-        review_band: tuple[float, float] | None,
+        review: ReviewSettings | None,
+        segment_columns: Sequence[str] = (),
+        alerted_segments: AlertedSegments | None = None,
     ) -> None:
+        """``review``: the use case's ``[review]`` (None: nothing is routed); ``alerted_segments``: the segments
+        under a monitoring alert (asked once a request, only when ``review.segment_alerts``)."""
         self._sender = sender
         self._usecase = usecase
         self._log_queue_url = log_queue_url
         self._review_queue_url = review_queue_url
-        self._review_band = review_band
-
-    def in_review_band(self, score: float) -> bool:
-        band = self._review_band
-        return band is not None and band[0] <= score <= band[1]
+        self._review = review
+        self._segment_columns = tuple(segment_columns)
+        self._alerted = alerted_segments
 
     def _block_bodies(
-        self, request_id: str, block: ScoredBlock, when: str, extra: Mapping[str, Any] | None = None
+        self, request_id: str, block: ScoredBlock, when: str, routing: Sequence[Mapping[str, Any]] | None = None
     ) -> list[bytes]:
+        """``routing``: one entry a record of ``block``, sent under ``routing`` with the records of each part."""
+
         def encode(start: int, stop: int) -> bytes:
             part = block.part(start, stop) if (start, stop) != (0, len(block)) else block
             return _ENCODER.encode(
@@ -202,22 +215,57 @@ class PredictionLog:
                     "score": part.scores,
                     "label": part.labels,
                     "features": part.features,
-                    **(extra or {}),
+                    **({ROUTING: routing[start:stop]} if routing is not None else {}),
                 }
             )
 
         return _fitting(encode, len(block), MESSAGE_BYTES_LIMIT)
 
-    def _in_review_band(self, block: ScoredBlock) -> ScoredBlock | None:
-        """The block's served predictions inside the review band (None when there are none)."""
-        band = self._review_band
-        if band is None or not block.served:
-            return None
-        import numpy as np
+    def _alerted_now(self) -> frozenset[str]:
+        review = self._review
+        if review is None or not review.segment_alerts or self._alerted is None:
+            return frozenset()
+        try:
+            return self._alerted()
+        except Exception as exc:  # noqa: BLE001 - routing must never fail a response; the band and audit still apply
+            log.warning("alerted segments unreadable; routing without them", extra={"error": str(exc)})
+            return frozenset()
 
-        scores = np.asarray(block.scores, dtype=np.float64)
-        positions = np.flatnonzero((scores >= band[0]) & (scores <= band[1])).tolist()
-        return block.select(positions) if positions else None
+    def routed_for_review(
+        self,
+        request_id: str,
+        block: ScoredBlock,
+        challenger_scores: Mapping[int, float],
+        alerted: frozenset[str],
+    ) -> tuple[ScoredBlock, list[dict[str, Any]]] | None:
+        """The block's served predictions that a review rule routes, and each one's routing (None: none)."""
+        review = self._review
+        if review is None or not block.served:
+            return None
+        positions: list[int] = []
+        routing: list[dict[str, Any]] = []
+        for position, (index, score) in enumerate(zip(block.indices, block.scores, strict=True)):
+            challenger = challenger_scores.get(index)
+            segments = {c: block.features[c][position] for c in self._segment_columns if c in block.features}
+            routed = route(
+                settings=review,
+                request_id=request_id,
+                index=index,
+                score=float(score),
+                challenger_score=challenger,
+                segments=segments,
+                alerted_segments=alerted,
+            )
+            if routed.routed:
+                positions.append(position)
+                routing.append(
+                    {
+                        "reasons": [reason.value for reason in routed.reasons],
+                        "inclusion_probability": routed.inclusion_probability,
+                        "challenger_score": challenger,
+                    }
+                )
+        return (block.select(positions), routing) if positions else None
 
     def refusal_body(self, request_id: str, refused: Mapping[tuple[str, str], int], when: str) -> bytes:
         """The message of a request's refused records: counts by (field, reason kind)."""
@@ -243,21 +291,27 @@ class PredictionLog:
     ) -> tuple[list[str], list[str]]:
         """The prediction-log message bodies and the review message bodies of one request.
 
-        A review message is a block too (the predictions inside the band, with ``band``): a reviewer's tool
-        reads it with the prediction log's own reader, one record a prediction with its features. ``refused``
-        (the request's refused records by (field, reason kind)) adds one message when not empty.
+        A review message is a block too (the predictions routed for review, with their ``routing``): the
+        review intake reads it with the prediction log's own reader, one record a prediction with its features.
+        The challenger's score of a record is its shadow score in the same request. ``refused`` (the request's
+        refused records by (field, reason kind)) adds one message when not empty.
         """
         when = at.isoformat()
         logged: list[bytes] = []
         review: list[bytes] = []
-        band = {"band": list(self._review_band or ())}
+        blocks = [block for block in blocks if len(block)]
+        shadow = {
+            index: float(score)
+            for block in blocks
+            if not block.served
+            for index, score in zip(block.indices, block.scores, strict=True)
+        }
+        alerted = self._alerted_now() if self._review is not None and self._review_queue_url else frozenset()
         for block in blocks:
-            if not len(block):
-                continue
             logged += self._block_bodies(request_id, block, when)
-            in_band = self._in_review_band(block)
-            if in_band is not None:
-                review += self._block_bodies(request_id, in_band, when, band)
+            routed = self.routed_for_review(request_id, block, shadow, alerted)
+            if routed is not None:
+                review += self._block_bodies(request_id, routed[0], when, routed[1])
         if refused:
             logged.append(self.refusal_body(request_id, refused, when))
         return [body.decode() for body in logged], [body.decode() for body in review]

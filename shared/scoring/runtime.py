@@ -295,7 +295,24 @@ class ScoringService:
             usecase=self.usecase.name,
             log_queue_url=settings.prediction_log_queue_url,
             review_queue_url=settings.review_queue_url,
-            review_band=self.usecase.serving.review_band,
+            review=self.usecase.review,
+            segment_columns=self.usecase.contract.segments,
+            alerted_segments=self.alerted_segments,
+        )
+
+    @cached_property
+    def alerted_segments(self) -> Callable[[], frozenset[str]]:
+        """The segments under a monitoring alert (the monitor's latest report), re-read every
+        ``deployment_cache_seconds``: they route predictions to review."""
+        import time
+
+        from shared.review.adapters import LatestAlertedSegments, RefreshingAlertedSegments
+
+        return RefreshingAlertedSegments(
+            LatestAlertedSegments(self.object_store, self.settings.lake_bucket),
+            self.usecase.name,
+            refresh_seconds=self.usecase.serving.deployment_cache_seconds,
+            clock=time.monotonic,
         )
 
     @cached_property

@@ -315,8 +315,6 @@ class ServingSettings(BaseModel):
     """Share of requests scored by the challenger in shadow, when shadow is on."""
     shadow_timeout_ms: int = Field(default=50, ge=1, le=5000)
     """A shadow score taking longer is abandoned; it never delays the response beyond this."""
-    review_band: tuple[float, float] | None = (0.4, 0.6)
-    """Scores in [low, high] go to the human-review queue; None disables review."""
     # --- heavy models: the SageMaker endpoint ---
     endpoint_timeout_ms: int = Field(default=800, ge=50, le=60_000)
     endpoint_max_attempts: int = Field(default=3, ge=1, le=10)
@@ -333,11 +331,57 @@ class ServingSettings(BaseModel):
     throttle_burst: int = Field(default=200, ge=1)
     daily_quota: int | None = Field(default=None, ge=1)
 
-    @field_validator("review_band")
+
+REVIEW_CATEGORY = r"^[a-z][a-z0-9_]{0,47}$"
+
+
+class ReviewSettings(BaseModel):
+    """Human review (``[review]``): which predictions a person looks at, how fast, and what they may answer.
+
+    A served prediction is routed for review when a rule applies: its score is inside ``band``; the challenger
+    scored it (in shadow) and the two scores differ by at least ``disagreement_threshold``; one of its segments is
+    under a monitoring alert; or the random audit slice (``audit_rate``) picked it. Each item keeps its inclusion
+    probability, so monitoring weighs a reviewed label by its inverse (see :mod:`shared.review.routing`).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    band: tuple[float, float] | None = (0.4, 0.6)
+    """Scores in [low, high] are reviewed (probability 1); None: no band rule."""
+    audit_rate: float = Field(default=0.02, ge=0, le=1)
+    """Share of all other served predictions reviewed at random (the audit slice that makes estimates unbiased)."""
+    disagreement_threshold: float | None = Field(default=0.2, gt=0, le=1)
+    """|champion score - challenger score| at which a prediction is reviewed; None: no disagreement rule."""
+    segment_alerts: bool = True
+    """Predictions in a segment under a monitoring alert are reviewed."""
+    sla_seconds: int = Field(default=24 * 3600, ge=60, le=30 * 24 * 3600)
+    """An item not decided this long after it was queued is overdue (counted, alarmed; never deleted)."""
+    lease_seconds: int = Field(default=900, ge=30, le=24 * 3600)
+    """A claim lapses after this long without a decision; the item goes back to the queue."""
+    reviewers_per_item: int = Field(default=1, ge=1, le=5)
+    """Decisions an item needs (k); with k > 1 the reviewers' agreement is measured."""
+    taxonomy: tuple[str, ...] = ("correct", "wrong_label", "ambiguous_case", "bad_input")
+    """The error categories a decision may carry (lowercase words joined by underscores)."""
+    capacity: int = Field(default=10_000, ge=1, le=1_000_000)
+    """Undecided items the queue holds at most; beyond it intake refuses (the inbound SQS message waits)."""
+
+    @field_validator("band")
     @classmethod
     def _ordered_band(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
         if value is not None and not 0 <= value[0] <= value[1] <= 1:
-            raise ValueError("review_band must be [low, high] with 0 <= low <= high <= 1")
+            raise ValueError("band must be [low, high] with 0 <= low <= high <= 1")
+        return value
+
+    @field_validator("taxonomy")
+    @classmethod
+    def _declared_categories(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("taxonomy must declare at least one category")
+        bad = [v for v in value if not re.match(REVIEW_CATEGORY, v)]
+        if bad:
+            raise ValueError(f"taxonomy categories {bad} must be lowercase words joined by underscores")
+        if len(set(value)) != len(value):
+            raise ValueError("taxonomy declares a category twice")
         return value
 
 
@@ -483,6 +527,22 @@ class UseCase(BaseModel):
     promotion: PromotionSettings = Field(default_factory=PromotionSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _review_band_moved(cls, data: Any) -> Any:
+        """``[serving] review_band`` (older files) is read as ``[review] band``; both at once is an error."""
+        if not isinstance(data, dict) or not isinstance(data.get("serving"), dict):
+            return data
+        if "review_band" not in data["serving"]:
+            return data
+        serving = dict(data["serving"])
+        band = serving.pop("review_band")
+        review = dict(data.get("review") or {})
+        if "band" in review:
+            raise ValueError("[serving] review_band and [review] band are both set: keep [review] band only")
+        return {**data, "serving": serving, "review": {**review, "band": band}}
 
     @field_validator("name")
     @classmethod

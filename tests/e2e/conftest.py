@@ -23,6 +23,7 @@ import pytest
 
 from local.demo.sample_data import load_sample_rows, to_csv
 from local.launcher import ROOT, RunningCloud, launch
+from shared.deployment.state import ModelRef, model_ref_from_package
 from shared.lake.layout import manifest_prefix
 from shared.usecase.settings import UseCase, load_usecase
 
@@ -95,6 +96,13 @@ def run_cli(cloud: RunningCloud, *args: str, usecase: Path = TELCO) -> subproces
         timeout=300,
         check=False,
     )
+
+
+def model_ref(cloud: RunningCloud, package: dict[str, Any]) -> ModelRef:
+    """What serving needs of a registered package (a ``DescribeModelPackage`` answer); its metrics from the lake."""
+    bucket, _, key = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"].removeprefix("s3://").partition("/")
+    metrics = json.loads(cloud.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    return model_ref_from_package(package, metrics)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,10 @@ deployment to what its Given needs through fixtures, so any one of them runs alo
 4. without traffic a stage stays inconclusive and waits for a human: approve goes on, abort rolls back
    (Given, for 3 and 4: the first version serving alone; a watch window left open is rolled back first).
 
+The timelines the promotions wrote to the lake (a promoted one, one rolled back by its alarm) are fetched with
+boto3 and opened in chromium (the ``page`` fixture, tests/browser/harness.py; screenshots in
+test-artifacts/screenshots/).
+
 Figures (printed; run with ``-s``): state transitions per promotion, rollback delay from breach to
 traffic back on the champion.
 """
@@ -44,6 +48,7 @@ from shared.promotion.alarms import SHADOW_ERRORS, WATCH_ERROR_RATE, candidate_a
 from shared.promotion.transitions import Promotion
 from shared.scoring import telemetry
 from shared.usecase.settings import UseCase, load_usecase
+from tests.browser.pictures import boxes, overlapping
 from tests.e2e.conftest import ingest_sample, run_cli, train
 from tests.e2e.test_scoring import api_key, features
 
@@ -139,6 +144,42 @@ def wait_for(what: str, check: Any, timeout: float, interval: float = 0.25) -> A
             return value
         time.sleep(interval)
     raise AssertionError(f"{what}: not within {timeout:.0f}s")
+
+
+def timeline_page(cloud: RunningCloud, usecase: UseCase, execution_arn: str, folder: Path) -> str:
+    """The timeline page a promotion wrote to the lake, fetched as a user would (boto3), saved as a file URL."""
+    key = lake.timeline_html_key(usecase.name, execution_arn.rsplit(":", 1)[-1])
+    s3, bucket = cloud.client("s3"), cloud.stack_outputs["LakeBucketName"]
+    body = wait_for(
+        f"s3://{bucket}/{key}",
+        lambda: (
+            next(iter(s3.list_objects_v2(Bucket=bucket, Prefix=key).get("Contents", [])), None)
+            and s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        ),
+        timeout=10,
+    )
+    path = folder / "timeline.html"
+    path.write_bytes(body)
+    return path.as_uri()
+
+
+def assert_timeline_reads(page: Any, url: str, *, outcome: str) -> str:
+    """Open the page in chromium: the outcome first, stage names legible and apart, a time axis on every chart.
+    Returns the outcome sentence."""
+    page.goto(url)
+    sentence = str(page.locator("p.outcome").inner_text())
+    assert sentence.startswith(f"Outcome: {outcome}"), sentence
+    labels = boxes(page, "svg.stage-strip text.stage-label")
+    assert {"offline gate", "replay", "shadow"} <= {text for text, _ in labels}, labels
+    assert all(box.width > 0 and box.height >= 10 for _, box in labels), labels
+    assert overlapping(labels) == [], "stage labels print over each other"
+    charts = page.locator("svg.chart").all()
+    assert charts
+    for chart in charts:
+        ticks = [text for text, _ in boxes(chart, "text.tick-label") if text.strip()]
+        assert len(ticks) >= 4, f"{chart.get_attribute('aria-label')}: no time axis"
+        assert chart.locator("line.time-axis").count() == 1
+    return sentence
 
 
 @dataclass(frozen=True)
@@ -254,6 +295,9 @@ def test_a_good_candidate_is_promoted_through_every_stage_while_traffic_flows(
     promo_usecase: UseCase,
     two_versions: tuple[int, int],
     good_promotion: GoodPromotion,
+    *,
+    page: Any,
+    tmp_path: Path,
 ) -> None:
     champion, candidate = two_versions
     # Given traffic on the champion, When the operator promotes the second version and follows it (the fixture)
@@ -283,9 +327,12 @@ def test_a_good_candidate_is_promoted_through_every_stage_while_traffic_flows(
     assert any(line.split()[3] == "promote" and "stage=watch" in line for line in lines), lines
     execution = good_promotion.execution
     assert execution["status"] == "SUCCEEDED"
-    key = lake.timeline_html_key(promo_usecase.name, execution["executionArn"].rsplit(":", 1)[-1])
-    timeline = promo_cloud.client("s3").get_object(Bucket=promo_cloud.stack_outputs["LakeBucketName"], Key=key)
-    assert b"<svg" in timeline["Body"].read()
+    # And its timeline, opened in a browser, says promoted, with every stage apart on a time axis
+    url = timeline_page(promo_cloud, promo_usecase, execution["executionArn"], tmp_path)
+    outcome = assert_timeline_reads(page, url, outcome="promoted")
+    assert f"version {candidate} serves since" in outcome
+    assert "canary 100%" in [text for text, _ in boxes(page, "svg.stage-strip text.stage-label")]
+    assert page.locator("g.rollback-marker").count() == 0
     assert failures == []
     assert served[("challenger", candidate)] > 0
     FIGURES["good promotion: state transitions"] = transitions(promo_cloud, execution["executionArn"])
@@ -343,6 +390,9 @@ def test_a_very_slow_candidate_is_rolled_back_by_its_alarm_during_shadow(
     usecase_file: Path,
     champion_alone: int,
     records: list[dict[str, Any]],
+    *,
+    page: Any,
+    tmp_path: Path,
 ) -> None:
     champion = champion_alone
     # Given a candidate that scores like the champion but takes ~1000 dense layers per record,
@@ -399,6 +449,18 @@ def test_a_very_slow_candidate_is_rolled_back_by_its_alarm_during_shadow(
     assert failures == []
     assert requests > 0
     assert not any(variant == "challenger" for variant, _ in served)
+    # And its timeline, opened in a browser, says rolled back by the alarm, and marks and labels the point
+    url = timeline_page(promo_cloud, promo_usecase, execution["executionArn"], tmp_path)
+    outcome = assert_timeline_reads(page, url, outcome="rolled back")
+    assert alarm in outcome, outcome
+    assert f"Now version {champion} serves" in outcome, outcome
+    assert "rolled back" in [text for text, _ in boxes(page, "svg.stage-strip text.stage-label")]
+    assert page.locator("svg.chart g.rollback-marker").count() == page.locator("svg.chart").count()
+    label = str(page.locator("text.rollback-label").text_content())
+    assert label.startswith("rolled back "), label
+    clock = datetime.strptime(label.removeprefix("rolled back "), "%H:%M:%S").time()
+    labelled = datetime.combine(state.updated_at.date(), clock, tzinfo=UTC)  # type: ignore[union-attr]
+    assert abs((labelled - state.updated_at).total_seconds()) <= 2, (label, state.updated_at)  # type: ignore[operator]
     FIGURES["alarm rollback: state transitions"] = transitions(promo_cloud, execution["executionArn"])
     FIGURES["alarm rollback: seconds from breach to champion alone"] = round(delay, 1)
 

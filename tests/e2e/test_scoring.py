@@ -17,9 +17,8 @@ import pytest
 from local.demo.sample_data import load_sample_rows
 from local.launcher import RunningCloud
 from shared.deployment.adapters import DeploymentStore
-from shared.deployment.state import model_ref_from_package
 from shared.usecase.settings import UseCase
-from tests.e2e.conftest import train
+from tests.e2e.conftest import model_ref, train
 
 pytestmark = pytest.mark.e2e
 
@@ -119,11 +118,7 @@ def test_canary_split_is_sticky_and_shadow_is_never_served(
     newest = sagemaker.list_model_packages(
         ModelPackageGroupName=outputs["ModelPackageGroupName"], SortBy="CreationTime", SortOrder="Descending"
     )["ModelPackageSummaryList"][0]
-    package = sagemaker.describe_model_package(ModelPackageName=newest["ModelPackageArn"])
-    metrics_uri = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
-    bucket, _, metrics_key = metrics_uri.removeprefix("s3://").partition("/")
-    metrics = json.loads(cloud.client("s3").get_object(Bucket=bucket, Key=metrics_key)["Body"].read())
-    challenger = model_ref_from_package(package, metrics)
+    challenger = model_ref(cloud, sagemaker.describe_model_package(ModelPackageName=newest["ModelPackageArn"]))
     store = DeploymentStore(cloud.client("dynamodb"), outputs["DeploymentTableName"])
     state = store.get(usecase.name)
     store.put(

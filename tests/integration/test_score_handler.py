@@ -459,3 +459,44 @@ def test_the_openapi_document_describes_the_v2_route(aws: dict[str, Any], call: 
     inputs = document["components"]["schemas"]["InferRequest"]["properties"]["inputs"]["items"]["oneOf"]
     tenure = next(i for i in inputs if i["properties"]["name"]["const"] == "tenure")
     assert "INT64" in tenure["properties"]["datatype"]["enum"]
+
+
+def test_a_shadow_challenger_far_from_the_champion_routes_the_record_for_disagreement(
+    aws: dict[str, Any], call: Any, model: TrainedModel
+) -> None:
+    # Given a champion (logistic regression) and a challenger scoring in shadow (a decision tree: far apart often)
+    challenger = trained_model("decision_tree")
+    ref = challenger.ref(version=2, run_id="run-2")
+    boto3.client("s3").put_object(Bucket=LAKE, Key=ref.onnx_key, Body=challenger.onnx)
+    state = _deploy(aws)
+    DeploymentStore(boto3.client("dynamodb"), DEPLOYMENTS).put(
+        state.model_copy(update={"challenger": ref, "challenger_weight": 0.0, "shadow": True, "stage": "shadow"}),
+        expected_revision=state.revision,
+        updated_by="test",
+    )
+    threshold = model.usecase.review.disagreement_threshold
+    assert threshold is not None
+
+    # When 200 customers are scored
+    status, body = call(api_event("POST", f"/v1/{USECASE}/predict", {"records": _records(model, 200)}))
+    assert status == 200, body
+
+    # Then each served record whose shadow score is at least the threshold away is queued for disagreement,
+    # with the challenger's score and probability 1, and no other record is
+    lines = _logged_lines(aws["queues"]["log"])
+    served = {line["index"]: line["score"] for line in lines if line["served"]}
+    shadow = {line["index"]: line["score"] for line in lines if line["variant"] == "shadow"}
+    assert set(served) == set(shadow) == set(range(200))
+    apart = {index for index in served if abs(served[index] - shadow[index]) >= threshold}
+    assert 0 < len(apart) < 200
+    routing = {
+        index: entry
+        for message in _messages(aws["queues"]["review"])
+        for document in [json.loads(message["Body"])]
+        for index, entry in zip(document["index"], document["routing"], strict=True)
+    }
+    disagreeing = {index for index, entry in routing.items() if "disagreement" in entry["reasons"]}
+    assert disagreeing == apart
+    for index in disagreeing:
+        assert routing[index]["challenger_score"] == pytest.approx(shadow[index])
+        assert routing[index]["inclusion_probability"] == 1.0

@@ -21,6 +21,7 @@ from shared.lake import layout
 from shared.monitoring.environment import MonitorEnvironment
 from shared.promotion.environment import PromotionEnvironment, RollbackEnvironment
 from shared.promotion.transitions import PromotionOutcome, Stage, Verdict
+from shared.review.environment import ReviewApiEnvironment, ReviewEnvironment
 from shared.scoring.environment import PredictionLogEnvironment, ScoreSettings
 from shared.training.environment import (
     RegisterEnvironment,
@@ -42,6 +43,8 @@ ENVIRONMENTS: tuple[type[FunctionEnvironment], ...] = (
     RollbackEnvironment,
     MonitorEnvironment,
     RetrainEnvironment,
+    ReviewEnvironment,
+    ReviewApiEnvironment,
 )
 LAKE_AREAS = (
     layout.CURATED,

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
+from html import escape
 from html.parser import HTMLParser
 from typing import Any
 
@@ -224,7 +225,7 @@ def test_the_alert_sentence_says_what_where_how_much_and_how_sure() -> None:
     auc = next(v for v in report.violations if v.metric == "auc" and v.segment == DEGRADED and v.window == "last 6 h")
     assert re.fullmatch(
         r"AUC on contract=Month-to-month fell from 0\.\d+ \(training holdout, n=[\d,]+\) "
-        r"to 0\.\d+ \(n=[\d,]+\) over the last 6 h; q = [0-9.e-]+",
+        r"to 0\.\d+ \(n=[\d,]+\) over the last 6 h; q (= [0-9.e-]+|< 1e-16)",
         auc.description,
     ), auc.description
     assert auc.effect is not None
@@ -346,8 +347,8 @@ def test_the_html_report_shows_the_sentences_a_reliability_diagram_and_balanced_
     page = render_report(report)
     assert page.startswith("<!DOCTYPE html>")
     auc = next(v for v in report.violations if v.metric == "auc" and v.segment == DEGRADED)
-    assert auc.description in page
-    assert page.index(auc.description) < page.index("Drift per feature")
+    assert escape(auc.description) in page
+    assert page.index(escape(auc.description)) < page.index("Drift per feature")
     assert 'aria-label="Reliability diagram' in page
     assert "Observed positive rate" in page
     assert "perfect calibration" in page
@@ -391,3 +392,32 @@ def test_emf_documents_parse_and_carry_their_declared_dimensions() -> None:
     assert {"all", DEGRADED} <= segments <= {"all", *(f"contract={c}" for c in CONTRACTS)}
     estimated = {d["segment"] for d in documents if telemetry.ESTIMATED_AUC in d}
     assert estimated == {"all", *(f"contract={c}" for c in CONTRACTS)}
+
+
+def test_the_window_summary_counts_each_label_with_its_weight() -> None:
+    # Given a window's labels: most nobody sampled (weight 1), ten reviewed in the audit slice at P = 0.2
+    rng = np.random.default_rng(5)
+    rows = draw(rng, 200)
+    labeled = window(1.0, rows)
+    assert labeled.labels is not None
+    probability = np.full(200, np.nan)
+    probability[:10] = 0.2
+    weights = np.where(np.isnan(probability), 1.0, 1.0 / probability)
+    labeled = MonitorWindow(
+        hours=1.0,
+        predictions=labeled.predictions,
+        labels=JoinedColumns(predictions=labeled.labels.predictions, positive=labeled.labels.positive, weight=weights),
+    )
+
+    # When the monitor runs
+    report = run_monitor(
+        usecase(),
+        now=NOW,
+        models=[ServedModel(model_version="7", variant="champion", baseline=baseline())],
+        windows=[labeled],
+    )
+
+    # Then the labels count 200 and, weighted, 190 + 10 x 5
+    (summary,) = report.windows
+    assert summary.labels == {"7": 200}
+    assert summary.labels_weighted == {"7": 240.0}

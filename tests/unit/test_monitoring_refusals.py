@@ -47,7 +47,7 @@ class NoSender:
 
 
 def _log() -> PredictionLog:
-    return PredictionLog(NoSender(), usecase="churn", log_queue_url="q", review_queue_url=None, review_band=None)
+    return PredictionLog(NoSender(), usecase="churn", log_queue_url="q", review_queue_url=None, review=None)
 
 
 def _usecase() -> UseCase:

@@ -70,6 +70,7 @@ class Setup:
             session_factory=session_factory,
             clock=self.clock,
         )
+        self.alerted: frozenset[str] = frozenset()
         self.engine = ScoringEngine(
             usecase=self.usecase,
             models=self.cache,
@@ -79,7 +80,9 @@ class Setup:
                 usecase=USECASE,
                 log_queue_url=LOG_QUEUE,
                 review_queue_url=REVIEW_QUEUE,
-                review_band=self.usecase.serving.review_band,
+                review=self.usecase.review,
+                segment_columns=self.usecase.contract.segments,
+                alerted_segments=lambda: self.alerted,
             ),
         )
 
@@ -90,11 +93,11 @@ class Setup:
         ]
 
     def reviewed(self) -> list[dict[str, Any]]:
-        # a review message is a block of the request's predictions in the band, with the band
+        # a review message is a block of the request's routed predictions, with each one's routing
         return [
-            {**json.loads(line.model_dump_json()), "band": json.loads(body)["band"]}
+            {**json.loads(line.model_dump_json()), "routing": routing}
             for body in self.sender.sent.get(REVIEW_QUEUE, [])
-            for line in parse_message(body)
+            for line, routing in zip(parse_message(body), json.loads(body)["routing"], strict=True)
         ]
 
 
@@ -249,13 +252,33 @@ def test_scores_in_the_review_band_go_to_the_review_queue(model: TrainedModel) -
     setup = Setup(model, _state(model.ref()))
     # When 200 customers are scored
     predictions = setup.engine.predict(_features(model, 200), request_id="req-9").body["predictions"]
-    # Then exactly those inside the band are queued for review, with the band
+    # Then exactly those inside the band are queued for review with reason in_band and probability 1,
+    # and the others the audit slice drew, with the audit rate as their probability
     in_band = {p["index"] for p in predictions if 0.35 <= p["score"] <= 0.55}
     assert in_band
     reviewed = setup.reviewed()
-    assert {r["index"] for r in reviewed} == in_band
-    assert all(r["band"] == [0.35, 0.55] and r["request_id"] == "req-9" for r in reviewed)
+    by_index = {r["index"]: r["routing"] for r in reviewed}
+    assert {i for i, routing in by_index.items() if "in_band" in routing["reasons"]} == in_band
+    assert all(by_index[i]["inclusion_probability"] == 1.0 for i in in_band)
+    audited = set(by_index) - in_band
+    assert all(by_index[i]["reasons"] == ["audit"] for i in audited)
+    assert all(by_index[i]["inclusion_probability"] == pytest.approx(setup.usecase.review.audit_rate) for i in audited)
+    assert all(r["request_id"] == "req-9" for r in reviewed)
     assert len(setup.logged()) == 200
+
+
+def test_a_segment_under_alert_routes_its_predictions_to_review(model: TrainedModel) -> None:
+    # Given the monitor's latest report alerts on contract=Month-to-month
+    setup = Setup(model, _state(model.ref()))
+    setup.alerted = frozenset({"contract=Month-to-month"})
+    records = _features(model, 100)
+    # When the customers are scored
+    setup.engine.predict(records, request_id="req-seg")
+    # Then every month-to-month customer is queued with reason segment_alert, at the highest priority reason
+    alerted = {i for i, r in enumerate(records) if r["contract"] == "Month-to-month"}
+    assert alerted
+    routed = {r["index"] for r in setup.reviewed() if "segment_alert" in r["routing"]["reasons"]}
+    assert routed == alerted
 
 
 def test_a_failing_prediction_log_does_not_fail_the_response(model: TrainedModel) -> None:

@@ -1,0 +1,122 @@
+"""Which served predictions a person reviews, why, and with what probability: pure rules.
+
+Four rules are evaluated for each served prediction; each has a probability of including it:
+
+==================  ===========================================================  =============================
+rule (reason)       applies when                                                  p_rule
+==================  ===========================================================  =============================
+``segment_alert``   one of its segments (``column=value``) is under a monitoring  1 when it applies, else 0
+                    alert
+``disagreement``    a challenger scored it (shadow) and ``|champion - challenger|  1 when it applies, else 0
+                    >= disagreement_threshold``
+``in_band``         its score lies in ``band`` = [low, high]                      1 when it applies, else 0
+``audit``           its audit draw ``u < audit_rate``                             ``audit_rate``
+==================  ===========================================================  =============================
+
+The inclusion probability of the prediction is ``P = 1 - Π (1 - p_rule)`` over the rules evaluated: 1 when any
+deterministic rule applies, else ``audit_rate`` (the chance the audit picked it). A reviewed label weighs ``1/P``
+in monitoring (Horvitz-Thompson): the uncertain band is over-represented among reviewed items, and the weights
+give each audited item the share of the population it stands for.
+
+The audit draw ``u`` is a hash of (request id, record index) mapped to [0, 1): a retried request routes the same
+way, and the producer (the score function) and the queue's intake agree without talking to each other.
+
+Priority (lower is served first): segment_alert 0, disagreement 1, in_band 2, audit 3; then the oldest first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from shared.usecase.settings import ReviewSettings
+
+
+class Reason(StrEnum):
+    """Why a prediction is in the review queue."""
+
+    SEGMENT_ALERT = "segment_alert"
+    DISAGREEMENT = "disagreement"
+    IN_BAND = "in_band"
+    AUDIT = "audit"
+
+
+ROUTING = "routing"
+"""Optional key of a review message: per record, ``{"reasons": [...], "inclusion_probability": p,
+"challenger_score": s}`` as the producer (the score function) routed it; without it, intake routes the record."""
+
+PRIORITY: dict[Reason, int] = {Reason.SEGMENT_ALERT: 0, Reason.DISAGREEMENT: 1, Reason.IN_BAND: 2, Reason.AUDIT: 3}
+LOWEST_PRIORITY = max(PRIORITY.values()) + 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class Routing:
+    """The rules that sent a prediction to review (empty: not routed), its inclusion probability and priority."""
+
+    reasons: tuple[Reason, ...]
+    inclusion_probability: float
+    """P(the prediction is routed), given what the rules saw: 1 - Π(1 - p_rule)."""
+
+    @property
+    def routed(self) -> bool:
+        return bool(self.reasons)
+
+    @property
+    def priority(self) -> int:
+        return min((PRIORITY[reason] for reason in self.reasons), default=LOWEST_PRIORITY)
+
+
+def audit_draw(request_id: str, index: int) -> float:
+    """A uniform number in [0, 1) fixed by (request id, record index): the audit slice's coin."""
+    digest = hashlib.sha256(f"{request_id}\x1f{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def segment_names(segments: Mapping[str, object]) -> set[str]:
+    """``column=value`` of each segment column's value (the monitoring report's segment names)."""
+    return {f"{column}={value}" for column, value in segments.items() if value is not None}
+
+
+def alerted_segments(violation_segments: Iterable[str]) -> frozenset[str]:
+    """The segments (``column=value``) among a monitoring report's violations' segments (``all`` is not one)."""
+    return frozenset(segment for segment in violation_segments if "=" in segment)
+
+
+def inclusion_probability(rule_probabilities: Collection[float]) -> float:
+    """``1 - Π (1 - p)`` over the rules evaluated (each p in [0, 1])."""
+    return 1.0 - math.prod(1.0 - p for p in rule_probabilities)
+
+
+def route(
+    *,
+    settings: ReviewSettings,
+    request_id: str,
+    index: int,
+    score: float,
+    challenger_score: float | None = None,
+    segments: Mapping[str, object] | None = None,
+    alerted_segments: Collection[str] = (),
+) -> Routing:
+    """The reasons that apply to one served prediction and its inclusion probability (see the module)."""
+    reasons: list[Reason] = []
+    probabilities: list[float] = []
+
+    def deterministic(reason: Reason, applies: bool) -> None:
+        probabilities.append(1.0 if applies else 0.0)
+        if applies:
+            reasons.append(reason)
+
+    if settings.segment_alerts:
+        deterministic(Reason.SEGMENT_ALERT, bool(segment_names(segments or {}) & set(alerted_segments)))
+    if settings.disagreement_threshold is not None and challenger_score is not None:
+        gap = abs(score - challenger_score)
+        deterministic(Reason.DISAGREEMENT, math.isfinite(gap) and gap >= settings.disagreement_threshold)
+    if settings.band is not None:
+        deterministic(Reason.IN_BAND, settings.band[0] <= score <= settings.band[1])
+    probabilities.append(settings.audit_rate)
+    if audit_draw(request_id, index) < settings.audit_rate:
+        reasons.append(Reason.AUDIT)
+    return Routing(reasons=tuple(reasons), inclusion_probability=inclusion_probability(probabilities))
