@@ -34,12 +34,14 @@ synth: venv
 	$(PY) -m infra.assembly
 
 # The browser tests (tests/browser) drive Debian's chromium through the pinned playwright package: no browser is
-# downloaded at run time. Installed once, quietly, when /usr/bin/chromium is missing (the tests run as root).
+# downloaded at run time. Installed once, quietly, when /usr/bin/chromium is missing (through sudo unless root).
 CHROMIUM := /usr/bin/chromium
+AS_ROOT := $(shell test "$$(id -u)" -eq 0 || echo sudo)
 
 browser:
-	@test -x $(CHROMIUM) || { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || { echo "cannot install chromium" >&2; exit 1; }
+	@test -x $(CHROMIUM) || { $(AS_ROOT) apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive \
+		$(AS_ROOT) apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+		|| { echo "cannot install chromium" >&2; exit 1; }
 
 # SLUICE_USECASE=path/to/usecase.toml (or a use-case name) chooses the use case of synth, local and demo;
 # `python -m local --usecase ...` (and `python -m local.demo --usecase ...`) beats it.
