@@ -140,7 +140,7 @@ def _at_thresholds(pipeline: Any, rows: pd.DataFrame) -> pd.DataFrame:
     splits = trees.dropna(subset=["Split"])
     numeric = ["steps", "ratio", "amount"]
     names = {f"f{i}": name for i, name in enumerate(numeric)}  # the numeric columns come first, unscaled
-    probes = []
+    probes: list[pd.Series] = []
     for feature, value in zip(splits["Feature"], splits["Split"], strict=True):
         if feature not in names:
             continue
