@@ -13,13 +13,13 @@ import pytest
 from pydantic import ValidationError
 
 from shared.usecase.settings import Contract, ModelSettings, UseCase
-from tests.unit.conftest import REPO
+from tests.unit.conftest import REPO, telco_frame
 from tests.unit.training_sample import telco_channel
 from tests.usecase_variants import with_xgboost
-from training import train
+from training import inference, train
 from training.device import CPU, CUDA, TrainingDevice, training_device
 from training.exceptions import ModelConfigError
-from training.export import PARITY_TOLERANCE, export_model, parity_max_abs_diff
+from training.export import PARITY_TOLERANCE, export_model, onnx_feed, onnx_probabilities, parity_max_abs_diff
 from training.model import build_pipeline, feature_frame, label_vector, make_estimator
 
 SEEDS = range(20)
@@ -174,8 +174,8 @@ def test_the_onnx_export_agrees_with_xgboost_over_seeds_even_on_its_thresholds()
 # --- the training job -----------------------------------------------------------------------------
 
 
-def test_the_telco_use_case_switched_to_xgboost_by_its_file_trains_within_parity(
-    tmp_path: Path, telco: UseCase
+def test_the_telco_use_case_switched_to_xgboost_by_its_file_trains_within_parity_and_is_served(
+    tmp_path: Path, telco: UseCase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given the Telco training set and its use-case file, switched to XGBoost in the file alone
     channel, _ = telco_channel(telco, tmp_path)
@@ -209,3 +209,15 @@ def test_the_telco_use_case_switched_to_xgboost_by_its_file_trains_within_parity
     assert lineage["hyperparameters"]["n_estimators"] == 60
     assert lineage["libraries"]["xgboost"] != "unknown"
     assert lineage["libraries"]["onnxmltools"] != "unknown"
+
+    # And the heavy endpoint's handlers serve the exported model as the trained model scores its holdout
+    monkeypatch.setenv("SLUICE_USECASE_FILE", str(usecase_file))
+    rows = telco_frame().head(50)
+    rows = rows.astype(object).where(rows.notna(), None)
+    records = [{k: v for k, v in r.items() if k in telco.contract.names} for r in rows.to_dict(orient="records")]
+    loaded = inference.model_fn(str(model_dir))
+    body, _ = inference.output_fn(inference.predict_fn(inference.input_fn(json.dumps({"records": records})), loaded))
+    served = np.array([prediction["score"] for prediction in json.loads(body)["predictions"]])
+    model = (model_dir / "model.onnx").read_bytes()
+    expected_scores = onnx_probabilities(model, onnx_feed(feature_frame(rows, telco.contract), telco.contract))[:, 1]
+    np.testing.assert_allclose(served, expected_scores, atol=PARITY_TOLERANCE)
