@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 CUDA, CPU = "cuda", "cpu"
+TRAINING_DEVICE = "training_device"
+"""The key of :meth:`TrainingDevice.as_record` in metrics.json and lineage.json."""
 HIDING_VALUES = frozenset({"", "-1", "none", "void", "nodevfiles"})
 """``CUDA_VISIBLE_DEVICES`` values that leave the process no GPU."""
 

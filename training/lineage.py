@@ -14,7 +14,7 @@ from typing import Any
 
 from shared.monitoring.baseline import BASELINE_FILE
 from shared.training.training_set import TrainingSetReport
-from training.device import TrainingDevice
+from training.device import TRAINING_DEVICE, TrainingDevice
 from training.export import OnnxExport
 
 CODE_VERSION_ENV = "SLUICE_CODE_VERSION"
@@ -122,7 +122,7 @@ def build_lineage(
         "parity_max_abs_diff": export.parity_max_abs_diff,
     }
     if device is not None:
-        lineage["training_device"] = device.as_record()
+        lineage[TRAINING_DEVICE] = device.as_record()
     if baseline_sha256 is not None:
         lineage["baseline"] = {"file": BASELINE_FILE, "sha256": baseline_sha256}
     return lineage

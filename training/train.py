@@ -39,7 +39,7 @@ from shared.review.explanation import EXPLANATION
 from shared.training.training_set import TrainingSetReport, training_set_sha256
 from shared.usecase.settings import ModelSettings, UseCase, load_usecase
 from training.baseline import build_baseline
-from training.device import CPU, TrainingDevice, training_device
+from training.device import CPU, TRAINING_DEVICE, TrainingDevice, training_device
 from training.evaluate import evaluate, segment_frame
 from training.exceptions import ModelConfigError, TrainingDataError
 from training.export import OnnxExport, export_model, onnx_feed, onnx_probabilities
@@ -226,7 +226,7 @@ def run(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
         "usecase": usecase.name,
         "estimator": settings.estimator,
         "training_seconds": round(model.seconds, 3),
-        "training_device": model.device.as_record(),
+        TRAINING_DEVICE: model.device.as_record(),
         "rows_train": len(data.train),
         "rows_holdout": len(data.holdout),
         "auc": metrics["holdout"]["roc_auc"],
