@@ -123,6 +123,8 @@ class TrainingJobSettings:
     max_runtime: Duration = field(default_factory=lambda: Duration.hours(1))
     use_spot: bool = False
     hyperparameters: dict[str, object] = field(default_factory=dict)
+    estimator: str = "logistic_regression"
+    """The use case's estimator: it picks the framework image (:func:`infra.training_pipeline.framework_for`)."""
     entry_point: str = "training/train.py"
     """``sagemaker_program``: the script the framework container runs, relative to the source archive."""
 
@@ -193,6 +195,7 @@ class TrainingPipelineSettings:
                 max_runtime=Duration.seconds(model.max_runtime_seconds),
                 use_spot=model.use_spot,
                 hyperparameters=dict(model.hyperparameters),
+                estimator=model.estimator,
             ),
             poll_interval=Duration.seconds(model.poll_seconds),
             schedule=model.schedule,

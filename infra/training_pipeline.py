@@ -61,10 +61,37 @@ SKLEARN_VERSION = "1.2-1"
 """SageMaker's scikit-learn framework image, for training and for a heavy model's endpoint.
 
 Its URI comes from the SageMaker Python SDK (``sagemaker-core``: ``sagemaker.core.image_uris``), which
-reads the registry account of each region from the JSON it bundles: no network at synth time. Heavy
-models train on GPU instance types with this same CPU image by default (scikit-learn does not use the
-GPU); a GPU estimator would need a GPU framework image (e.g. PyTorch) — a per-use-case image setting.
+reads the registry account of each region from the JSON it bundles: no network at synth time. The
+scikit-learn estimators run on it (CPU only); an XGBoost use case gets :data:`XGBOOST_FRAMEWORK`'s image.
 """
+XGBOOST_FRAMEWORK = "xgboost"
+XGBOOST_VERSION = "3.2-0"
+"""SageMaker's XGBoost framework image (GPU-capable xgboost 3.2, as requirements.txt pins for development):
+the same entry point in script mode, training on the use case's GPU instance with ``device="cuda"``."""
+
+
+@dataclass(frozen=True)
+class Framework:
+    """A SageMaker framework image, by the SDK's name and version."""
+
+    name: str
+    version: str
+
+    @property
+    def mapping_id(self) -> str:
+        return f"{self.name.capitalize()}ImageAccounts"
+
+
+SKLEARN_IMAGE = Framework(SKLEARN_FRAMEWORK, SKLEARN_VERSION)
+ESTIMATOR_FRAMEWORKS = {"xgboost": Framework(XGBOOST_FRAMEWORK, XGBOOST_VERSION)}
+"""Estimators that need a framework image of their own; every other estimator is scikit-learn's."""
+
+
+def framework_for(estimator: str) -> Framework:
+    """The framework image a use case's estimator trains (and a heavy model serves) on."""
+    return ESTIMATOR_FRAMEWORKS.get(estimator, SKLEARN_IMAGE)
+
+
 IMAGE_SCOPES = ("training", "inference")
 """The image serves both: the training job runs it, and so does the endpoint's model."""
 
@@ -246,7 +273,8 @@ class TrainingPipeline(Construct):
         return asset, code_version(asset_hash)
 
     def _training_image_uri(self) -> str:
-        image = framework_image(self, "SklearnImageAccounts", framework=SKLEARN_FRAMEWORK, version=SKLEARN_VERSION)
+        framework = framework_for(self.settings.job.estimator)
+        image = framework_image(self, framework.mapping_id, framework=framework.name, version=framework.version)
         self.image_account = image.account
         self.image_repository_arn = Fn.join(
             "", [f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:", image.account, f":repository/{image.repository}"]

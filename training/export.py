@@ -1,4 +1,7 @@
-"""ONNX export of a trained pipeline, gated by parity with scikit-learn.
+"""ONNX export of a trained pipeline, gated by parity with the trained model (scikit-learn or XGBoost).
+
+scikit-learn's steps convert with skl2onnx; an XGBoost classifier with onnxmltools' converter,
+registered into skl2onnx's pipeline conversion (:func:`register_xgboost_converter`).
 
 The ONNX input signature — what the scoring function (onnxruntime only) feeds — is one named input
 per contract feature column, each of shape ``[N, 1]``:
@@ -25,12 +28,16 @@ from sklearn.pipeline import Pipeline
 
 from shared.usecase.settings import Contract
 from training.exceptions import ParityError
-from training.model import categorical_features, numeric_features
+from training.model import categorical_features, is_xgboost, numeric_features
 
 PARITY_TOLERANCE = 1e-5
 """Largest absolute difference allowed between ONNX and scikit-learn probabilities on the holdout."""
 PROBABILITIES_OUTPUT = "probabilities"
 LABEL_OUTPUT = "label"
+ONNX_ML_DOMAIN = "ai.onnx.ml"
+XGBOOST_ONNX_ML_OPSET = 3
+"""onnxmltools' XGBoost converter writes ``TreeEnsembleClassifier`` of ``ai.onnx.ml`` 3 (skl2onnx refuses to
+mix it with its newer default)."""
 
 
 class OnnxInput(BaseModel):
@@ -66,6 +73,23 @@ def onnx_feed(features: pd.DataFrame, contract: Contract) -> dict[str, np.ndarra
     return feed
 
 
+def register_xgboost_converter() -> None:
+    """Teach skl2onnx's pipeline converter ``xgboost.XGBClassifier``, with onnxmltools' converter (the
+    documented pattern: ``update_registered_converter`` with the linear classifier's output shapes)."""
+    from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
+    from xgboost import XGBClassifier
+
+    update_registered_converter(
+        XGBClassifier,
+        "XGBoostXGBClassifier",
+        calculate_linear_classifier_output_shapes,
+        convert_xgboost,
+        options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
+    )
+
+
 def to_onnx(pipeline: Pipeline, contract: Contract) -> bytes:
     """The fitted pipeline as a serialized ONNX model with :func:`onnx_inputs` (no ZipMap)."""
     from skl2onnx import convert_sklearn
@@ -74,7 +98,18 @@ def to_onnx(pipeline: Pipeline, contract: Contract) -> bytes:
     initial_types: list[tuple[str, Any]] = [(n, FloatTensorType([None, 1])) for n in numeric_features(contract)]
     initial_types += [(n, StringTensorType([None, 1])) for n in categorical_features(contract)]
     estimator = pipeline.steps[-1][1]
-    model = convert_sklearn(pipeline, initial_types=initial_types, options={id(estimator): {"zipmap": False}})
+    target_opset: dict[str, int] | None = None
+    if is_xgboost(estimator):
+        from skl2onnx import get_latest_tested_opset_version
+
+        register_xgboost_converter()
+        target_opset = {"": get_latest_tested_opset_version(), ONNX_ML_DOMAIN: XGBOOST_ONNX_ML_OPSET}
+    model = convert_sklearn(
+        pipeline,
+        initial_types=initial_types,
+        options={id(estimator): {"zipmap": False}},
+        target_opset=target_opset,
+    )
     return model.SerializeToString()
 
 

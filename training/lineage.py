@@ -14,11 +14,14 @@ from typing import Any
 
 from shared.monitoring.baseline import BASELINE_FILE
 from shared.training.training_set import TrainingSetReport
+from training.device import TRAINING_DEVICE, TrainingDevice
 from training.export import OnnxExport
 
 CODE_VERSION_ENV = "SLUICE_CODE_VERSION"
 TRAINING_JOB_NAME_ENVS = ("TRAINING_JOB_NAME", "SM_TRAINING_JOB_NAME")
-LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "pyarrow")
+LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "pyarrow", "xgboost", "onnxmltools")
+DISTRIBUTION_ALIASES = {"xgboost": ("xgboost", "xgboost-cpu")}
+"""Distributions that install a library's module: ``xgboost-cpu`` is the ``xgboost`` module without CUDA."""
 UNKNOWN = "unknown"
 
 
@@ -56,10 +59,13 @@ def training_job_name(hyperparameters: Mapping[str, Any], *, environ: Mapping[st
 def library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for library in LIBRARIES:
-        try:
-            versions[library] = metadata.version(library)
-        except metadata.PackageNotFoundError:
-            versions[library] = UNKNOWN
+        versions[library] = UNKNOWN
+        for distribution in DISTRIBUTION_ALIASES.get(library, (library,)):
+            try:
+                versions[library] = metadata.version(distribution)
+            except metadata.PackageNotFoundError:
+                continue
+            break
     return versions
 
 
@@ -72,9 +78,11 @@ def build_lineage(
     code: str,
     job_name: str,
     baseline_sha256: str | None = None,
+    device: TrainingDevice | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The lineage document of one trained model (``baseline``: the file and sha256 of its baseline.json)."""
+    """The lineage document of one trained model (``baseline``: the file and sha256 of its baseline.json;
+    ``training_device``: the device that trained it, and why that one)."""
     lineage: dict[str, Any] = {
         "usecase": trainset.usecase,
         "training_job_name": job_name,
@@ -113,6 +121,8 @@ def build_lineage(
         "onnx_inputs": [i.model_dump() for i in export.inputs],
         "parity_max_abs_diff": export.parity_max_abs_diff,
     }
+    if device is not None:
+        lineage[TRAINING_DEVICE] = device.as_record()
     if baseline_sha256 is not None:
         lineage["baseline"] = {"file": BASELINE_FILE, "sha256": baseline_sha256}
     return lineage

@@ -5,13 +5,17 @@ Numeric columns (int, float): median imputation, then standard scaling. Categori
 in training. The feature frame is what both scikit-learn and the ONNX model see (see
 :mod:`training.export`): numeric values as float32-representable floats (NaN for null), text as
 ``str`` with ``""`` for null, booleans as ``"true"``/``"false"``.
+
+Tree models get no scaling; XGBoost's trees also get the encoded features cast to float32 by the
+pipeline itself (:class:`skl2onnx.sklapi.CastTransformer`), so the trained model and its ONNX graph
+compare the very same float32 values with the float32 split thresholds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -29,6 +33,11 @@ from shared.usecase.features import MISSING_TEXT, categorical_features, numeric_
 from shared.usecase.settings import Contract, ModelSettings
 from training.exceptions import ModelConfigError, TrainingDataError
 
+XGBOOST = "xgboost"
+"""XGBoost's classifier: imported only when a use case names it (the scikit-learn image has no xgboost)."""
+XGBOOST_FIXED = MappingProxyType({"tree_method": "hist", "objective": "binary:logistic"})
+"""What training sets on every XGBoost model itself (``device`` comes from :mod:`training.device`)."""
+
 ESTIMATOR_CLASSES: Mapping[str, type[ClassifierMixin]] = MappingProxyType(
     {
         "logistic_regression": LogisticRegression,
@@ -41,6 +50,19 @@ ESTIMATOR_CLASSES: Mapping[str, type[ClassifierMixin]] = MappingProxyType(
 """Estimator name (:data:`shared.usecase.estimators.SUPPORTED_ESTIMATORS`) → its scikit-learn class."""
 
 
+def estimator_class(name: str) -> type[ClassifierMixin]:
+    """The class of estimator ``name``: scikit-learn's, or ``xgboost.XGBClassifier`` (imported now)."""
+    if name == XGBOOST:
+        from xgboost import XGBClassifier
+
+        return cast(type[ClassifierMixin], XGBClassifier)
+    return ESTIMATOR_CLASSES[name]
+
+
+def is_xgboost(estimator: Any) -> bool:
+    return type(estimator).__module__.split(".")[0] == XGBOOST
+
+
 def estimator_hyperparameters(hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
     """The hyperparameters the estimator takes (reserved ones, such as ``code_version``, removed)."""
     return {k: v for k, v in hyperparameters.items() if k not in RESERVED_HYPERPARAMETERS}
@@ -50,29 +72,48 @@ DEFAULT_RANDOM_STATE = 0
 """Seed of estimators that take one, unless the use case sets ``random_state``: training is reproducible."""
 
 
-def make_estimator(settings: ModelSettings) -> ClassifierMixin:
+def make_estimator(settings: ModelSettings, *, device: str = "cpu") -> ClassifierMixin:
     """The configured estimator, its hyperparameters checked now (configuration time), not at fit.
 
-    Raises :class:`ModelConfigError` for an unsupported estimator, an unknown hyperparameter or an
-    invalid value (``C = -1``, ``n_estimators = "many"``).
+    ``device`` is where an XGBoost model trains (``cuda`` or ``cpu``, :mod:`training.device`); other
+    estimators ignore it. Raises :class:`ModelConfigError` for an unsupported estimator, an unknown
+    hyperparameter or an invalid value (``C = -1``, ``n_estimators = "many"``, ``max_depth = -1``).
     """
-    if settings.estimator not in ESTIMATOR_CLASSES:
+    if settings.estimator not in SUPPORTED_ESTIMATORS:
         raise ModelConfigError(
-            f"estimator {settings.estimator!r} is not supported; choose one of {sorted(ESTIMATOR_CLASSES)}"
+            f"estimator {settings.estimator!r} is not supported; choose one of {sorted(SUPPORTED_ESTIMATORS)}"
         )
     params = estimator_hyperparameters(settings.hyperparameters)
     unknown = sorted(set(params) - SUPPORTED_ESTIMATORS[settings.estimator])
     if unknown:
         raise ModelConfigError(f"hyperparameters {unknown} are not accepted by {settings.estimator!r}")
-    estimator_class = ESTIMATOR_CLASSES[settings.estimator]
-    if "random_state" in estimator_class().get_params():
+    cls = estimator_class(settings.estimator)
+    if "random_state" in cls().get_params():
         params.setdefault("random_state", DEFAULT_RANDOM_STATE)  # the same data and settings give the same model
+    if settings.estimator == XGBOOST:
+        return _xgboost(params, device)
     try:
-        estimator = estimator_class(**params)
+        estimator = cls(**params)
         estimator._validate_params()  # scikit-learn's own constraint check
     except (TypeError, ValueError) as exc:
         raise ModelConfigError(f"{settings.estimator} hyperparameters {params} are invalid: {exc}") from exc
     return estimator
+
+
+def _xgboost(params: dict[str, Any], device: str) -> ClassifierMixin:
+    """An ``XGBClassifier`` on ``device``; its values proven by a one-tree fit on four rows on the CPU, since
+    XGBoost checks them only when it trains."""
+    from xgboost import XGBClassifier
+    from xgboost.core import XGBoostError
+
+    fixed = {**XGBOOST_FIXED, "validate_parameters": True}
+    try:
+        probe = XGBClassifier(**{**params, **fixed, "n_estimators": 1, "device": "cpu"})
+        probe.fit(np.arange(8, dtype=np.float32).reshape(4, 2), np.array([0, 1, 0, 1]))
+    except (TypeError, ValueError, XGBoostError) as exc:
+        reason = " ".join(str(exc).split())[:500]
+        raise ModelConfigError(f"{XGBOOST} hyperparameters {params} are invalid: {reason}") from exc
+    return cast(ClassifierMixin, XGBClassifier(**params, **fixed, device=device))
 
 
 def build_pipeline(contract: Contract, estimator: ClassifierMixin) -> Pipeline:
@@ -83,7 +124,7 @@ def build_pipeline(contract: Contract, estimator: ClassifierMixin) -> Pipeline:
     transformers: list[tuple[str, Any, list[str]]] = []
     if numeric:
         steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]
-        if not isinstance(estimator, BaseDecisionTree | BaseEnsemble):
+        if not isinstance(estimator, BaseDecisionTree | BaseEnsemble) and not is_xgboost(estimator):
             # Trees need no scaling, and must not get it: they compare features in float32, and a scaled
             # value computed in float32 (ONNX) and in float64 (scikit-learn) can fall on either side of a
             # split threshold — the parity gate then fails at random.
@@ -97,7 +138,12 @@ def build_pipeline(contract: Contract, estimator: ClassifierMixin) -> Pipeline:
             ]
         )
         transformers.append(("categorical", encoded, categorical))
-    return Pipeline([("features", ColumnTransformer(transformers)), ("estimator", estimator)])
+    stages: list[tuple[str, Any]] = [("features", ColumnTransformer(transformers))]
+    if is_xgboost(estimator):
+        from skl2onnx.sklapi import CastTransformer
+
+        stages.append(("float32", CastTransformer(dtype=np.float32)))
+    return Pipeline([*stages, ("estimator", estimator)])
 
 
 def feature_frame(rows: pd.DataFrame, contract: Contract) -> pd.DataFrame:

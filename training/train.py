@@ -39,11 +39,13 @@ from shared.review.explanation import EXPLANATION
 from shared.training.training_set import TrainingSetReport, training_set_sha256
 from shared.usecase.settings import ModelSettings, UseCase, load_usecase
 from training.baseline import build_baseline
+from training.device import CPU, TRAINING_DEVICE, TrainingDevice, training_device
 from training.evaluate import evaluate, segment_frame
 from training.exceptions import ModelConfigError, TrainingDataError
 from training.export import OnnxExport, export_model, onnx_feed, onnx_probabilities
 from training.lineage import build_lineage, code_version, training_job_name
 from training.model import (
+    XGBOOST,
     build_pipeline,
     estimator_hyperparameters,
     feature_frame,
@@ -68,6 +70,7 @@ class TrainingData:
 class TrainedModel:
     pipeline: Pipeline
     seconds: float
+    device: TrainingDevice
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, dict[str, Any]]:
@@ -150,11 +153,21 @@ def load_training_data(channel: str | Path, usecase: UseCase) -> TrainingData:
     return TrainingData(report=report, train=train, holdout=holdout)
 
 
+def device_for(settings: ModelSettings) -> TrainingDevice:
+    """Where the model trains: XGBoost on the GPU when the container has one; the rest on the CPU."""
+    if settings.estimator != XGBOOST:
+        return TrainingDevice(CPU, f"{settings.estimator} is a scikit-learn estimator: CPU only")
+    chosen = training_device(environ=os.environ)
+    print(f"training {XGBOOST} on {chosen.device}: {chosen.reason}", file=sys.stderr)
+    return chosen
+
+
 def train_model(data: TrainingData, usecase: UseCase, settings: ModelSettings) -> TrainedModel:
+    device = device_for(settings)
     started = time.perf_counter()
-    pipeline = build_pipeline(usecase.contract, make_estimator(settings))
+    pipeline = build_pipeline(usecase.contract, make_estimator(settings, device=device.device))
     pipeline.fit(feature_frame(data.train, usecase.contract), label_vector(data.train, usecase.contract))
-    return TrainedModel(pipeline=pipeline, seconds=time.perf_counter() - started)
+    return TrainedModel(pipeline=pipeline, seconds=time.perf_counter() - started, device=device)
 
 
 def evaluate_model(
@@ -213,6 +226,7 @@ def run(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
         "usecase": usecase.name,
         "estimator": settings.estimator,
         "training_seconds": round(model.seconds, 3),
+        TRAINING_DEVICE: model.device.as_record(),
         "rows_train": len(data.train),
         "rows_holdout": len(data.holdout),
         "auc": metrics["holdout"]["roc_auc"],
@@ -238,6 +252,7 @@ def run(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
         code=code_version(settings.hyperparameters, source_dir=SOURCE_DIR),
         job_name=training_job_name(settings.hyperparameters),
         baseline_sha256=hashlib.sha256(baseline).hexdigest(),
+        device=model.device,
     )
     write_outputs(
         Path(args.model_dir),

@@ -3,8 +3,9 @@
 Use-case files are validated against this at load time (:class:`shared.usecase.settings.ModelSettings`),
 so an unsupported estimator or a misspelt hyperparameter fails when the file is read, not after
 an hour of training. It holds names only (no scikit-learn import: Lambda code reads it); the
-training package maps each name to its scikit-learn class, and a unit test checks the two agree.
-Every estimator here must be convertible to ONNX by skl2onnx (the scoring function runs ONNX).
+training package maps each name to its class, and a unit test checks the two agree. Every estimator
+here must be convertible to ONNX (the scoring function runs ONNX): scikit-learn's by skl2onnx, XGBoost's
+by onnxmltools.
 """
 
 from __future__ import annotations
@@ -27,6 +28,37 @@ _TREE = frozenset(
     }
 )
 _FOREST = _TREE | {"bootstrap", "max_samples", "n_estimators", "n_jobs", "oob_score", "verbose", "warm_start"}
+
+_XGBOOST = frozenset(
+    {
+        "base_score",
+        "colsample_bylevel",
+        "colsample_bynode",
+        "colsample_bytree",
+        "gamma",
+        "grow_policy",
+        "learning_rate",
+        "max_bin",
+        "max_delta_step",
+        "max_depth",
+        "max_leaves",
+        "min_child_weight",
+        "n_estimators",
+        "n_jobs",
+        "num_parallel_tree",
+        "random_state",
+        "reg_alpha",
+        "reg_lambda",
+        "sampling_method",
+        "scale_pos_weight",
+        "subsample",
+        "validate_parameters",
+        "verbosity",
+    }
+)
+"""``xgboost.XGBClassifier``'s hyperparameters a use case may set. Training sets ``device`` (the GPU when the
+container has one), ``tree_method`` ("hist") and ``objective`` (binary:logistic) itself; ``booster`` (gbtree
+only: ONNX converts trees) and the fit-time ones (callbacks, early stopping, categorical data) are not offered."""
 
 SUPPORTED_ESTIMATORS: MappingProxyType[str, frozenset[str]] = MappingProxyType(
     {
@@ -63,6 +95,7 @@ SUPPORTED_ESTIMATORS: MappingProxyType[str, frozenset[str]] = MappingProxyType(
             "warm_start",
         },
         "decision_tree": _TREE | {"splitter"},
+        "xgboost": _XGBOOST,
     }
 )
 """Estimator name (as a use case writes it) → the hyperparameter names it accepts."""

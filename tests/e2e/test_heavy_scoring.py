@@ -25,6 +25,7 @@ from local.launcher import ROOT, RunningCloud, launch
 from shared.usecase.settings import UseCase, load_usecase
 from tests.e2e.conftest import ingest_sample, run_cli, train
 from tests.e2e.test_scoring import api_key, call, features
+from tests.usecase_variants import with_xgboost
 
 pytestmark = pytest.mark.e2e
 
@@ -54,6 +55,7 @@ def heavy_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     text = text.replace('name = "telco_churn"', 'name = "telco_churn_heavy"', 1)
     text = text.replace('kind = "light"', 'kind = "heavy"', 1)
     text = text.replace("[serving]\n", "[serving]\n" + HEAVY_SETTINGS, 1)
+    text = with_xgboost(text)  # heavy means a GPU-capable model: Telco switches to XGBoost by its file alone
     # a short promotion: two canary steps large enough to gather samples quickly from a little traffic
     for old, new in PROMOTION_SETTINGS.items():
         assert old in text, old

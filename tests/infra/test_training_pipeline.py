@@ -22,6 +22,8 @@ from infra.settings import ROOT
 from infra.training_pipeline import (
     SKLEARN_FRAMEWORK,
     SKLEARN_VERSION,
+    XGBOOST_FRAMEWORK,
+    XGBOOST_VERSION,
     FrameworkImageError,
     framework_image,
     framework_image_registries,
@@ -37,7 +39,8 @@ HEAVY_STACK = "Sluice-heavy-churn"
 HEAVY_MODEL = """
 [model]
 kind = "heavy"
-estimator = "gradient_boosting"
+estimator = "xgboost"
+hyperparameters = { n_estimators = 200, max_depth = 6 }
 training_instance_type = "ml.g5.2xlarge"
 endpoint_instance_type = "ml.g4dn.xlarge"
 max_runtime_seconds = 7200
@@ -49,6 +52,7 @@ debounce_seconds = 120
 INITIAL_MODEL_DATA = "s3://models-bucket/heavy/model.tar.gz"
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 US_EAST_1_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+US_EAST_1_XGBOOST_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.2-0"
 OLD_TABLE_REGIONS = {
     "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "sa-east-1", "eu-west-1", "eu-west-2",
     "eu-west-3", "eu-central-1", "eu-north-1", "ap-south-1", "ap-northeast-1", "ap-northeast-2", "ap-southeast-1",
@@ -92,9 +96,9 @@ def resolved_in_region(template_json: dict[str, Any], region: str, *values: Any)
     return [resolver.resolve(value) for value in values]
 
 
-def sdk_image(region: str, scope: str) -> str:
-    """What the SageMaker Python SDK gives for the scikit-learn image in ``region``."""
-    uri: str = image_uris.retrieve(SKLEARN_FRAMEWORK, region, SKLEARN_VERSION, image_scope=scope)
+def sdk_image(region: str, scope: str, framework: str = SKLEARN_FRAMEWORK, version: str = SKLEARN_VERSION) -> str:
+    """What the SageMaker Python SDK gives for the framework's image (scikit-learn's by default) in ``region``."""
+    uri: str = image_uris.retrieve(framework, region, version, image_scope=scope)
     return uri
 
 
@@ -310,14 +314,15 @@ def test_the_training_image_account_is_looked_up_by_region(template_json: dict[s
     assert set(mapping) > OLD_TABLE_REGIONS
 
 
-def test_heavy_training_and_its_endpoint_use_the_sdks_image_in_every_region_it_lists(
+def test_heavy_xgboost_training_and_its_endpoint_use_the_sdks_xgboost_image_in_every_region_it_lists(
     heavy_json: dict[str, Any],
 ) -> None:
-    # Given the heavy template's training job and endpoint model, as CloudFormation resolves them per region
+    # Given the heavy (XGBoost) template's training job and endpoint model, as CloudFormation resolves them per region
     machine = heavy_json["Resources"][training_state_machine_id(heavy_json)]
     (model,) = [r for r in heavy_json["Resources"].values() if r["Type"] == "AWS::SageMaker::Model"]
     # (the embedded cloud's template model knows the URL suffixes of the aws and aws-cn partitions)
-    regions = [r for r in framework_image_registries(SKLEARN_FRAMEWORK, SKLEARN_VERSION) if not r.startswith("us-iso")]
+    registries = framework_image_registries(XGBOOST_FRAMEWORK, XGBOOST_VERSION)
+    regions = [r for r in registries if not r.startswith("us-iso")]
     assert {"il-central-1", "ap-southeast-4", "cn-north-1"} <= set(regions) - OLD_TABLE_REGIONS
     for region in regions:
         # When the template is deployed in that region
@@ -328,11 +333,28 @@ def test_heavy_training_and_its_endpoint_use_the_sdks_image_in_every_region_it_l
             model["Properties"]["PrimaryContainer"]["Image"],
         )
         training_image = create_training_job(json.loads(definition))["AlgorithmSpecification"]["TrainingImage"]
-        # Then both run the SDK's scikit-learn image of that region
-        assert training_image == sdk_image(region, "training"), region
-        assert model_image == sdk_image(region, "inference"), region
+        # Then both run the SDK's XGBoost image of that region (in script mode: the same entry point)
+        assert training_image == sdk_image(region, "training", XGBOOST_FRAMEWORK, XGBOOST_VERSION), region
+        assert model_image == sdk_image(region, "inference", XGBOOST_FRAMEWORK, XGBOOST_VERSION), region
         if region == "us-east-1":
-            assert training_image == model_image == US_EAST_1_IMAGE
+            assert training_image == model_image == US_EAST_1_XGBOOST_IMAGE
+    # And its account comes from the template's XGBoost mapping, listing every region the SDK has the image in
+    (mapping_id,) = heavy_json["Mappings"]
+    assert "XgboostImageAccounts" in mapping_id
+    assert heavy_json["Mappings"][mapping_id] == {
+        region: {"account": account} for region, account in registries.items()
+    }
+    # And the training role may pull from the XGBoost repository only
+    (pull,) = [
+        statement
+        for resource in heavy_json["Resources"].values()
+        if resource["Type"] == "AWS::IAM::Policy"
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+        if statement.get("Sid") == "PullTrainingImage"
+    ]
+    pulled = json.dumps(pull["Resource"])
+    assert "repository/sagemaker-xgboost" in pulled
+    assert "scikit-learn" not in pulled
 
 
 def _images_in(*regions: str) -> tuple[list[str], dict[str, Any]]:
@@ -369,11 +391,15 @@ def test_a_region_the_sdk_does_not_list_fails_the_synth_with_its_name() -> None:
 
 
 def test_a_heavy_usecase_trains_on_its_gpu_instance_with_spot_and_checkpoints(heavy_json: dict[str, Any]) -> None:
-    # Given a synthetic heavy use case with its own instance type, spot and a short poll
+    # Given a synthetic heavy (XGBoost) use case with its own GPU instance type, spot and a short poll
     job = create_training_job(state_machine_definition(heavy_json))
     definition = state_machine_definition(heavy_json)
     # Then the job uses its instance type, spot capacity with a wait limit, and checkpoints in S3
     assert job["ResourceConfig"]["InstanceType"] == "ml.g5.2xlarge"
+    # And it runs the training entry point in script mode, with the use case's XGBoost hyperparameters
+    hyperparameters = job["HyperParameters"]
+    assert hyperparameters["sagemaker_program"] == '"training/train.py"'
+    assert (hyperparameters["n_estimators"], hyperparameters["max_depth"]) == ("200", "6")
     assert job["EnableManagedSpotTraining"] is True
     assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 7200, "MaxWaitTimeInSeconds": 14400}
     assert re.fullmatch(
