@@ -62,7 +62,7 @@ def cuda_unavailable() -> str | None:
     return None if choice.on_gpu else choice.reason
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:  # noqa: ARG001 - pytest's hook
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``gpu`` are skipped, with the reason, where no CUDA device serves (never silently)."""
     gpu_tests = [item for item in items if item.get_closest_marker(GPU_MARKER) is not None]
     if not gpu_tests:
