@@ -18,6 +18,7 @@ from constructs import Construct
 from sagemaker.core import image_uris
 
 from infra.assembly import Assembly, synthesize
+from infra.serving_image import gpu_serving_image_uri, gpu_serving_registries
 from infra.settings import ROOT
 from infra.training_pipeline import (
     SKLEARN_FRAMEWORK,
@@ -310,15 +311,17 @@ def test_the_training_image_account_is_looked_up_by_region(template_json: dict[s
     assert set(mapping) > OLD_TABLE_REGIONS
 
 
-def test_heavy_training_and_its_endpoint_use_the_sdks_image_in_every_region_it_lists(
+def test_heavy_training_and_its_gpu_endpoint_use_the_sdks_images_in_every_region_they_list(
     heavy_json: dict[str, Any],
 ) -> None:
-    # Given the heavy template's training job and endpoint model, as CloudFormation resolves them per region
+    # Given the heavy template's training job and its GPU endpoint's model (ml.g4dn.xlarge), as CloudFormation
+    # resolves them per region
     machine = heavy_json["Resources"][training_state_machine_id(heavy_json)]
     (model,) = [r for r in heavy_json["Resources"].values() if r["Type"] == "AWS::SageMaker::Model"]
     # (the embedded cloud's template model knows the URL suffixes of the aws and aws-cn partitions)
     regions = [r for r in framework_image_registries(SKLEARN_FRAMEWORK, SKLEARN_VERSION) if not r.startswith("us-iso")]
     assert {"il-central-1", "ap-southeast-4", "cn-north-1"} <= set(regions) - OLD_TABLE_REGIONS
+    gpu_regions = set(gpu_serving_registries())
     for region in regions:
         # When the template is deployed in that region
         definition, model_image = resolved_in_region(
@@ -328,11 +331,14 @@ def test_heavy_training_and_its_endpoint_use_the_sdks_image_in_every_region_it_l
             model["Properties"]["PrimaryContainer"]["Image"],
         )
         training_image = create_training_job(json.loads(definition))["AlgorithmSpecification"]["TrainingImage"]
-        # Then both run the SDK's scikit-learn image of that region
+        # Then training runs the SDK's scikit-learn image of that region, and the endpoint the SDK's GPU
+        # variant of its serving image for the endpoint's instance type
         assert training_image == sdk_image(region, "training"), region
-        assert model_image == sdk_image(region, "inference"), region
+        if region in gpu_regions:
+            assert model_image == gpu_serving_image_uri("ml.g4dn.xlarge", region), region
         if region == "us-east-1":
-            assert training_image == model_image == US_EAST_1_IMAGE
+            assert training_image == US_EAST_1_IMAGE
+            assert model_image == "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.3-gpu-py311"
 
 
 def _images_in(*regions: str) -> tuple[list[str], dict[str, Any]]:
