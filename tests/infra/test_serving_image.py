@@ -107,5 +107,5 @@ def test_the_gpu_archive_installs_onnxruntime_gpu_and_not_the_cpu_package(tmp_pa
 
 
 def test_an_instance_type_the_sdk_does_not_know_fails_with_its_name() -> None:
-    with pytest.raises(ServingImageError, match="ml.zz9"):
+    with pytest.raises(ServingImageError, match=r"ml\.zz9"):
         gpu_serving_image_uri("ml.zz9.xlarge", "xx-nowhere-1")
