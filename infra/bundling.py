@@ -367,15 +367,25 @@ class TrainingSourceBundling:
     mtime, owner and mode), so its bytes follow its inputs.
     """
 
-    def __init__(self, *, usecase_file: Path, training_dir: Path = TRAINING_DIR, shared_dir: Path = SHARED_DIR) -> None:
+    def __init__(
+        self,
+        *,
+        usecase_file: Path,
+        training_dir: Path = TRAINING_DIR,
+        shared_dir: Path = SHARED_DIR,
+        requirements_file: Path | None = None,
+    ) -> None:
+        """``requirements_file``: what the archive's root ``requirements.txt`` holds (training's by default;
+        a GPU endpoint's archive gets ``onnxruntime-gpu`` instead, :mod:`infra.serving_image`)."""
         self.usecase_file = usecase_file
         self.training_dir = training_dir
         self.shared_dir = shared_dir
+        self.requirements_file = requirements_file or training_dir / TRAINING_REQUIREMENTS
         self.asset_hash = _sha256_files("training-source", self._files())
 
     def _files(self) -> list[tuple[str, Path]]:
         files = [(USECASE_FILE_IN_BUNDLE, self.usecase_file)]
-        requirements = self.training_dir / TRAINING_REQUIREMENTS
+        requirements = self.requirements_file
         if requirements.is_file():
             files.append((TRAINING_REQUIREMENTS, requirements))
         for root in (self.training_dir, self.shared_dir):
@@ -405,11 +415,13 @@ class TrainingSourceBundling:
         return True
 
 
-def training_source_bundling(usecase_file: Path) -> tuple[BundlingOptions, str]:
+def training_source_bundling(
+    usecase_file: Path, *, requirements_file: Path | None = None
+) -> tuple[BundlingOptions, str]:
     """Bundling options of the training source asset (one archive, kept as is) and its custom hash."""
     from aws_cdk import BundlingOutput
 
-    bundling = TrainingSourceBundling(usecase_file=usecase_file)
+    bundling = TrainingSourceBundling(usecase_file=usecase_file, requirements_file=requirements_file)
     options = BundlingOptions(
         image=DockerImage.from_registry(BUILD_IMAGE),
         local=cast(ILocalBundling, bundling),

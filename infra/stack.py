@@ -18,8 +18,9 @@ from infra.promotion import Promotion
 from infra.review import Review
 from infra.scoring_api import ScoringApi
 from infra.serving_endpoint import ServingEndpoint
+from infra.serving_image import serving_image
 from infra.settings import SluiceSettings
-from infra.training_pipeline import TrainingPipeline
+from infra.training_pipeline import TrainingPipeline, framework_for
 
 
 class SluiceStack(Stack):
@@ -57,6 +58,20 @@ class SluiceStack(Stack):
             alerting=self.alerting,
         )
         endpoint_name = self.endpoint_name = settings.promotion.endpoint_name
+        pipeline = self.training_pipeline
+        serving = self.serving_image = (
+            serving_image(
+                self,
+                instance_type=settings.serving_endpoint.instance_type,
+                usecase_file=settings.training_pipeline.usecase_file,
+                cpu_image_uri=pipeline.image_uri,
+                cpu_repository_arn=pipeline.image_repository_arn,
+                cpu_inference_code=pipeline.source,
+                training_image_serves_gpu=framework_for(settings.training_pipeline.job.estimator).serves_gpu,
+            )
+            if settings.serving_endpoint is not None
+            else None
+        )
         self.endpoint_role = (
             EndpointRole(
                 self,
@@ -64,8 +79,8 @@ class SluiceStack(Stack):
                 usecase_name=settings.usecase_name,
                 endpoint_name=endpoint_name,
                 lake_bucket=self.data_pipeline.lake_bucket,
-                image_repository_arn=self.training_pipeline.image_repository_arn,
-                inference_code=self.training_pipeline.source,
+                image_repository_arn=serving.repository_arn if serving else pipeline.image_repository_arn,
+                inference_code=serving.inference_code if serving else pipeline.source,
                 initial_model_data=settings.serving_endpoint.initial_model_data if settings.serving_endpoint else None,
             ).role
             if endpoint_name is not None
@@ -77,11 +92,11 @@ class SluiceStack(Stack):
                 "ServingEndpoint",
                 settings=settings.serving_endpoint,
                 lake_bucket=self.data_pipeline.lake_bucket,
-                image_uri=self.training_pipeline.image_uri,
-                inference_code=self.training_pipeline.source,
+                image_uri=serving.uri,
+                inference_code=serving.inference_code,
                 role=self.endpoint_role,
             )
-            if settings.serving_endpoint is not None and self.endpoint_role is not None
+            if settings.serving_endpoint is not None and self.endpoint_role is not None and serving is not None
             else None
         )
         self.promotion = Promotion(

@@ -76,6 +76,9 @@ class Framework:
 
     name: str
     version: str
+    serves_gpu: bool = False
+    """Whether the image also serves on a GPU instance (CUDA inside: SageMaker's XGBoost image does; the
+    scikit-learn one is CPU only, so a GPU endpoint of a scikit-learn model takes a GPU image of its own)."""
 
     @property
     def mapping_id(self) -> str:
@@ -83,7 +86,7 @@ class Framework:
 
 
 SKLEARN_IMAGE = Framework(SKLEARN_FRAMEWORK, SKLEARN_VERSION)
-ESTIMATOR_FRAMEWORKS = {"xgboost": Framework(XGBOOST_FRAMEWORK, XGBOOST_VERSION)}
+ESTIMATOR_FRAMEWORKS = {"xgboost": Framework(XGBOOST_FRAMEWORK, XGBOOST_VERSION, serves_gpu=True)}
 """Estimators that need a framework image of their own; every other estimator is scikit-learn's."""
 
 

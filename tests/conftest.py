@@ -49,6 +49,32 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return CloudScheduling(config, log)
 
 
+GPU_MARKER = "gpu"
+
+
+def cuda_unavailable() -> str | None:
+    """Why this machine cannot run a GPU test (None when it can): the endpoint's own provider choice."""
+    import onnxruntime as ort
+
+    from shared.scoring.execution_provider import choose_providers, probe_gpu
+
+    choice = choose_providers(ort.get_available_providers(), probe_gpu())
+    return None if choice.on_gpu else choice.reason
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` are skipped, with the reason, where no CUDA device serves (never silently)."""
+    gpu_tests = [item for item in items if item.get_closest_marker(GPU_MARKER) is not None]
+    if not gpu_tests:
+        return
+    why = cuda_unavailable()
+    if why is None:
+        return
+    skip = pytest.mark.skip(reason=f"no CUDA device: {why}")
+    for item in gpu_tests:
+        item.add_marker(skip)
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Where the browser tests saved their screenshots (tests/browser/harness.py's ``page``)."""
     shots = sorted(

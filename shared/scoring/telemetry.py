@@ -38,15 +38,22 @@ SHADOW_ERRORS = "ShadowErrors"
 SCORE_BUCKET = "ScoreBucket"
 SCORE_DELTA = "ScoreDelta"
 PREDICTION_LOG_ERRORS = "PredictionLogErrors"
+MODEL_LOADS = "ModelLoads"
+"""A heavy endpoint loaded its model (once per worker), by execution provider: which one serves and why."""
 
 DIMENSION_USECASE = "usecase"
 DIMENSION_MODEL_VERSION = "model_version"
 DIMENSION_VARIANT = "variant"
 DIMENSION_BUCKET = "bucket"
+DIMENSION_PROVIDER = "provider"
+"""The onnxruntime execution provider an endpoint serves with (``CUDAExecutionProvider`` …)."""
+PROVIDER_REASON = "provider_reason"
+"""A property (not a dimension) of the ``ModelLoads`` document: why that provider serves."""
 VARIANT_DIMENSIONS = (DIMENSION_USECASE, DIMENSION_MODEL_VERSION, DIMENSION_VARIANT)
 ALARM_DIMENSIONS = (DIMENSION_USECASE, DIMENSION_VARIANT)
 """The dimension set the promotion alarms use (every metric is also sent with it)."""
 SCORE_BUCKET_DIMENSIONS = (*VARIANT_DIMENSIONS, DIMENSION_BUCKET)
+MODEL_LOAD_DIMENSIONS = (DIMENSION_USECASE, DIMENSION_PROVIDER)
 DIMENSION_SETS = (VARIANT_DIMENSIONS, ALARM_DIMENSIONS)
 
 CHAMPION = "champion"
@@ -178,6 +185,25 @@ def documents(telemetry: RequestTelemetry, *, namespace: str = NAMESPACE, timest
                     **{DIMENSION_BUCKET: bucket},
                 )
     return lines
+
+
+def model_load_document(
+    usecase: str, *, provider: str, reason: str, namespace: str = NAMESPACE, timestamp_ms: int | None = None
+) -> str:
+    """The EMF document of one model load on a heavy endpoint: ``ModelLoads`` = 1 by use case and provider,
+    with the reason as a property (searchable in the log, not a dimension)."""
+    when = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+    document = {
+        "_aws": {
+            "Timestamp": when,
+            "CloudWatchMetrics": [_directive(namespace, [list(MODEL_LOAD_DIMENSIONS)], [(MODEL_LOADS, UNIT_COUNT)])],
+        },
+        DIMENSION_USECASE: usecase,
+        DIMENSION_PROVIDER: provider,
+        PROVIDER_REASON: reason,
+        MODEL_LOADS: 1,
+    }
+    return _EMF_ENCODER.encode(document)
 
 
 def publish(telemetry: RequestTelemetry, *, namespace: str = NAMESPACE, out: TextIO | None = None) -> None:
