@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+
+import numpy as np
 
 from shared.usecase.settings import ReviewSettings
 
@@ -69,10 +71,29 @@ class Routing:
         return min((PRIORITY[reason] for reason in self.reasons), default=LOWEST_PRIORITY)
 
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX_1, _MIX_2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def audit_draws(request_id: str, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Uniform numbers in [0, 1) fixed by (request id, record index): the audit slice's coins, for many records.
+
+    The request id is hashed once (sha256); each record's number is SplitMix64 of that seed plus its index
+    times the golden-ratio increment (Steele, Lea & Flood 2014): statistically uniform, and vectorized, so a
+    1,000-record request pays microseconds, not a hash per record.
+    """
+    seed = np.uint64(int.from_bytes(hashlib.sha256(request_id.encode()).digest()[:8], "big"))
+    with np.errstate(over="ignore"):
+        z = seed + (np.asarray(indices, dtype=np.uint64) + np.uint64(1)) * _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * _MIX_1
+        z = (z ^ (z >> np.uint64(27))) * _MIX_2
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(2**53)
+
+
 def audit_draw(request_id: str, index: int) -> float:
-    """A uniform number in [0, 1) fixed by (request id, record index): the audit slice's coin."""
-    digest = hashlib.sha256(f"{request_id}\x1f{index}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0**64
+    """:func:`audit_draws` of one record."""
+    return float(audit_draws(request_id, [index])[0])
 
 
 def segment_names(segments: Mapping[str, object]) -> set[str]:
@@ -120,3 +141,58 @@ def route(
     if audit_draw(request_id, index) < settings.audit_rate:
         reasons.append(Reason.AUDIT)
     return Routing(reasons=tuple(reasons), inclusion_probability=inclusion_probability(probabilities))
+
+
+@dataclass(frozen=True, kw_only=True)
+class BlockRouting:
+    """The routed records of a block: their positions in it, reasons and inclusion probabilities."""
+
+    positions: list[int]
+    reasons: list[tuple[Reason, ...]]
+    inclusion_probabilities: list[float]
+
+
+def route_block(
+    *,
+    settings: ReviewSettings,
+    request_id: str,
+    indices: Sequence[int],
+    scores: Sequence[float] | np.ndarray,
+    challenger_scores: Sequence[float | None] | None = None,
+    segments: Mapping[str, Sequence[object]] | None = None,
+    alerted_segments: Collection[str] = (),
+) -> BlockRouting:
+    """:func:`route` of every record of a block at once (the same reasons and probabilities, vectorized)."""
+    score = np.asarray(scores, dtype=np.float64)
+    size = len(score)
+    rules: list[tuple[Reason, np.ndarray]] = []
+    alerted = set(alerted_segments)
+    if settings.segment_alerts:
+        hit = np.zeros(size, dtype=bool)
+        if alerted:
+            for column, values in (segments or {}).items():
+                hit |= np.fromiter(
+                    (value is not None and f"{column}={value}" in alerted for value in values), dtype=bool, count=size
+                )
+        rules.append((Reason.SEGMENT_ALERT, hit))
+    if settings.disagreement_threshold is not None and challenger_scores is not None:
+        challenger = np.array([np.nan if c is None else c for c in challenger_scores], dtype=np.float64)
+        gap = np.abs(score - challenger)
+        with np.errstate(invalid="ignore"):
+            rules.append((Reason.DISAGREEMENT, np.isfinite(gap) & (gap >= settings.disagreement_threshold)))
+    if settings.band is not None:
+        rules.append((Reason.IN_BAND, (score >= settings.band[0]) & (score <= settings.band[1])))
+    deterministic = np.zeros(size, dtype=bool)
+    for _, applies in rules:
+        deterministic |= applies
+    audit = audit_draws(request_id, indices) < settings.audit_rate
+    routed = np.flatnonzero(deterministic | audit)
+    audit_only = 1.0 - (1.0 - settings.audit_rate)
+    return BlockRouting(
+        positions=routed.tolist(),
+        reasons=[
+            tuple(reason for reason, applies in rules if applies[i]) + ((Reason.AUDIT,) if audit[i] else ())
+            for i in routed
+        ],
+        inclusion_probabilities=[1.0 if deterministic[i] else audit_only for i in routed],
+    )

@@ -31,7 +31,7 @@ import msgspec
 
 from shared.lake.layout import LOG_LINE_KIND as KIND
 from shared.lake.layout import REFUSAL_KIND as REFUSAL
-from shared.review.routing import ROUTING, route
+from shared.review.routing import ROUTING, route_block
 from shared.scoring.exceptions import PredictionLogError
 from shared.usecase.settings import ReviewSettings
 
@@ -242,29 +242,27 @@ class PredictionLog:
         review = self._review
         if review is None or not block.served:
             return None
-        positions: list[int] = []
-        routing: list[dict[str, Any]] = []
-        for position, (index, score) in enumerate(zip(block.indices, block.scores, strict=True)):
-            challenger = challenger_scores.get(index)
-            segments = {c: block.features[c][position] for c in self._segment_columns if c in block.features}
-            routed = route(
-                settings=review,
-                request_id=request_id,
-                index=index,
-                score=float(score),
-                challenger_score=challenger,
-                segments=segments,
-                alerted_segments=alerted,
+        challengers = [challenger_scores.get(index) for index in block.indices] if challenger_scores else None
+        routed = route_block(
+            settings=review,
+            request_id=request_id,
+            indices=block.indices,
+            scores=block.scores,
+            challenger_scores=challengers,
+            segments={c: block.features[c] for c in self._segment_columns if c in block.features},
+            alerted_segments=alerted,
+        )
+        positions = routed.positions
+        routing = [
+            {
+                "reasons": [reason.value for reason in reasons],
+                "inclusion_probability": probability,
+                "challenger_score": challengers[position] if challengers else None,
+            }
+            for position, reasons, probability in zip(
+                positions, routed.reasons, routed.inclusion_probabilities, strict=True
             )
-            if routed.routed:
-                positions.append(position)
-                routing.append(
-                    {
-                        "reasons": [reason.value for reason in routed.reasons],
-                        "inclusion_probability": routed.inclusion_probability,
-                        "challenger_score": challenger,
-                    }
-                )
+        ]
         return (block.select(positions), routing) if positions else None
 
     def refusal_body(self, request_id: str, refused: Mapping[tuple[str, str], int], when: str) -> bytes:

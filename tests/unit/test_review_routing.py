@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.review.routing import LOWEST_PRIORITY, Reason, audit_draw, inclusion_probability, route
+from shared.review.routing import LOWEST_PRIORITY, Reason, audit_draw, inclusion_probability, route, route_block
 from shared.usecase.exceptions import UseCaseError
 from shared.usecase.settings import ReviewSettings, UseCase, load_usecase
 
@@ -109,3 +109,46 @@ def test_the_telco_file_declares_review_and_an_older_serving_band_still_loads(tm
     path.write_text(text)
     with pytest.raises(UseCaseError, match="audit_rate"):
         load_usecase(path)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_block_is_routed_exactly_as_each_of_its_records_alone(seed: int) -> None:
+    import numpy as np
+
+    # Given a block of random scores, some with a shadow score, segment values, and an alerted segment
+    rng = np.random.default_rng(seed)
+    settings = ReviewSettings(band=(0.35, 0.55), audit_rate=0.1, disagreement_threshold=0.2)
+    size = 500
+    scores = rng.random(size)
+    challengers = [None if rng.random() < 0.3 else float(rng.random()) for _ in range(size)]
+    contract = [rng.choice(["Month-to-month", "One year", None]) for _ in range(size)]
+    indices = list(range(3, 3 + size))
+    alerted = {"contract=Month-to-month"}
+    # When the block is routed at once
+    block = route_block(
+        settings=settings,
+        request_id=f"req-{seed}",
+        indices=indices,
+        scores=scores,
+        challenger_scores=challengers,
+        segments={"contract": contract},
+        alerted_segments=alerted,
+    )
+    # Then its routed records, reasons and probabilities are those of the per-record rules
+    alone = [
+        route(
+            settings=settings,
+            request_id=f"req-{seed}",
+            index=index,
+            score=float(score),
+            challenger_score=challenger,
+            segments={"contract": value},
+            alerted_segments=alerted,
+        )
+        for index, score, challenger, value in zip(indices, scores, challengers, contract, strict=True)
+    ]
+    expected = [i for i, routing in enumerate(alone) if routing.routed]
+    assert block.positions == expected
+    assert block.reasons == [alone[i].reasons for i in expected]
+    assert block.inclusion_probabilities == [alone[i].inclusion_probability for i in expected]
+    assert {r for reasons in block.reasons for r in reasons} == set(Reason)
