@@ -72,6 +72,12 @@ class SluiceStack(Stack):
             if settings.serving_endpoint is not None
             else None
         )
+        if serving is not None and settings.serving_endpoint is not None:
+            pipeline.register_for_endpoint(
+                image_uri=serving.uri,
+                inference_program=settings.serving_endpoint.inference_program,
+                inference_code=serving.inference_code,
+            )
         self.endpoint_role = (
             EndpointRole(
                 self,

@@ -502,6 +502,18 @@ class TrainingPipeline(Construct):
         )
         return function
 
+    def register_for_endpoint(self, *, image_uri: str, inference_program: str, inference_code: s3_assets.Asset) -> None:
+        """Register the models for the endpoint that serves them: their packages' container is the endpoint's
+        image with its inference code (``SAGEMAKER_PROGRAM``, ``SAGEMAKER_SUBMIT_DIRECTORY``), which the model
+        created from a package at promotion runs with (the GPU source archive on a GPU endpoint)."""
+        variables = RegisterEnvironment.lambda_environment(
+            inference_image=image_uri,
+            inference_program=inference_program,
+            inference_code_url=inference_code.s3_object_url,
+        )
+        for name, value in variables.items():
+            self.register_function.add_environment(name, value)
+
     def _model_package_arn(self, version: str) -> str:
         return Stack.of(self).format_arn(
             service="sagemaker",

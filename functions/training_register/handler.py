@@ -5,7 +5,8 @@ Output: ``{"package_arn", "version", "approval_status", "model_prefix"}``. A mod
 raises :class:`~shared.registry.exceptions.GateFailedError` (the state machine catches it and notifies).
 
 Environment: ``SLUICE_USECASE_FILE``, ``LAKE_BUCKET``, ``MODEL_PACKAGE_GROUP``, ``INFERENCE_IMAGE``,
-``SLUICE_WORKDIR`` (default ``/tmp``), plus powertools' own.
+``SLUICE_WORKDIR`` (default ``/tmp``), ``INFERENCE_PROGRAM`` and ``INFERENCE_CODE_URL`` where an endpoint serves
+the models (the package container's ``SAGEMAKER_PROGRAM`` / ``SAGEMAKER_SUBMIT_DIRECTORY``), plus powertools' own.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             image_uri=current.inference_image,
             approval=model.approval,
             thresholds=GateThresholds(min_auc=model.min_auc, max_ece=model.max_ece),
+            inference_program=current.inference_program,
+            inference_code_url=current.inference_code_url,
         ),
         store=object_store(),
         registry=registry(),

@@ -151,6 +151,23 @@ class PackageInputs:
     lineage: Lineage
     baseline_sha256: str | None = None
     """baseline.json's sha256, when the model has one (unpacked beside the others)."""
+    inference_program: str | None = None
+    """``SAGEMAKER_PROGRAM`` of the container (the inference code's entry point), for a model an endpoint serves."""
+    inference_code_url: str | None = None
+    """``SAGEMAKER_SUBMIT_DIRECTORY`` of the container: the ``s3://`` archive of the endpoint's inference code."""
+
+
+def _inference_container(inputs: PackageInputs) -> dict[str, Any]:
+    """The package's container: image and model, and, for a model an endpoint serves, the environment that
+    makes the framework container load ``model.onnx`` with Sluice's inference code (a model created from the
+    package at promotion gets it)."""
+    container: dict[str, Any] = {"Image": inputs.image_uri, "ModelDataUrl": inputs.model_data_url}
+    if inputs.inference_program is not None and inputs.inference_code_url is not None:
+        container["Environment"] = {
+            "SAGEMAKER_PROGRAM": inputs.inference_program,
+            "SAGEMAKER_SUBMIT_DIRECTORY": inputs.inference_code_url,
+        }
+    return container
 
 
 def _baseline_source(inputs: PackageInputs, baseline_sha256: str) -> dict[str, str]:
@@ -171,7 +188,7 @@ def model_package_request(inputs: PackageInputs) -> dict[str, Any]:
         "ModelPackageDescription": f"{inputs.usecase} run {inputs.run_id} (training job {inputs.job_name})",
         "ModelApprovalStatus": APPROVAL_STATUS[inputs.approval],
         "InferenceSpecification": {
-            "Containers": [{"Image": inputs.image_uri, "ModelDataUrl": inputs.model_data_url}],
+            "Containers": [_inference_container(inputs)],
             "SupportedContentTypes": [INFERENCE_CONTENT_TYPE],
             "SupportedResponseMIMETypes": [INFERENCE_CONTENT_TYPE],
         },

@@ -69,6 +69,10 @@ class RegistrationRequest:
     image_uri: str
     approval: Literal["manual", "automatic"]
     thresholds: GateThresholds
+    inference_program: str | None = None
+    """The container's ``SAGEMAKER_PROGRAM``, for a model an endpoint serves (with ``inference_code_url``)."""
+    inference_code_url: str | None = None
+    """The container's ``SAGEMAKER_SUBMIT_DIRECTORY``: the endpoint's inference code archive."""
 
 
 def register_trained_model(
@@ -111,6 +115,8 @@ def register_trained_model(
             onnx_sha256=onnx_sha256,
             lineage=lineage,
             baseline_sha256=baseline_sha256,
+            inference_program=request.inference_program,
+            inference_code_url=request.inference_code_url,
         )
     )
     arn = registry.create_model_package(package)

@@ -21,9 +21,15 @@ class TrainingSetEnvironment(UseCaseEnvironment, LakeEnvironment):
 
 
 class RegisterEnvironment(UseCaseEnvironment, LakeEnvironment, RegistryEnvironment, WorkdirEnvironment):
-    """``SLUICE_USECASE_FILE``, ``LAKE_BUCKET``, ``MODEL_PACKAGE_GROUP``, ``INFERENCE_IMAGE``, ``SLUICE_WORKDIR``."""
+    """``SLUICE_USECASE_FILE``, ``LAKE_BUCKET``, ``MODEL_PACKAGE_GROUP``, ``INFERENCE_IMAGE``, ``SLUICE_WORKDIR``,
+    and, where an endpoint serves the models, ``INFERENCE_PROGRAM`` and ``INFERENCE_CODE_URL``."""
 
     inference_image: str = Field(min_length=1, alias="INFERENCE_IMAGE")
+    """The package's container image: the endpoint's serving image (the training image without an endpoint)."""
+    inference_program: str | None = Field(default=None, min_length=1, alias="INFERENCE_PROGRAM")
+    """The container's ``SAGEMAKER_PROGRAM`` (unset without an endpoint: the package has no environment)."""
+    inference_code_url: str | None = Field(default=None, pattern=r"^s3://", alias="INFERENCE_CODE_URL")
+    """The container's ``SAGEMAKER_SUBMIT_DIRECTORY``: the endpoint's inference code archive."""
 
 
 class TrainingStateMachineEnvironment(FunctionEnvironment):

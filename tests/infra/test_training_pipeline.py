@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import tarfile
 from typing import Any
 
 import aws_cdk as cdk
@@ -607,6 +608,60 @@ def test_pipeline_functions_get_their_environment(template: Template, output_ref
             }
         },
     )
+
+
+def register_variables(template_json: dict[str, Any]) -> dict[str, Any]:
+    """The register function's environment (the one that names its model package group)."""
+    (variables,) = [
+        r["Properties"]["Environment"]["Variables"]
+        for r in template_json["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and "INFERENCE_IMAGE" in r["Properties"].get("Environment", {}).get("Variables", {})
+    ]
+    return dict(variables)
+
+
+def test_a_heavy_gpu_endpoint_registers_its_models_for_its_image_and_gpu_inference_code(
+    heavy_json: dict[str, Any], heavy_assembly: Assembly
+) -> None:
+    # Given the heavy (XGBoost, GPU endpoint) template: its endpoint model, training job and register function
+    (model,) = [r for r in heavy_json["Resources"].values() if r["Type"] == "AWS::SageMaker::Model"]
+    container = model["Properties"]["PrimaryContainer"]
+    hyperparameters = create_training_job(state_machine_definition(heavy_json))["HyperParameters"]
+    # When the register function's inference variables are read
+    variables = register_variables(heavy_json)
+    # Then a package's container is the endpoint's: its image, program and GPU source archive (not the training one)
+    assert variables["INFERENCE_IMAGE"] == container["Image"]
+    assert variables["INFERENCE_PROGRAM"] == container["Environment"]["SAGEMAKER_PROGRAM"] == "training/inference.py"
+    assert variables["INFERENCE_CODE_URL"] == container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"]
+    training_source = hyperparameters["sagemaker_submit_directory"].strip('"')
+    gpu_source = variables["INFERENCE_CODE_URL"]["Fn::Sub"]
+    assert gpu_source.startswith("s3://")
+    assert training_source.startswith("s3://")
+    assert gpu_source != training_source
+    # (the archive at that URL installs onnxruntime-gpu)
+    manifest = json.loads((heavy_assembly.outdir / f"{HEAVY_STACK}.assets.json").read_text())
+    (archive,) = [
+        heavy_assembly.outdir / entry["source"]["path"]
+        for entry in manifest["files"].values()
+        if any(gpu_source.endswith(f"/{d['objectKey']}") for d in entry["destinations"].values())
+    ]
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile("requirements.txt")
+        assert member is not None
+        requirements = member.read().decode()
+    assert "onnxruntime-gpu" in requirements
+
+
+def test_a_light_usecase_registers_its_models_in_the_training_image_without_an_environment(
+    template_json: dict[str, Any],
+) -> None:
+    # Given the light telco template's register function
+    variables = register_variables(template_json)
+    # Then its packages name the training image and no inference code (no endpoint serves them)
+    assert "INFERENCE_PROGRAM" not in variables
+    assert "INFERENCE_CODE_URL" not in variables
+    assert variables["INFERENCE_IMAGE"]
 
 
 def test_the_training_source_archive_holds_code_requirements_and_usecase(assembly: Assembly) -> None:

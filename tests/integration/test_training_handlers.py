@@ -122,6 +122,25 @@ def test_a_good_model_is_registered_pending_manual_approval(aws: None) -> None:
     assert baseline_uri(package) is None
 
 
+def test_a_model_an_endpoint_serves_is_registered_with_its_inference_code(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a completed job's model archive, and a register function set up for the endpoint's GPU inference code
+    monkeypatch.setenv("INFERENCE_PROGRAM", "training/inference.py")
+    monkeypatch.setenv("INFERENCE_CODE_URL", "s3://assets/gpu-serving-source.tar.gz")
+    boto3.client("s3").put_object(Bucket=LAKE, Key=MODEL_KEY, Body=_model_archive(auc=0.85))
+    event = {"run_id": "run-1", "job_name": "run-1", "model_data_url": f"s3://{LAKE}/{MODEL_KEY}"}
+    # When the register handler runs
+    result = _register_handler().lambda_handler(event, FakeLambdaContext())
+    # Then the package's container (what a promotion creates the endpoint's model from) runs that code
+    package = boto3.client("sagemaker").describe_model_package(ModelPackageName=result["package_arn"])
+    (container,) = package["InferenceSpecification"]["Containers"]
+    assert container["Environment"] == {
+        "SAGEMAKER_PROGRAM": "training/inference.py",
+        "SAGEMAKER_SUBMIT_DIRECTORY": "s3://assets/gpu-serving-source.tar.gz",
+    }
+
+
 def test_a_model_with_a_baseline_is_registered_with_its_drift_check_baselines(aws: None) -> None:
     # Given a completed job's model archive with its baseline
     body = _baseline()

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +213,42 @@ def test_the_package_request_records_lineage_metrics_and_approval() -> None:
     }
     (container,) = request["InferenceSpecification"]["Containers"]
     assert container == {"Image": "image", "ModelDataUrl": inputs.model_data_url}
+
+
+def test_a_package_an_endpoint_serves_carries_its_inference_code_in_the_container() -> None:
+    # Given a model registered for an endpoint: its serving image, inference program and code archive
+    inputs = PackageInputs(
+        group_name="g", usecase="telco_churn", run_id="run-1", job_name="run-1", lake_bucket="lake",
+        model_data_url="s3://lake/m.tar.gz", image_uri="gpu-image", approval="manual", onnx_sha256="a" * 64,
+        lineage=Lineage.model_validate(_lineage()), inference_program="training/inference.py",
+        inference_code_url="s3://assets/gpu-source.tar.gz",
+    )  # fmt: skip
+    # When its CreateModelPackage request is built
+    request = model_package_request(inputs)
+    # Then its container runs that code in that image (a model created from the package loads model.onnx with it)
+    (container,) = request["InferenceSpecification"]["Containers"]
+    assert container == {
+        "Image": "gpu-image",
+        "ModelDataUrl": "s3://lake/m.tar.gz",
+        "Environment": {
+            "SAGEMAKER_PROGRAM": "training/inference.py",
+            "SAGEMAKER_SUBMIT_DIRECTORY": "s3://assets/gpu-source.tar.gz",
+        },
+    }
+
+
+def test_a_registration_for_an_endpoint_passes_its_inference_code_to_the_package(tmp_path: Path) -> None:
+    # Given a good model's archive and a registration that names the endpoint's inference code
+    store, registry = _store_with(_model_files({"auc": 0.84, "ece": 0.03, "parity_ok": True})), FakeRegistry()
+    request = replace(_request(), inference_program="training/inference.py", inference_code_url="s3://assets/c.gz")
+    # When it is registered
+    register_trained_model(request, store=store, registry=registry, workdir=tmp_path)
+    # Then the package's container carries them
+    (container,) = registry.requests[0]["InferenceSpecification"]["Containers"]
+    assert container["Environment"] == {
+        "SAGEMAKER_PROGRAM": "training/inference.py",
+        "SAGEMAKER_SUBMIT_DIRECTORY": "s3://assets/c.gz",
+    }
 
 
 def test_the_package_request_attaches_the_baseline_when_the_model_has_one() -> None:
