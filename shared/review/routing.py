@@ -182,17 +182,17 @@ def route_block(
             rules.append((Reason.DISAGREEMENT, np.isfinite(gap) & (gap >= settings.disagreement_threshold)))
     if settings.band is not None:
         rules.append((Reason.IN_BAND, (score >= settings.band[0]) & (score <= settings.band[1])))
-    deterministic = np.zeros(size, dtype=bool)
-    for _, applies in rules:
-        deterministic |= applies
-    audit = audit_draws(request_id, indices) < settings.audit_rate
-    routed = np.flatnonzero(deterministic | audit)
+    rules.append((Reason.AUDIT, audit_draws(request_id, indices) < settings.audit_rate))
+    code = np.zeros(size, dtype=np.int64)  # bit k: rule k applies (the audit is the last rule)
+    for bit, (_, applies) in enumerate(rules):
+        code |= applies.astype(np.int64) << bit
+    routed = np.flatnonzero(code)
+    codes = code[routed].tolist()
+    audit_bit = 1 << (len(rules) - 1)
+    reasons_of = {c: tuple(reason for bit, (reason, _) in enumerate(rules) if c >> bit & 1) for c in set(codes)}
     audit_only = 1.0 - (1.0 - settings.audit_rate)
     return BlockRouting(
         positions=routed.tolist(),
-        reasons=[
-            tuple(reason for reason, applies in rules if applies[i]) + ((Reason.AUDIT,) if audit[i] else ())
-            for i in routed
-        ],
-        inclusion_probabilities=[1.0 if deterministic[i] else audit_only for i in routed],
+        reasons=[reasons_of[c] for c in codes],
+        inclusion_probabilities=[audit_only if c == audit_bit else 1.0 for c in codes],
     )

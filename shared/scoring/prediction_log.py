@@ -255,7 +255,7 @@ class PredictionLog:
         positions = routed.positions
         routing = [
             {
-                "reasons": [reason.value for reason in reasons],
+                "reasons": reasons,  # StrEnum members: encoded as their values
                 "inclusion_probability": probability,
                 "challenger_score": challengers[position] if challengers else None,
             }
