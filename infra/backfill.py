@@ -33,15 +33,20 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct, IConstruct
 
 from infra.alerting import Alerting
+from infra.distributed_map import (
+    acknowledge_machine_grants,
+    execution_alarms,
+    item_processor,
+    json_array_map,
+    logged_state_machine,
+)
 from infra.layers import dependency_layer
 from infra.nag import acknowledge, logical_id
-from infra.python_function import python_function
+from infra.python_function import add_role_statements, python_function
 from infra.settings import FUNCTIONS_DIR, LAYERS_DIR, USECASE_FILE_IN_BUNDLE
 from shared.backfill.environment import BackfillEnvironment, BackfillFinishEnvironment, BackfillPlanEnvironment
 from shared.lake import layout as lake_keys
 
-STORAGE_ERROR = "StorageError"
-"""The object function's retried error (an S3 outage); a refused object (BackfillError) is not retried."""
 X_RAY_ACK = (
     "X-Ray active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions."
 )
@@ -231,12 +236,6 @@ class Backfill(Construct):
             environment=environment,
         )
 
-    def _policy(self, function: lambda_.Function, statements: list[iam.PolicyStatement]) -> IConstruct:
-        for statement in statements:
-            function.add_to_role_policy(statement)
-        assert function.role is not None
-        return function.role.node.find_child("DefaultPolicy")
-
     def _acknowledge(self, policy: IConstruct, *prefixes: str) -> None:
         lake_id = logical_id(self.lake_bucket)
         for prefix in prefixes:
@@ -268,7 +267,7 @@ class Backfill(Construct):
                 service_name="backfill-plan",
             ),
         )
-        policy = self._policy(
+        policy = add_role_statements(
             function,
             [
                 iam.PolicyStatement(
@@ -297,7 +296,7 @@ class Backfill(Construct):
                 service_name="backfill-finish",
             ),
         )
-        policy = self._policy(
+        policy = add_role_statements(
             function,
             [
                 iam.PolicyStatement(
@@ -329,61 +328,35 @@ class Backfill(Construct):
         # No JSONPath payloads (moto's grammar refuses "Payload.$" on a direct invoke): each task gets its whole
         # state, the plan step's output replaces the execution input, and the map's items are flat.
         plan = tasks.LambdaInvoke(self, "Plan", lambda_function=self.plan_function, payload_response_only=True)
-        backfill_one = tasks.LambdaInvoke(
+        backfill_one = item_processor(
             self,
             "BackfillObject",
-            lambda_function=self.function,
-            payload_response_only=True,
-            retry_on_service_exceptions=True,
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        backfill_one.add_retry(
-            errors=[STORAGE_ERROR],
-            max_attempts=settings.retry_attempts,
-            interval=settings.retry_interval,
-            backoff_rate=2,
-        )
-        failure_record = sfn.Pass(
-            self,
-            "FailureRecord",
-            parameters={
-                "key": sfn.JsonPath.format(
-                    settings.failure_key_template,
-                    sfn.JsonPath.string_at("$.usecase"),
-                    sfn.JsonPath.string_at("$.contract_version"),
-                    sfn.JsonPath.string_at("$.run"),
-                    sfn.JsonPath.string_at("$.object_id"),
-                ),
-                "document": {
-                    "item": {
-                        "manifest_key": sfn.JsonPath.string_at("$.manifest_key"),
-                        "object_id": sfn.JsonPath.string_at("$.object_id"),
-                        "source_key": sfn.JsonPath.string_at("$.source_key"),
-                    },
-                    "error": sfn.JsonPath.string_at("$.failure.Error"),
-                    "cause": sfn.JsonPath.string_at("$.failure.Cause"),
+            function=self.function,
+            retry_attempts=settings.retry_attempts,
+            retry_interval=settings.retry_interval,
+            failure_key=sfn.JsonPath.format(
+                settings.failure_key_template,
+                sfn.JsonPath.string_at("$.usecase"),
+                sfn.JsonPath.string_at("$.contract_version"),
+                sfn.JsonPath.string_at("$.run"),
+                sfn.JsonPath.string_at("$.object_id"),
+            ),
+            failure_document={
+                "item": {
+                    "manifest_key": sfn.JsonPath.string_at("$.manifest_key"),
+                    "object_id": sfn.JsonPath.string_at("$.object_id"),
+                    "source_key": sfn.JsonPath.string_at("$.source_key"),
                 },
             },
-        )
-        record = tasks.CallAwsService(
-            self,
-            "RecordFailure",
-            service="s3",
-            action="putObject",
-            parameters={
-                "Bucket": lake.bucket_name,
-                "Key": sfn.JsonPath.string_at("$.key"),
-                "Body": sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$.document")),
-            },
-            iam_resources=self._lake_objects(settings.runs_prefix),
-            iam_action="s3:PutObject",
+            lake_bucket=lake,
+            failure_objects=self._lake_objects(settings.runs_prefix),
             result_path=sfn.JsonPath.DISCARD,
         )
-        backfill_one.add_catch(failure_record.next(record), errors=["States.ALL"], result_path="$.failure")
-        objects = sfn.DistributedMap(
+        objects = json_array_map(
             self,
             "BackfillObjects",
-            item_reader=sfn.S3JsonItemReader(bucket=lake, key=sfn.JsonPath.string_at("$.items_key")),
+            lake_bucket=lake,
+            items_key=sfn.JsonPath.string_at("$.items_key"),
             item_selector={
                 **{
                     field: sfn.JsonPath.string_at(f"$$.Map.Item.Value.{field}")
@@ -393,10 +366,8 @@ class Backfill(Construct):
                 "run": sfn.JsonPath.string_at("$.run"),
             },
             max_concurrency=settings.max_concurrency,
-            map_execution_type=sfn.StateMachineType.STANDARD,
-            result_path=sfn.JsonPath.DISCARD,
+            processor=backfill_one,
         )
-        objects.item_processor(backfill_one)
         finish = tasks.LambdaInvoke(
             self,
             "Finish",
@@ -404,73 +375,30 @@ class Backfill(Construct):
             payload_response_only=True,
             result_path="$.summary",
         )
-        log_group = logs.LogGroup(self, "StateMachineLogGroup", retention=settings.log_retention)
-        state_machine = sfn.StateMachine(
+        state_machine = logged_state_machine(
             self,
-            "StateMachine",
             comment=f"Backfill {settings.usecase_name} under a new contract version: plan, objects on a "
             "Distributed Map, reconcile and switch",
-            definition_body=sfn.DefinitionBody.from_chainable(plan.next(objects).next(finish)),
-            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition=plan.next(objects).next(finish),
             timeout=settings.execution_timeout,
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            log_retention=settings.log_retention,
         )
-        self._acknowledge_machine(state_machine)
+        acknowledge_machine_grants(
+            state_machine,
+            functions=(self.plan_function, self.function, self.finish_function),
+            lake_bucket=lake,
+            items_file="items.json its plan step wrote under backfill-runs/<usecase>/",
+            acknowledge_own_prefixes=lambda policy: self._acknowledge(policy, settings.runs_prefix),
+        )
         return state_machine
 
-    def _acknowledge_machine(self, state_machine: sfn.StateMachine) -> None:
-        policy = state_machine.role.node.find_child("DefaultPolicy")
-        for function in (self.plan_function, self.function, self.finish_function):
-            acknowledge(
-                policy,
-                f"AwsSolutions-IAM5[Resource::<{logical_id(function)}.Arn>:*]",
-                "CDK grants invoking any version or alias of the machine's own function (its ARN with ':*').",
-            )
-        self._acknowledge(policy, self.settings.runs_prefix)
-        acknowledge(
-            policy,
-            "AwsSolutions-IAM5[Resource::*]",
-            "Step Functions log delivery, X-Ray tracing and a Distributed Map's child executions "
-            "(states:StartExecution/DescribeExecution/StopExecution on its own executions) per CDK's grants.",
-        )
-        acknowledge(
-            policy,
-            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::<{logical_id(self.lake_bucket)}>/*]",
-            "CDK's S3 JSON item reader grants s3:GetObject on the whole lake bucket; the machine reads only the "
-            "items.json its plan step wrote under backfill-runs/<usecase>/ (read only, no writes).",
-        )
-        machine_id = logical_id(state_machine)
-        executions = (
-            "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
-            f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{machine_id}"}}]}}]}}'
-        )
-        for suffix in (":*", "/*:*"):
-            acknowledge(
-                state_machine,
-                f"AwsSolutions-IAM5[Resource::{executions}{suffix}]",
-                "A Distributed Map's child executions are named by Step Functions at run time; the policy CDK "
-                "adds covers this machine's own executions only.",
-            )
-
     def _build_alarms(self) -> list[cloudwatch.Alarm]:
-        machine, name = self.state_machine, self.settings.usecase_name
-        found = []
-        for construct_id, metric, what in (
-            ("ExecutionsFailedAlarm", machine.metric_failed(period=Duration.minutes(5)), "failed"),
-            ("ExecutionsTimedOutAlarm", machine.metric_timed_out(period=Duration.minutes(5)), "timed out"),
-        ):
-            found.append(
-                cloudwatch.Alarm(
-                    self,
-                    construct_id,
-                    alarm_description=f"A {name} backfill run {what}; the execution's cause names the objects "
-                    "not reconciled (run python -m cli backfill again to resume).",
-                    metric=metric,
-                    threshold=1,
-                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                    evaluation_periods=1,
-                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                )
-            )
-        return found
+        name = self.settings.usecase_name
+        return execution_alarms(
+            self,
+            self.state_machine,
+            description=lambda what: (
+                f"A {name} backfill run {what}; the execution's cause names the objects "
+                "not reconciled (run python -m cli backfill again to resume)."
+            ),
+        )

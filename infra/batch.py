@@ -30,7 +30,6 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
@@ -38,8 +37,15 @@ from constructs import Construct, IConstruct
 
 from infra import layers
 from infra.alerting import Alerting
+from infra.distributed_map import (
+    acknowledge_machine_grants,
+    execution_alarms,
+    item_processor,
+    json_array_map,
+    logged_state_machine,
+)
 from infra.nag import acknowledge, logical_id
-from infra.python_function import python_function
+from infra.python_function import add_role_statements, python_function
 from infra.settings import USECASE_FILE_IN_BUNDLE, BatchFunctionSettings, BatchStackSettings
 from shared.batch.environment import (
     BatchFinishEnvironment,
@@ -48,8 +54,6 @@ from shared.batch.environment import (
     BatchWorkerEnvironment,
 )
 
-STORAGE_ERROR = "StorageError"
-"""The worker's retried error (an S3 outage); ``ChunkFailedError`` is never retried."""
 X_RAY_ACK = (
     "X-Ray active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions."
 )
@@ -124,13 +128,6 @@ class BatchPrediction(Construct):
     def _lake_objects(self, *prefixes: str) -> list[str]:
         return [self.lake_bucket.arn_for_objects(f"{prefix}*") for prefix in prefixes]
 
-    def _add_statements(self, function: lambda_.Function, statements: list[iam.PolicyStatement]) -> IConstruct:
-        for statement in statements:
-            function.add_to_role_policy(statement)
-        policy = function.role.node.find_child("DefaultPolicy") if function.role else None
-        assert policy is not None
-        return policy
-
     def _source_reads(self) -> list[iam.PolicyStatement]:
         """Jobs score objects of the raw bucket (any prefix: ``batch/`` uploads and retained raw data)."""
         return [
@@ -195,7 +192,7 @@ class BatchPrediction(Construct):
             ),
         )
         reads = (settings.models_prefix, settings.training_output_prefix, settings.batch_prefix)
-        policy = self._add_statements(
+        policy = add_role_statements(
             function,
             [
                 *self._source_reads(),
@@ -229,7 +226,7 @@ class BatchPrediction(Construct):
             ),
             layers=self.worker_layers,
         )
-        policy = self._add_statements(
+        policy = add_role_statements(
             function,
             [
                 *self._source_reads(),
@@ -264,7 +261,7 @@ class BatchPrediction(Construct):
                 lake_bucket=lake.bucket_name, **self._powertools(settings.finish)
             ),
         )
-        policy = self._add_statements(
+        policy = add_role_statements(
             function,
             [
                 iam.PolicyStatement(
@@ -300,7 +297,7 @@ class BatchPrediction(Construct):
         )
         self.state_machine.grant_start_execution(function)
         reads = (settings.training_output_prefix,)
-        policy = self._add_statements(
+        policy = add_role_statements(
             function,
             [
                 *self._source_reads(),
@@ -319,65 +316,35 @@ class BatchPrediction(Construct):
         plan = tasks.LambdaInvoke(
             self, "Plan", lambda_function=self.plan_function, payload_response_only=True, result_path="$.job"
         )
-        score = tasks.LambdaInvoke(
+        score = item_processor(
             self,
             "ScoreChunk",
-            lambda_function=self.worker_function,
-            payload_response_only=True,
-            retry_on_service_exceptions=True,
+            function=self.worker_function,
+            retry_attempts=settings.retry_attempts,
+            retry_interval=settings.retry_interval,
+            failure_key=sfn.JsonPath.format(
+                settings.failure_key_template,
+                sfn.JsonPath.string_at("$.context.usecase"),
+                sfn.JsonPath.string_at("$.context.job_id"),
+                sfn.JsonPath.string_at("$.chunk.chunk_key"),
+            ),
+            failure_document={"chunk": sfn.JsonPath.object_at("$.chunk")},
+            lake_bucket=lake,
+            failure_objects=self._lake_objects(settings.batch_prefix),
         )
-        score.add_retry(
-            errors=[STORAGE_ERROR],
-            max_attempts=settings.retry_attempts,
-            interval=settings.retry_interval,
-            backoff_rate=2,
-        )
-        failure_record = sfn.Pass(
-            self,
-            "FailureRecord",
-            parameters={
-                "key": sfn.JsonPath.format(
-                    settings.failure_key_template,
-                    sfn.JsonPath.string_at("$.context.usecase"),
-                    sfn.JsonPath.string_at("$.context.job_id"),
-                    sfn.JsonPath.string_at("$.chunk.chunk_key"),
-                ),
-                "document": {
-                    "chunk": sfn.JsonPath.object_at("$.chunk"),
-                    "error": sfn.JsonPath.string_at("$.failure.Error"),
-                    "cause": sfn.JsonPath.string_at("$.failure.Cause"),
-                },
-            },
-        )
-        record = tasks.CallAwsService(
-            self,
-            "RecordFailure",
-            service="s3",
-            action="putObject",
-            parameters={
-                "Bucket": lake.bucket_name,
-                "Key": sfn.JsonPath.string_at("$.key"),
-                "Body": sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$.document")),
-            },
-            iam_resources=self._lake_objects(settings.batch_prefix),
-            iam_action="s3:PutObject",
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        score.add_catch(failure_record.next(record), errors=["States.ALL"], result_path="$.failure")
-        score_chunks = sfn.DistributedMap(
+        score_chunks = json_array_map(
             self,
             "ScoreChunks",
-            item_reader=sfn.S3JsonItemReader(bucket=lake, key=sfn.JsonPath.string_at("$.job.chunks_key")),
+            lake_bucket=lake,
+            items_key=sfn.JsonPath.string_at("$.job.chunks_key"),
             item_selector={
                 "chunk": sfn.JsonPath.object_at("$$.Map.Item.Value"),
                 "context": sfn.JsonPath.object_at("$.job.context"),
             },
             max_concurrency=settings.max_concurrency,
             tolerated_failure_percentage=settings.tolerated_failure_percentage,
-            map_execution_type=sfn.StateMachineType.STANDARD,
-            result_path=sfn.JsonPath.DISCARD,
+            processor=score,
         )
-        score_chunks.item_processor(score)
         finish = tasks.LambdaInvoke(
             self,
             "Finish",
@@ -388,50 +355,22 @@ class BatchPrediction(Construct):
             payload_response_only=True,
             result_path="$.manifest",
         )
-        log_group = logs.LogGroup(self, "StateMachineLogGroup", retention=settings.log_retention)
-        state_machine = sfn.StateMachine(
+        state_machine = logged_state_machine(
             self,
-            "StateMachine",
             comment=f"Score a {settings.usecase_name} batch job: plan, chunks on a Distributed Map, manifest",
-            definition_body=sfn.DefinitionBody.from_chainable(plan.next(score_chunks).next(finish)),
-            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition=plan.next(score_chunks).next(finish),
             timeout=settings.execution_timeout,
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            log_retention=settings.log_retention,
         )
-        policy = state_machine.role.node.find_child("DefaultPolicy")
-        for function in (self.plan_function, self.worker_function, self.finish_function):
-            acknowledge(
-                policy,
-                f"AwsSolutions-IAM5[Resource::<{logical_id(function)}.Arn>:*]",
-                "CDK grants invoking any version or alias of the machine's own function (its ARN with ':*').",
-            )
-        self._acknowledge_prefixes(policy, settings.batch_prefix, raw=False)
-        acknowledge(
-            policy,
-            "AwsSolutions-IAM5[Resource::*]",
-            "Step Functions log delivery, X-Ray tracing and a Distributed Map's child executions "
-            "(states:StartExecution/DescribeExecution/StopExecution on its own executions) per CDK's grants.",
+        acknowledge_machine_grants(
+            state_machine,
+            functions=(self.plan_function, self.worker_function, self.finish_function),
+            lake_bucket=lake,
+            items_file="chunks.json its plan step wrote under batch-predictions/<usecase>/",
+            acknowledge_own_prefixes=lambda policy: self._acknowledge_prefixes(
+                policy, settings.batch_prefix, raw=False
+            ),
         )
-        lake_id = logical_id(self.lake_bucket)
-        acknowledge(
-            policy,
-            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::<{lake_id}>/*]",
-            "CDK's S3 JSON item reader grants s3:GetObject on the whole lake bucket; the machine reads only the "
-            "chunks.json its plan step wrote under batch-predictions/<usecase>/ (read only, no writes).",
-        )
-        machine_id = logical_id(state_machine)
-        executions = (
-            "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
-            f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{machine_id}"}}]}}]}}'
-        )
-        for suffix in (":*", "/*:*"):
-            acknowledge(
-                state_machine,
-                f"AwsSolutions-IAM5[Resource::{executions}{suffix}]",
-                "A Distributed Map's child executions are named by Step Functions at run time; the policy CDK "
-                "adds covers this machine's own executions only.",
-            )
         return state_machine
 
     # --- start and alarms ------------------------------------------------------------------------
@@ -454,22 +393,9 @@ class BatchPrediction(Construct):
         )
 
     def _build_alarms(self) -> list[cloudwatch.Alarm]:
-        machine, name = self.state_machine, self.settings.usecase_name
-        found = []
-        for construct_id, metric, what in (
-            ("ExecutionsFailedAlarm", machine.metric_failed(period=Duration.minutes(5)), "failed"),
-            ("ExecutionsTimedOutAlarm", machine.metric_timed_out(period=Duration.minutes(5)), "timed out"),
-        ):
-            found.append(
-                cloudwatch.Alarm(
-                    self,
-                    construct_id,
-                    alarm_description=f"A {name} batch job {what}; its manifest (or the execution) says why.",
-                    metric=metric,
-                    threshold=1,
-                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                    evaluation_periods=1,
-                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                )
-            )
-        return found
+        name = self.settings.usecase_name
+        return execution_alarms(
+            self,
+            self.state_machine,
+            description=lambda what: f"A {name} batch job {what}; its manifest (or the execution) says why.",
+        )

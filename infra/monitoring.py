@@ -30,11 +30,11 @@ from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
-from constructs import Construct, IConstruct
+from constructs import Construct
 
 from infra.alerting import Alerting
 from infra.nag import acknowledge, logical_id
-from infra.python_function import python_function
+from infra.python_function import add_role_statements, python_function
 from infra.settings import USECASE_FILE_IN_BUNDLE, MonitoringFunctionSettings, MonitoringStackSettings
 from shared.monitoring import telemetry
 from shared.monitoring.alarms import ALARM_MEANINGS, ALARMED_CHECKS
@@ -213,7 +213,7 @@ class Monitoring(Construct):
             ),
             iam.PolicyStatement(sid="ListModelPackages", actions=["sagemaker:ListModelPackages"], resources=["*"]),
         ]
-        policy = self._add_statements(function, statements)
+        policy = add_role_statements(function, statements)
         lake_id = logical_id(lake)
         for prefix in read_prefixes:
             acknowledge(
@@ -284,7 +284,7 @@ class Monitoring(Construct):
                 sid="NotifyAlarmTopic", actions=["sns:Publish"], resources=[self.alerting.topic.topic_arn]
             ),
         ]
-        policy = self._add_statements(function, statements)
+        policy = add_role_statements(function, statements)
         role = function.role
         assert role is not None
         # The alarm topic is KMS-encrypted: publishing to it needs the key.
@@ -297,14 +297,6 @@ class Monitoring(Construct):
         )
         acknowledge(policy, "AwsSolutions-IAM5[Resource::*]", X_RAY_ACK)
         return function
-
-    @staticmethod
-    def _add_statements(function: lambda_.Function, statements: list[iam.PolicyStatement]) -> IConstruct:
-        role = function.role
-        assert role is not None
-        for statement in statements:
-            role.add_to_principal_policy(statement)
-        return role.node.find_child("DefaultPolicy")
 
     # --- rules -----------------------------------------------------------------------------------
 

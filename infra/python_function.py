@@ -10,7 +10,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from infra.bundling import ARCHITECTURE, RUNTIME, function_code
 from infra.nag import acknowledge
@@ -67,3 +67,13 @@ def python_function(
     )
     acknowledge(function, "AwsSolutions-L1", RUNTIME_PIN_REASON)
     return function
+
+
+def add_role_statements(function: lambda_.Function, statements: list[iam.PolicyStatement]) -> IConstruct:
+    """Add ``statements`` to the role of a function :func:`python_function` built; return the role's default
+    policy (the construct cdk-nag findings on those statements are acknowledged on)."""
+    role = function.role
+    assert role is not None
+    for statement in statements:
+        role.add_to_principal_policy(statement)
+    return role.node.find_child("DefaultPolicy")

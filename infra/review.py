@@ -31,7 +31,7 @@ from constructs import Construct, IConstruct
 
 from infra.alerting import Alerting
 from infra.nag import acknowledge, logical_id
-from infra.python_function import python_function
+from infra.python_function import add_role_statements, python_function
 from infra.settings import USECASE_FILE_IN_BUNDLE, ReviewFunctionSettings, ReviewStackSettings
 from shared.review import adapters, telemetry
 from shared.review.environment import ReviewApiEnvironment, ReviewEnvironment
@@ -155,14 +155,6 @@ class Review(Construct):
             resources=[self.lake_bucket.arn_for_objects(f"{self.settings.feedback_prefix}*")],
         )
 
-    @staticmethod
-    def _add_statements(function: lambda_.Function, statements: list[iam.PolicyStatement]) -> IConstruct:
-        role = function.role
-        assert role is not None
-        for statement in statements:
-            role.add_to_principal_policy(statement)
-        return role.node.find_child("DefaultPolicy")
-
     def _acknowledge_policy(self, policy: IConstruct, *, feedback: bool, reports: bool, models: bool = False) -> None:
         table_id, lake_id = logical_id(self.table), logical_id(self.lake_bucket)
         acknowledge(
@@ -223,7 +215,7 @@ class Review(Construct):
                 report_batch_item_failures=True,
             )
         )
-        policy = self._add_statements(
+        policy = add_role_statements(
             function,
             [
                 self._table_statement(INTAKE_TABLE_ACTIONS),
@@ -251,7 +243,7 @@ class Review(Construct):
             description=f"Mark overdue {settings.usecase_name} review items, write pending labels, publish metrics",
             environment=self._environment(settings.sweep, ReviewEnvironment),
         )
-        policy = self._add_statements(function, [self._table_statement(REVIEW_TABLE_ACTIONS), self._write_feedback()])
+        policy = add_role_statements(function, [self._table_statement(REVIEW_TABLE_ACTIONS), self._write_feedback()])
         self._acknowledge_policy(policy, feedback=True, reports=False)
         return function
 
@@ -286,7 +278,7 @@ class Review(Construct):
         )
         stack = Stack.of(self)
         group = settings.model_package_group_name
-        policy = self._add_statements(
+        policy = add_role_statements(
             function,
             [
                 self._table_statement(REVIEW_TABLE_ACTIONS),
