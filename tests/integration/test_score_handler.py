@@ -462,8 +462,14 @@ def test_the_openapi_document_describes_the_v2_route(aws: dict[str, Any], call: 
 
 
 def test_a_shadow_challenger_far_from_the_champion_routes_the_record_for_disagreement(
-    aws: dict[str, Any], call: Any, model: TrainedModel
+    aws: dict[str, Any], call: Any, model: TrainedModel, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    # (the use case with a wide shadow time bound: the challenger's first load must not make it abandon the
+    # shadow scores this test reads, on a loaded machine)
+    text = (REPO / "usecases" / "telco_churn.toml").read_text()
+    usecase_file = tmp_path / "telco_churn.toml"
+    usecase_file.write_text(text.replace("[serving]\n", "[serving]\nshadow_timeout_ms = 5000\n", 1))
+    monkeypatch.setenv("SLUICE_USECASE_FILE", str(usecase_file))
     # Given a champion (logistic regression) and a challenger scoring in shadow (a decision tree: far apart often)
     challenger = trained_model("decision_tree")
     ref = challenger.ref(version=2, run_id="run-2")
