@@ -29,6 +29,10 @@ Patched here:
   integers as such): moto's grammar accepts only a decimal literal (``5.0``) and refuses the whole definition.
   The patch writes the value as a float before parsing (moto still does not enforce it: Sluice's batch machine
   catches every item's failure and its finish step enforces the tolerance).
+* ``StopExecution`` while a task runs: the interpreter marks the program stopped, but an error the running task
+  raises afterwards (and its ``Catch`` path ending in a ``Fail`` state) can overwrite that, and the execution
+  ends ``FAILED``. On AWS a stopped execution is ``ABORTED``, with the stop's error and cause, whatever a
+  task still in flight does. The patch keeps a stopped execution ``ABORTED``.
 """
 
 from __future__ import annotations
@@ -96,6 +100,31 @@ class StepFunctionsPatches:
         self._patch_sdk_results()
         self._patch_task_failure_cause()
         self._patch_tolerated_failure_percentage()
+        self._patch_stopped_stays_aborted()
+
+    def _patch_stopped_stays_aborted(self) -> None:
+        from moto.stepfunctions.parser.api import ExecutionStatus
+        from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
+
+        original_stop = Execution.stop
+        original_reflect = BaseExecutionWorkerCommunication._reflect_execution_status
+
+        def stop(execution: Any, stop_date: datetime, error: str | None, cause: str | None) -> Any:
+            execution.sluice_stopped = (stop_date, error, cause)
+            return original_stop(execution, stop_date, error, cause)
+
+        def reflect_execution_status(communication: Any) -> None:
+            original_reflect(communication)
+            execution = communication.execution
+            stopped = getattr(execution, "sluice_stopped", None)
+            if stopped is not None and execution.exec_status != ExecutionStatus.ABORTED:
+                execution.stop_date, execution.error, execution.cause = stopped
+                execution.exec_status = ExecutionStatus.ABORTED
+
+        self._patches.append((Execution, "stop", original_stop))
+        setattr(Execution, "stop", stop)  # noqa: B010 - a patch, undone on uninstall
+        self._patches.append((BaseExecutionWorkerCommunication, "_reflect_execution_status", original_reflect))
+        setattr(BaseExecutionWorkerCommunication, "_reflect_execution_status", reflect_execution_status)  # noqa: B010 - a patch, undone on uninstall
 
     def _patch_tolerated_failure_percentage(self) -> None:
         from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
