@@ -66,3 +66,41 @@ def trained_model(estimator: str = "logistic_regression") -> TrainedModel:
     pipeline = build_pipeline(usecase.contract, make_estimator(settings))
     pipeline.fit(feature_frame(rows, usecase.contract), label_vector(rows, usecase.contract))
     return TrainedModel(usecase=usecase, onnx=to_onnx(pipeline, usecase.contract), pipeline=pipeline, records=records)
+
+
+def register_in_moto(
+    model: TrainedModel, *, lake: str, group: str, run_id: str = "run-1"
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Put the model in the lake (under moto) and register it as SageMaker's registry would hold it: the
+    package as ``DescribeModelPackage`` returns it, and its metrics."""
+    import boto3
+
+    s3, sagemaker = boto3.client("s3"), boto3.client("sagemaker")
+    prefix = f"models/{model.usecase.name}/{run_id}/"
+    metrics = {"auc": 0.84, "ece": 0.02, "parity_ok": True, "threshold": {"threshold": 0.3}}
+    s3.put_object(Bucket=lake, Key=f"{prefix}model.onnx", Body=model.onnx)
+    s3.put_object(Bucket=lake, Key=f"{prefix}metrics.json", Body=json.dumps(metrics).encode())
+    sagemaker.create_model_package_group(ModelPackageGroupName=group)
+    arn = sagemaker.create_model_package(
+        ModelPackageGroupName=group,
+        ModelApprovalStatus="Approved",
+        InferenceSpecification={
+            "Containers": [{"Image": "image", "ModelDataUrl": f"s3://{lake}/model.tar.gz"}],
+            "SupportedContentTypes": ["application/json"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        ModelMetrics={
+            "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": f"s3://{lake}/{prefix}m.json"}}
+        },
+        CustomerMetadataProperties={
+            "onnx_sha256": model.sha256,
+            "onnx_s3_key": f"{prefix}model.onnx",
+            "lineage_s3_key": f"{prefix}lineage.json",
+            "run_id": run_id,
+            "training_job_name": "job-1",
+            "contract_version": "1.0.0",
+            "training_set_hash": "abc",
+            "code_version": "c0de",
+        },
+    )["ModelPackageArn"]
+    return sagemaker.describe_model_package(ModelPackageName=arn), metrics

@@ -18,7 +18,7 @@ from shared.deployment.adapters import DeploymentStore
 from shared.deployment.state import DeploymentState, ModelRef, model_ref_from_package
 from shared.lake import layout as lake
 from tests.fakes import FakeLambdaContext
-from tests.scoring_model import TrainedModel, trained_model
+from tests.scoring_model import TrainedModel, register_in_moto, trained_model
 
 REPO = Path(__file__).resolve().parents[2]
 RAW, LAKE, GROUP, USECASE = "sluice-raw", "sluice-lake", "sluice-telco-churn", "telco_churn"
@@ -50,35 +50,7 @@ def _clear_caches() -> None:
 
 def _register(model: TrainedModel) -> ModelRef:
     """The model in the lake, registered as SageMaker's registry holds it, and the champion of the use case."""
-    s3, sagemaker = boto3.client("s3"), boto3.client("sagemaker")
-    prefix = f"models/{USECASE}/{RUN_ID}/"
-    metrics = {"auc": 0.84, "threshold": {"threshold": 0.3}}
-    s3.put_object(Bucket=LAKE, Key=f"{prefix}model.onnx", Body=model.onnx)
-    s3.put_object(Bucket=LAKE, Key=f"{prefix}metrics.json", Body=json.dumps(metrics).encode())
-    sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
-    arn = sagemaker.create_model_package(
-        ModelPackageGroupName=GROUP,
-        ModelApprovalStatus="Approved",
-        InferenceSpecification={
-            "Containers": [{"Image": "image", "ModelDataUrl": f"s3://{LAKE}/model.tar.gz"}],
-            "SupportedContentTypes": ["application/json"],
-            "SupportedResponseMIMETypes": ["application/json"],
-        },
-        ModelMetrics={
-            "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": f"s3://{LAKE}/{prefix}m.json"}}
-        },
-        CustomerMetadataProperties={
-            "onnx_sha256": model.sha256,
-            "onnx_s3_key": f"{prefix}model.onnx",
-            "lineage_s3_key": f"{prefix}lineage.json",
-            "run_id": RUN_ID,
-            "training_job_name": "job-1",
-            "contract_version": "1.0.0",
-            "training_set_hash": "abc",
-            "code_version": "c0de",
-        },
-    )["ModelPackageArn"]
-    return model_ref_from_package(sagemaker.describe_model_package(ModelPackageName=arn), metrics)
+    return model_ref_from_package(*register_in_moto(model, lake=LAKE, group=GROUP, run_id=RUN_ID))
 
 
 def _deploy(champion: ModelRef) -> None:

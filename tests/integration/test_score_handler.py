@@ -16,7 +16,7 @@ from shared.deployment.exceptions import ConcurrentUpdateError
 from shared.deployment.state import DeploymentState, model_ref_from_package
 from shared.scoring.prediction_log_lake import parse_message
 from tests.fakes import FakeLambdaContext
-from tests.scoring_model import TrainedModel, trained_model
+from tests.scoring_model import TrainedModel, register_in_moto, trained_model
 
 REPO = Path(__file__).resolve().parents[2]
 LAKE, GROUP, USECASE = "sluice-lake", "sluice-telco-churn", "telco_churn"
@@ -57,35 +57,8 @@ def model() -> TrainedModel:
 
 def _register(model: TrainedModel) -> dict[str, Any]:
     """Put the model in the lake and register it as SageMaker's registry would hold it."""
-    s3, sagemaker = boto3.client("s3"), boto3.client("sagemaker")
-    prefix = f"models/{USECASE}/{RUN_ID}/"
-    metrics = {"auc": 0.84, "ece": 0.02, "parity_ok": True, "threshold": {"threshold": 0.3}}
-    s3.put_object(Bucket=LAKE, Key=f"{prefix}model.onnx", Body=model.onnx)
-    s3.put_object(Bucket=LAKE, Key=f"{prefix}metrics.json", Body=json.dumps(metrics).encode())
-    sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
-    arn = sagemaker.create_model_package(
-        ModelPackageGroupName=GROUP,
-        ModelApprovalStatus="Approved",
-        InferenceSpecification={
-            "Containers": [{"Image": "image", "ModelDataUrl": f"s3://{LAKE}/model.tar.gz"}],
-            "SupportedContentTypes": ["application/json"],
-            "SupportedResponseMIMETypes": ["application/json"],
-        },
-        ModelMetrics={
-            "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": f"s3://{LAKE}/{prefix}m.json"}}
-        },
-        CustomerMetadataProperties={
-            "onnx_sha256": model.sha256,
-            "onnx_s3_key": f"{prefix}model.onnx",
-            "lineage_s3_key": f"{prefix}lineage.json",
-            "run_id": RUN_ID,
-            "training_job_name": "job-1",
-            "contract_version": "1.0.0",
-            "training_set_hash": "abc",
-            "code_version": "c0de",
-        },
-    )["ModelPackageArn"]
-    return {"package": sagemaker.describe_model_package(ModelPackageName=arn), "metrics": metrics}
+    package, metrics = register_in_moto(model, lake=LAKE, group=GROUP, run_id=RUN_ID)
+    return {"package": package, "metrics": metrics}
 
 
 @pytest.fixture
